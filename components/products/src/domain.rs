@@ -1,0 +1,293 @@
+//! The catalogue's types: only valid values can be built.
+
+use serde::Serialize;
+use shop_guest::error::{ApiError, FieldErrors};
+use shop_guest::json::{FieldValue, Fields, Presence, TextRules};
+use shop_guest::money::{self, Money};
+use shop_guest::request::Query;
+use shop_guest::time::Timestamp;
+
+/// A product as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub stock: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A product name: 1 to 200 characters once trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    /// The most characters a name may have.
+    pub const MAX_CHARS: usize = 200;
+
+    /// Reads a name field (DRF `CharField(max_length=200)`).
+    pub fn from_field(value: &FieldValue<'_>) -> Result<Self, Vec<String>> {
+        value.text(TextRules::required(Self::MAX_CHARS)).map(Self)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Units in stock: 0 to 2,147,483,647.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock(i64);
+
+impl Stock {
+    /// The most units a product may have (a 32-bit signed integer, as the API promises).
+    pub const MAX: i64 = 2_147_483_647;
+
+    /// Reads a stock field (DRF `IntegerField(min_value=0, max_value=2147483647)`).
+    pub fn from_field(value: &FieldValue<'_>) -> Result<Self, Vec<String>> {
+        value.integer(0, Self::MAX).map(Self)
+    }
+
+    /// The number of units.
+    pub fn units(&self) -> i64 {
+        self.0
+    }
+}
+
+/// The fields a write sets; `None` leaves the field as it is (or at its default on create).
+#[derive(Debug, Clone, Default)]
+pub struct ProductChanges {
+    pub name: Option<ProductName>,
+    pub description: Option<String>,
+    pub price: Option<Money>,
+    pub stock: Option<Stock>,
+}
+
+impl ProductChanges {
+    /// Reads a body: `name` and `price` must be present unless `presence` is `Optional`
+    /// (PATCH); unknown fields are ignored; every field's messages are reported together.
+    pub fn read(mut fields: Fields<'_>, presence: Presence) -> Result<Self, ApiError> {
+        let changes = Self {
+            name: fields.read("name", presence, ProductName::from_field),
+            description: fields.optional("description", |v| v.text(TextRules::blank_allowed())),
+            price: fields.read("price", presence, Money::from_field),
+            stock: fields.optional("stock", Stock::from_field),
+        };
+        fields.finish()?;
+        Ok(changes)
+    }
+}
+
+/// A complete new product.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub name: ProductName,
+    pub description: String,
+    pub price: Money,
+    pub stock: Stock,
+}
+
+impl NewProduct {
+    /// A new product from a create body: `description` defaults to "", `stock` to 0.
+    pub fn from_changes(changes: ProductChanges) -> Result<Self, ApiError> {
+        match (changes.name, changes.price) {
+            (Some(name), Some(price)) => Ok(Self {
+                name,
+                description: changes.description.unwrap_or_default(),
+                price,
+                stock: changes.stock.unwrap_or(Stock(0)),
+            }),
+            // `ProductChanges::read` with `Presence::Required` already reported these.
+            (name, _) => {
+                let field = if name.is_none() { "name" } else { "price" };
+                Err(ApiError::field(field, shop_guest::json::REQUIRED))
+            }
+        }
+    }
+}
+
+/// The list filters of `GET /api/products/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductFilter {
+    /// Every term must appear, case-insensitively, in the name or the description.
+    pub search_terms: Vec<String>,
+    /// `price >= min_price`, in cents.
+    pub min_price_cents: Option<i64>,
+    /// `price <= max_price`, in cents.
+    pub max_price_cents: Option<i64>,
+    /// `Some(true)`: stock > 0; `Some(false)`: stock = 0.
+    pub in_stock: Option<bool>,
+}
+
+impl ProductFilter {
+    /// Reads `search`, `min_price`, `max_price` and `in_stock`; an invalid price bound is a 400
+    /// `{"min_price": ["Enter a number."]}`. Empty values are no filter.
+    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::new();
+        let mut price_bound = |name: &str, to_cents: fn(&str) -> Option<i64>| {
+            let text = query
+                .get(name)
+                .map(str::trim)
+                .filter(|text| !text.is_empty())?;
+            let cents = to_cents(text);
+            if cents.is_none() {
+                errors.add(name, "Enter a number.");
+            }
+            cents
+        };
+        let min_price_cents = price_bound("min_price", money::cents_at_least);
+        let max_price_cents = price_bound("max_price", money::cents_at_most);
+        errors.into_result()?;
+        Ok(Self {
+            search_terms: search_terms(query.get("search").unwrap_or_default()),
+            min_price_cents,
+            max_price_cents,
+            in_stock: query.get("in_stock").and_then(parse_bool),
+        })
+    }
+}
+
+/// DRF `SearchFilter` terms: commas and whitespace separate terms, NULs are dropped.
+fn search_terms(search: &str) -> Vec<String> {
+    search
+        .replace('\0', "")
+        .replace(',', " ")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// django-filter's boolean widget; anything else is no filter.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim() {
+        "true" | "True" | "1" => Some(true),
+        "false" | "False" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// A column the list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Name,
+    Price,
+    CreatedAt,
+    Stock,
+}
+
+/// One `ordering` term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortBy {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+/// `ordering=price,-name`: known terms in order; unknown ones are ignored (empty: by id).
+pub fn ordering_from_query(query: &Query) -> Vec<SortBy> {
+    let Some(ordering) = query.get("ordering") else {
+        return Vec::new();
+    };
+    ordering
+        .split(',')
+        .filter_map(|term| {
+            let term = term.trim();
+            let (descending, name) = match term.strip_prefix('-') {
+                Some(name) => (true, name),
+                None => (false, term),
+            };
+            let key = match name {
+                "name" => SortKey::Name,
+                "price" => SortKey::Price,
+                "created_at" => SortKey::CreatedAt,
+                "stock" => SortKey::Stock,
+                _ => return None,
+            };
+            Some(SortBy { key, descending })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_read_from_the_query() {
+        let filter = ProductFilter::from_query(&Query::parse(
+            "search=red,%20shoe&min_price=10.005&max_price=20&in_stock=true",
+        ))
+        .unwrap();
+        assert_eq!(
+            filter,
+            ProductFilter {
+                search_terms: vec!["red".into(), "shoe".into()],
+                min_price_cents: Some(1001),
+                max_price_cents: Some(2000),
+                in_stock: Some(true),
+            }
+        );
+        let none = ProductFilter::from_query(&Query::parse("min_price=&in_stock=maybe")).unwrap();
+        assert_eq!(none, ProductFilter::default());
+    }
+
+    #[test]
+    fn invalid_price_bounds_are_400() {
+        let error =
+            ProductFilter::from_query(&Query::parse("min_price=abc&max_price=x")).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap(),
+            serde_json::json!({"min_price": ["Enter a number."], "max_price": ["Enter a number."]})
+        );
+    }
+
+    #[test]
+    fn ordering_ignores_unknown_terms() {
+        let ordering = ordering_from_query(&Query::parse("ordering=-price,bogus,%20name"));
+        assert_eq!(
+            ordering,
+            vec![
+                SortBy {
+                    key: SortKey::Price,
+                    descending: true
+                },
+                SortBy {
+                    key: SortKey::Name,
+                    descending: false
+                },
+            ]
+        );
+        assert!(ordering_from_query(&Query::parse("ordering=id")).is_empty());
+    }
+
+    #[test]
+    fn bodies_validate_every_field() {
+        let object = shop_guest::json::parse_object(
+            br#"{"name": "  ", "price": "1.999", "stock": -1, "description": 5, "extra": true}"#,
+        )
+        .unwrap();
+        let error = ProductChanges::read(Fields::new(object), Presence::Required).unwrap_err();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap(),
+            serde_json::json!({
+                "name": ["This field may not be blank."],
+                "price": ["Ensure that there are no more than 2 decimal places."],
+                "stock": ["Ensure this value is greater than or equal to 0."],
+            })
+        );
+        let object = shop_guest::json::parse_object(br#"{"name": " Lamp ", "price": 5}"#).unwrap();
+        let changes = ProductChanges::read(Fields::new(object), Presence::Required).unwrap();
+        let product = NewProduct::from_changes(changes).unwrap();
+        assert_eq!(product.name.as_str(), "Lamp");
+        assert_eq!(product.price.to_string(), "5.00");
+        assert_eq!(
+            (product.description.as_str(), product.stock.units()),
+            ("", 0)
+        );
+        let object = shop_guest::json::parse_object(b"{}").unwrap();
+        assert!(ProductChanges::read(Fields::new(object), Presence::Optional).is_ok());
+    }
+}

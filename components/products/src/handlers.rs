@@ -1,0 +1,78 @@
+//! One function per endpoint: read the request, check who may, call storage, answer.
+
+use shop_guest::auth;
+use shop_guest::error::ApiError;
+use shop_guest::json::{Fields, Presence};
+use shop_guest::paging::{Page, PageRequest};
+use shop_guest::request::ApiRequest;
+use shop_guest::response;
+use shop_guest::routing;
+use shop_guest::storage::Db;
+use shop_guest::time::Timestamp;
+use spin_sdk::http::Response;
+
+use crate::domain::{self, NewProduct, ProductChanges, ProductFilter};
+use crate::storage;
+
+/// GET /api/products/: a filtered, ordered page of products.
+pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
+    let query = request.query();
+    let filter = ProductFilter::from_query(&query)?;
+    let ordering = domain::ordering_from_query(&query);
+    let pages = PageRequest::from_query(&query)?;
+    let db = Db::open()?;
+    let window = match pages.window()? {
+        Some(window) => window,
+        None => pages.window_for(storage::count(&db, &filter)?)?,
+    };
+    let (products, total) = storage::list(&db, &filter, &ordering, window)?;
+    response::ok(&Page::from_windowed(request, window, total, products)?)
+}
+
+/// GET /api/products/{id}/
+pub fn retrieve(id: &str) -> Result<Response, ApiError> {
+    let id = routing::id(id)?;
+    let db = Db::open()?;
+    let product = storage::find(&db, id)?.ok_or_else(ApiError::not_found)?;
+    response::ok(&product)
+}
+
+/// POST /api/products/ (staff): 201 with the new product.
+pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
+    auth::require_staff(request)?;
+    let changes = ProductChanges::read(Fields::from_request(request)?, Presence::Required)?;
+    let new = NewProduct::from_changes(changes)?;
+    let db = Db::open()?;
+    let product = storage::insert(&db, &new, Timestamp::now())?;
+    response::created(&product)
+}
+
+/// PUT (`partial = false`) or PATCH (`partial = true`) /api/products/{id}/ (staff).
+pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response, ApiError> {
+    auth::require_staff(request)?;
+    let id = routing::id(id)?;
+    let db = Db::open()?;
+    let changes = match Fields::from_request(request)
+        .and_then(|fields| ProductChanges::read(fields, Presence::for_update(partial)))
+    {
+        Ok(changes) => changes,
+        // As DRF does, a missing product is a 404 whatever the body holds.
+        Err(error) if storage::exists(&db, id)? => return Err(error),
+        Err(_) => return Err(ApiError::not_found()),
+    };
+    let product =
+        storage::update(&db, id, &changes, Timestamp::now())?.ok_or_else(ApiError::not_found)?;
+    response::ok(&product)
+}
+
+/// DELETE /api/products/{id}/ (staff): 204 with no body.
+pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    auth::require_staff(request)?;
+    let id = routing::id(id)?;
+    let db = Db::open()?;
+    if storage::delete(&db, id)? {
+        Ok(response::no_content())
+    } else {
+        Err(ApiError::not_found())
+    }
+}

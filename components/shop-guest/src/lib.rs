@@ -1,0 +1,25 @@
+//! What every shop component needs, written once: the DRF-shaped error answers, JWTs (issued
+//! and checked), money, paging, JSON bodies, request routing and one storage API over SQLite
+//! and Postgres.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod money;
+pub mod paging;
+pub mod request;
+pub mod response;
+pub mod routing;
+pub mod storage;
+pub mod time;
+
+pub use auth::User;
+pub use error::{ApiError, FieldErrors};
+pub use json::{Fields, Presence};
+pub use money::Money;
+pub use paging::{Page, PageRequest};
+pub use request::ApiRequest;
+pub use storage::{Db, Param, Statement, StorageError};
+pub use time::Timestamp;

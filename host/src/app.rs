@@ -1,0 +1,379 @@
+//! `shop up`: loads the app described by `spin.toml`, prepares everything a request needs,
+//! and serves it.
+//!
+//! Every check that can fail happens here, before the port is opened: each error names the
+//! thing at fault and the fix, and stops the host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::net::TcpListener;
+use wasmtime::Engine;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::manifest::{ComponentDecl, Manifest, RuntimeConfig};
+use crate::migrate;
+use crate::postgres::PostgresPools;
+use crate::router::{Route, Router};
+use crate::secrets;
+use crate::sqlite::SqliteDatabases;
+use crate::state::{ComponentConfig, Databases, HostState};
+use crate::variables::{AppVariables, ComponentVariables};
+
+/// The component variable that names a service's database: a SQLite label or a Postgres URL.
+const DATABASE_VARIABLE: &str = "database";
+
+/// The most Postgres connections per pool (per distinct URL).
+const POSTGRES_POOL_SIZE: u32 = 32;
+
+/// The command-line options of `shop up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The manifest to serve.
+    pub manifest: PathBuf,
+    /// The runtime config; `None` means `runtime-config.toml` next to the manifest, if present.
+    pub runtime_config: Option<PathBuf>,
+    /// The address to listen on.
+    pub listen: String,
+    /// A Postgres URL that replaces every component's `database` variable.
+    pub database_url: Option<String>,
+    /// Whether to run `shop build` first.
+    pub build: bool,
+}
+
+/// One component ready to serve: its configuration and its pre-instantiated code.
+pub struct ServedComponent {
+    /// What the host knows of the component.
+    pub config: Arc<ComponentConfig>,
+    /// The component linked against the host, ready for a fresh instance per request.
+    pub pre: ProxyPre<HostState>,
+}
+
+/// Everything a request needs, built once at start.
+pub struct App {
+    /// The engine every component is compiled for.
+    pub engine: Engine,
+    /// The HTTP routes.
+    pub router: Router,
+    /// The served components; routes refer to them by index.
+    pub components: Vec<ServedComponent>,
+    /// The databases.
+    pub databases: Databases,
+    /// The epoch deadline of one request.
+    pub deadline_ticks: u64,
+}
+
+/// Loads, checks and serves the app until Ctrl-C or SIGTERM.
+pub async fn up(options: UpOptions) -> Result<()> {
+    let manifest = Manifest::load(&options.manifest)?;
+    tracing::debug!(app = %manifest.name, manifest = %manifest.path.display(), "loading");
+    if options.build {
+        crate::build::build_all(&manifest).await?;
+    }
+    let runtime_config = load_runtime_config(&manifest, options.runtime_config.as_deref())?;
+    if let Some(url) = &options.database_url {
+        migrate::check_database_url(url)?;
+    }
+
+    let env = |name: &str| std::env::var(name).ok();
+    let generated = if options.database_url.is_none() {
+        secrets::local_secrets(&manifest.variables, Path::new(secrets::DATA_DIR), env)?
+    } else {
+        Default::default()
+    };
+    let app_variables = AppVariables::resolve(&manifest.variables, |name| {
+        env(name).or_else(|| generated.get(name).cloned())
+    })?;
+    let served_ids = served_component_ids(&manifest);
+    let mut configs = Vec::with_capacity(served_ids.len());
+    for id in &served_ids {
+        let decl = &manifest.components[id];
+        check_source_exists(&manifest, id, decl)?;
+        configs.push(component_config(
+            id,
+            decl,
+            &app_variables,
+            options.database_url.as_deref(),
+        )?);
+    }
+
+    if let Some(url) = &options.database_url {
+        // One connection now, so that an unreachable Postgres stops the host at once.
+        migrate::connect_postgres(url).await?;
+    }
+    let databases = open_databases(&configs, &runtime_config).await?;
+    for config in &configs {
+        apply_migrations(&manifest, config, &databases).await?;
+    }
+
+    let engine = crate::engine::build()?;
+    crate::engine::start_epoch_ticker(&engine)?;
+    let linker = crate::state::linker(&engine)?;
+    let mut components = Vec::with_capacity(configs.len());
+    for config in configs {
+        let decl = &manifest.components[&config.id];
+        let pre = prepare_component(&engine, &linker, &manifest, &config.id, decl)?;
+        components.push(ServedComponent {
+            config: Arc::new(config),
+            pre,
+        });
+    }
+
+    let router = build_router(&manifest, &components)?;
+    let listener = bind(&options.listen).await?;
+    let app = Arc::new(App {
+        engine,
+        router,
+        components,
+        databases,
+        deadline_ticks: crate::engine::deadline_ticks(),
+    });
+    print_routes(&app, listener.local_addr()?);
+    crate::server::serve(app, listener, shutdown_signal()).await
+}
+
+fn load_runtime_config(manifest: &Manifest, path: Option<&Path>) -> Result<RuntimeConfig> {
+    match path {
+        Some(path) => RuntimeConfig::load(path),
+        None => {
+            let default = manifest.dir.join("runtime-config.toml");
+            if default.exists() {
+                RuntimeConfig::load(&default)
+            } else {
+                Ok(RuntimeConfig::default())
+            }
+        }
+    }
+}
+
+/// The components that serve a route, each once, in manifest order.
+fn served_component_ids(manifest: &Manifest) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for trigger in &manifest.http_triggers {
+        if trigger.route.is_some() && !ids.contains(&trigger.component) {
+            ids.push(trigger.component.clone());
+        }
+    }
+    ids
+}
+
+fn check_source_exists(manifest: &Manifest, id: &str, decl: &ComponentDecl) -> Result<()> {
+    let path = manifest.source_path(decl);
+    if path.is_file() {
+        return Ok(());
+    }
+    let how = match &decl.build {
+        Some(build) => format!(
+            "build it with `{}` (its [component.{id}.build] command), or run `shop build` or `shop up --build`",
+            build.command
+        ),
+        None => format!("component `{id}` has no build command: put its Wasm file there"),
+    };
+    bail!(
+        "component `{id}`: its source {} does not exist; {how}",
+        path.display()
+    )
+}
+
+fn component_config(
+    id: &str,
+    decl: &ComponentDecl,
+    app_variables: &AppVariables,
+    database_url: Option<&str>,
+) -> Result<ComponentConfig> {
+    let mut variables = ComponentVariables::resolve(id, &decl.variables, app_variables)?;
+    if let Some(url) = database_url {
+        if variables.get(DATABASE_VARIABLE).is_some() {
+            variables.set(DATABASE_VARIABLE, migrate::with_search_path(url, id));
+        }
+    }
+    if let Some(label) = variables.get(DATABASE_VARIABLE) {
+        if !is_postgres_url(label) && !decl.sqlite_databases.iter().any(|l| l == label) {
+            bail!(
+                "component `{id}`: its `{DATABASE_VARIABLE}` variable names the SQLite database `{label}`, \
+                 which is not in its sqlite_databases {:?}; add it there or set a postgres:// URL",
+                decl.sqlite_databases
+            );
+        }
+    }
+    Ok(ComponentConfig {
+        id: id.to_string(),
+        variables,
+        sqlite_databases: decl.sqlite_databases.clone(),
+        allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+        environment: decl
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    })
+}
+
+fn is_postgres_url(value: &str) -> bool {
+    value.starts_with("postgres://") || value.starts_with("postgresql://")
+}
+
+/// Opens every SQLite database a served component may use, creating folders as needed.
+async fn open_databases(
+    configs: &[ComponentConfig],
+    runtime_config: &RuntimeConfig,
+) -> Result<Databases> {
+    let mut paths: HashMap<String, PathBuf> = HashMap::new();
+    for config in configs {
+        for label in &config.sqlite_databases {
+            let path = runtime_config.sqlite_path(label);
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!(
+                        "cannot create {} for SQLite database `{label}`",
+                        parent.display()
+                    )
+                })?;
+            }
+            paths.insert(label.clone(), path);
+        }
+    }
+    let sqlite = SqliteDatabases::open(paths).await?;
+    Ok(Databases {
+        sqlite: Arc::new(sqlite),
+        postgres: Arc::new(PostgresPools::new(POSTGRES_POOL_SIZE)),
+    })
+}
+
+/// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names.
+async fn apply_migrations(
+    manifest: &Manifest,
+    config: &ComponentConfig,
+    databases: &Databases,
+) -> Result<()> {
+    let Some(database) = config.variables.get(DATABASE_VARIABLE) else {
+        return Ok(());
+    };
+    let dir = manifest.dir.join("migrations").join(&config.id);
+    if is_postgres_url(database) {
+        migrate::migrate_postgres(&config.id, database, &dir.join("postgres")).await?;
+        // Made now, the pool serves the first request warm and is what /healthz checks.
+        databases.postgres.pool(database).await.map_err(|err| {
+            anyhow::anyhow!(
+                "component `{}`: cannot open its Postgres pool: {err}",
+                config.id
+            )
+        })?;
+        Ok(())
+    } else {
+        let pool = databases.sqlite.pool(database).with_context(|| {
+            format!(
+                "SQLite database `{database}` of component `{}` is not open",
+                config.id
+            )
+        })?;
+        migrate::migrate_sqlite(&config.id, pool, &dir.join("sqlite")).await
+    }
+}
+
+/// Compiles a component and links it against the host, naming any import the host lacks.
+fn prepare_component(
+    engine: &Engine,
+    linker: &wasmtime::component::Linker<HostState>,
+    manifest: &Manifest,
+    id: &str,
+    decl: &ComponentDecl,
+) -> Result<ProxyPre<HostState>> {
+    let path = manifest.source_path(decl);
+    let component = crate::engine::load_component(engine, &path).map_err(|err| {
+        anyhow::anyhow!(
+            "component `{id}`: {} is not a valid Wasm component: {err:#}",
+            path.display()
+        )
+    })?;
+    let pre = linker.instantiate_pre(&component).map_err(|err| {
+        anyhow::anyhow!(
+            "component `{id}` cannot run on this host: {:#}. The host provides WASI 0.2, wasi:http, \
+             spin:sqlite/sqlite@3.0.0, spin:postgres/postgres@4.0.0 and fermyon:spin/variables@2.0.0",
+            anyhow::Error::from(err)
+        )
+    })?;
+    ProxyPre::new(pre).map_err(|err| {
+        anyhow::anyhow!(
+            "component `{id}` is not an HTTP component: it must export wasi:http/incoming-handler@0.2.x ({:#})",
+            anyhow::Error::from(err)
+        )
+    })
+}
+
+fn build_router(manifest: &Manifest, components: &[ServedComponent]) -> Result<Router> {
+    let index: BTreeMap<&str, usize> = components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.config.id.as_str(), i))
+        .collect();
+    let mut routes = Vec::new();
+    for trigger in &manifest.http_triggers {
+        let Some(route) = &trigger.route else {
+            continue;
+        };
+        if route == "/healthz" {
+            bail!("route `/healthz` is the host's health check; choose another route for component `{}`", trigger.component);
+        }
+        let component = index[trigger.component.as_str()];
+        routes.push(
+            Route::parse(route, component)
+                .with_context(|| format!("invalid manifest {}", manifest.path.display()))?,
+        );
+    }
+    Router::new(routes).with_context(|| format!("invalid manifest {}", manifest.path.display()))
+}
+
+async fn bind(listen: &str) -> Result<TcpListener> {
+    match TcpListener::bind(listen).await {
+        Ok(listener) => Ok(listener),
+        Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "{listen} is already in use: stop the program that listens there, or choose another address with --listen (e.g. --listen 127.0.0.1:3001)"
+        ),
+        Err(err) => bail!("cannot listen on {listen}: {err}; choose another address with --listen"),
+    }
+}
+
+/// Prints the address and the routes, as `spin up` does.
+fn print_routes(app: &App, addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let base = format!("http://{addr}");
+    let mut out = String::new();
+    out.push_str(&format!("Serving {base}\nAvailable Routes:\n"));
+    for route in app.router.routes() {
+        let id = &app.components[route.component].config.id;
+        let wildcard = if route.wildcard { " (wildcard)" } else { "" };
+        out.push_str(&format!("  {id}: {base}{}{wildcard}\n", route.prefix));
+    }
+    out.push_str(&format!("  (health check): {base}/healthz\n"));
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: draining requests in flight");
+}

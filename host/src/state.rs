@@ -1,0 +1,147 @@
+//! The per-request host state: what a guest's imports reach, and the linker that wires them.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::postgres::{PostgresPools, PostgresView};
+use crate::sqlite::{SqliteDatabases, SqliteView};
+use crate::variables::{ComponentVariables, VariablesView};
+
+/// What the host knows of one component, built once at start and shared by its requests.
+#[derive(Debug)]
+pub struct ComponentConfig {
+    /// The component's id in the manifest.
+    pub id: String,
+    /// Its resolved variables.
+    pub variables: ComponentVariables,
+    /// The SQLite labels it may open.
+    pub sqlite_databases: Vec<String>,
+    /// The outbound hosts it may reach.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Its WASI environment variables.
+    pub environment: Vec<(String, String)>,
+}
+
+/// The databases every request may reach, shared by all stores.
+#[derive(Clone)]
+pub struct Databases {
+    /// The SQLite files, by label.
+    pub sqlite: Arc<SqliteDatabases>,
+    /// The Postgres pools, by address.
+    pub postgres: Arc<PostgresPools>,
+}
+
+impl Databases {
+    /// Checks that every database answers: the health check.
+    pub async fn check(&self) -> Result<()> {
+        self.sqlite.check().await?;
+        self.postgres.check().await
+    }
+}
+
+/// The data of one request's `Store`.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHttpDenied,
+    component: Arc<ComponentConfig>,
+    databases: Databases,
+}
+
+impl HostState {
+    /// A fresh state for one request to `component`.
+    pub fn new(component: Arc<ComponentConfig>, databases: Databases) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .inherit_stderr()
+            .envs(&component.environment)
+            .build();
+        Self {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHttpDenied,
+            component,
+            databases,
+        }
+    }
+
+    fn sqlite(&mut self) -> SqliteView<'_> {
+        SqliteView {
+            table: &mut self.table,
+            databases: &self.databases.sqlite,
+            allowed: &self.component.sqlite_databases,
+        }
+    }
+
+    fn postgres(&mut self) -> PostgresView<'_> {
+        PostgresView {
+            table: &mut self.table,
+            pools: &self.databases.postgres,
+            allowed_outbound_hosts: &self.component.allowed_outbound_hosts,
+        }
+    }
+
+    fn variables(&mut self) -> VariablesView<'_> {
+        VariablesView {
+            variables: &self.component.variables,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+/// The linker every component is instantiated with: WASI 0.2, `wasi:http` and Spin's interfaces.
+pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::sqlite::add_to_linker(&mut linker, HostState::sqlite)?;
+    crate::postgres::add_to_linker(&mut linker, HostState::postgres)?;
+    crate::variables::add_to_linker(&mut linker, HostState::variables)?;
+    Ok(linker)
+}
+
+/// Outgoing HTTP is not offered to components: no route of the shop needs it.
+struct OutboundHttpDenied;
+
+type SendRequestFuture = Box<
+    dyn std::future::Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHttpDenied {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> SendRequestFuture {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}

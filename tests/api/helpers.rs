@@ -1,0 +1,467 @@
+//! Spawns the real host (`shop up`) on a free port, serving the real components built to
+//! wasm32-wasip2, against a fresh SQLite folder or a fresh Postgres database.
+//!
+//! One host per engine is shared by every test of the process; tests set up their own data
+//! (unique names) so that they can run in parallel.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The secret the test hosts sign and verify tokens with.
+pub const JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef";
+
+/// Which database engine a host runs its services on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The root of the repository (the host crate's parent directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The `shop` binary cargo built for these tests.
+pub fn shop_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shop")
+}
+
+/// Builds every component of spin.toml to wasm32-wasip2 (release), once per test process.
+pub fn build_components() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(repo_root())
+            .args(["build", "--target", "wasm32-wasip2", "--release"])
+            .args(["-p", "products"])
+            .output()
+            .expect("run cargo to build the components");
+        assert!(
+            out.status.success(),
+            "building the components failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// The base URL of the Postgres server the tests use (a fresh database is made on it).
+pub fn postgres_server_url() -> String {
+    std::env::var("SHOP_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A host process and what a test needs to talk to it.
+#[derive(Clone, Debug)]
+pub struct HostInfo {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The folder the host runs in (its SQLite files and its log live there).
+    #[allow(dead_code)]
+    pub workdir: PathBuf,
+}
+
+/// The host shared by the tests for `engine`, started on first use; `None` when the engine is
+/// not available here (Postgres down and not required), after a loud notice.
+pub fn shared_host(engine: Engine) -> Option<HostInfo> {
+    static SQLITE: OnceLock<HostInfo> = OnceLock::new();
+    static POSTGRES: OnceLock<Option<HostInfo>> = OnceLock::new();
+    match engine {
+        Engine::Sqlite => Some(SQLITE.get_or_init(|| start_host(&[], "sqlite")).clone()),
+        Engine::Postgres => POSTGRES
+            .get_or_init(|| {
+                let url = fresh_postgres_database()?;
+                Some(start_host(&["--database-url", &url], "postgres"))
+            })
+            .clone(),
+    }
+}
+
+/// Makes a fresh database for this test run and returns its URL, or `None` (with a notice)
+/// when no Postgres answers and `SHOP_REQUIRE_POSTGRES` is not set.
+pub fn fresh_postgres_database() -> Option<String> {
+    let server = postgres_server_url();
+    let name = format!("shop_e2e_{}_{}", std::process::id(), unique_suffix());
+    let psql = Command::new("psql")
+        .args([
+            &format!("{server}/postgres"),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+        ])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output();
+    match psql {
+        Ok(out) if out.status.success() => Some(format!("{server}/{name}")),
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => format!("psql: {e}"),
+            };
+            if std::env::var_os("SHOP_REQUIRE_POSTGRES").is_some() {
+                panic!("Postgres is required (SHOP_REQUIRE_POSTGRES) but unavailable at {server}: {why}");
+            }
+            eprintln!(
+                "\n*** SKIPPING the Postgres half of the e2e suite: no Postgres at {server} ({}) ***\n",
+                why.trim()
+            );
+            None
+        }
+    }
+}
+
+/// A short string that differs between calls, for unique names.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:x}{:x}",
+        nanos % 0xffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Starts `shop up` with `extra` arguments in a fresh working directory and waits until it
+/// answers `/healthz`. The process is killed when the test process ends.
+pub fn start_host(extra: &[&str], label: &str) -> HostInfo {
+    build_components();
+    let workdir = std::env::temp_dir().join(format!(
+        "shop-e2e-{label}-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let mut cmd = host_command(&workdir);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]).args(extra);
+    let (base, _) = spawn_until_serving(cmd, &workdir);
+    wait_healthy(&base);
+    HostInfo { base, workdir }
+}
+
+/// A `shop` command in `workdir` with the test secret; `spawn_until_serving` adds the manifest.
+pub fn host_command(workdir: &Path) -> Command {
+    let mut cmd = Command::new(shop_bin());
+    cmd.current_dir(workdir)
+        .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+/// Runs `cmd` (a `shop up ...`) from a thread that lives as long as the test process, so that
+/// the kernel kills the host when the tests end (PR_SET_PDEATHSIG follows the spawning
+/// thread). Returns the address from the `Serving http://...` line and the log file.
+pub fn spawn_until_serving(mut cmd: Command, workdir: &Path) -> (String, PathBuf) {
+    let manifest = repo_root().join("spin.toml");
+    cmd.arg("--manifest").arg(manifest);
+    let log_path = workdir.join("host.log");
+    let (tx, rx) = mpsc::channel();
+    let log = log_path.clone();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        let log_file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(Stdio::piped()).stderr(log_file);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = tx.send(Err(format!("spawn shop: {e}")));
+                return;
+            }
+        };
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = String::new();
+        let mut sent = false;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            seen.push_str(&line);
+            seen.push('\n');
+            if !sent {
+                if let Some(addr) = line.trim().strip_prefix("Serving ") {
+                    let _ = tx.send(Ok(addr.trim().trim_end_matches('/').to_string()));
+                    sent = true;
+                }
+            }
+        }
+        if !sent {
+            let status = child.wait();
+            let _ = tx.send(Err(format!(
+                "host exited ({status:?}) before serving; stdout:\n{seen}"
+            )));
+        }
+        // Keep this thread (and so the host) alive until the test process ends.
+        loop {
+            std::thread::park();
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(Ok(base)) => (base, log_path),
+        Ok(Err(e)) => panic!(
+            "{e}\nhost log {}:\n{}",
+            log_path.display(),
+            read_log(&log_path)
+        ),
+        Err(_) => panic!(
+            "host did not print its address within 120 s; log:\n{}",
+            read_log(&log_path)
+        ),
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Polls `GET /healthz` until it answers 200 (at most 30 s).
+pub fn wait_healthy(base: &str) {
+    let addr = base.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(&addr) {
+            let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            if stream.write_all(req.as_bytes()).is_ok()
+                && stream.read_to_string(&mut answer).is_ok()
+                && answer.starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}/healthz never answered 200"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A client of one shared host.
+pub struct TestApp {
+    pub base: String,
+    #[allow(dead_code)]
+    pub engine: Engine,
+    pub client: reqwest::Client,
+}
+
+/// The shared host for `engine` with a fresh client, or `None` when that engine is skipped.
+pub fn app(engine: Engine) -> Option<TestApp> {
+    let host = shared_host(engine)?;
+    Some(TestApp {
+        base: host.base,
+        engine,
+        client: reqwest::Client::new(),
+    })
+}
+
+/// An answer: status, headers and the body parsed as JSON (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Answer {
+    /// A header's value as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Mints an HS256 token signed with `secret`.
+pub fn token_with(
+    secret: &str,
+    user_id: i64,
+    is_staff: bool,
+    token_type: &str,
+    ttl_secs: i64,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({
+        "sub": user_id.to_string(),
+        "iat": now,
+        "exp": now + ttl_secs,
+        "jti": unique_suffix(),
+        "token_type": token_type,
+        "is_staff": is_staff,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// An access token of a staff user.
+pub fn staff_token() -> String {
+    token_with(JWT_SECRET, 1, true, "access", 900)
+}
+
+/// An access token of an ordinary user.
+pub fn user_token(user_id: i64) -> String {
+    token_with(JWT_SECRET, user_id, false, "access", 900)
+}
+
+impl TestApp {
+    /// Sends `method path` with an optional bearer token and an optional raw body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let res = req.send().await.expect("request reached the host");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let raw = res.bytes().await.unwrap().to_vec();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&raw).unwrap_or_else(|e| {
+                panic!(
+                    "answer to {path} is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&raw)
+                )
+            })
+        };
+        Answer {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    /// GET without a body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.send("GET", path, token, None).await
+    }
+
+    /// A request with a JSON body.
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Answer {
+        self.send(
+            method,
+            path,
+            token,
+            Some(("application/json", serde_json::to_vec(body).unwrap())),
+        )
+        .await
+    }
+
+    /// Creates a product as staff and returns its JSON; panics unless the answer is 201.
+    pub async fn create_product(&self, body: Value) -> Value {
+        let answer = self
+            .json("POST", "/api/products/", Some(&staff_token()), &body)
+            .await;
+        assert_eq!(
+            answer.status, 201,
+            "create product {body}: {:?}",
+            answer.body
+        );
+        answer.body
+    }
+}
+
+/// Asserts a DRF `{"detail": ...}` error with `status`, JSON content type included.
+#[track_caller]
+pub fn assert_detail(answer: &Answer, status: u16) {
+    assert_eq!(answer.status, status, "{:?}", answer.body);
+    assert_json(answer);
+    assert!(
+        answer.body["detail"].is_string(),
+        "expected {{\"detail\": ...}}, got {}",
+        answer.body
+    );
+}
+
+/// Asserts a 400 validation error that names each of `fields` with at least one message.
+#[track_caller]
+pub fn assert_field_errors(answer: &Answer, fields: &[&str]) {
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert_json(answer);
+    for field in fields {
+        let messages = answer.body[field]
+            .as_array()
+            .unwrap_or_else(|| panic!("no error for `{field}` in {}", answer.body));
+        assert!(
+            !messages.is_empty() && messages.iter().all(Value::is_string),
+            "{}",
+            answer.body
+        );
+    }
+}
+
+/// Asserts the answer says it is JSON.
+#[track_caller]
+pub fn assert_json(answer: &Answer) {
+    let ct = answer.header("content-type").unwrap_or("");
+    assert!(ct.starts_with("application/json"), "content-type {ct:?}");
+}
+
+/// Runs an e2e case once per engine: `e2e!(name)` makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! e2e {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use $crate::helpers::{app, Engine};
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = app(Engine::Sqlite) {
+                    super::$case(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = app(Engine::Postgres) {
+                    super::$case(app).await;
+                }
+            }
+        }
+    )*};
+}

@@ -1,0 +1,672 @@
+//! The Products section of API.md, endpoint by endpoint, error by error.
+
+use serde_json::{json, Value};
+
+use crate::e2e;
+use crate::helpers::*;
+
+fn product_body(name: &str, price: &str, stock: i64) -> Value {
+    json!({"name": name, "description": format!("about {name}"), "price": price, "stock": stock})
+}
+
+/// Creates `n` products whose names all contain `tag`, prices 1.00, 2.00, ... and stock i % 3.
+async fn seed(app: &TestApp, tag: &str, n: usize) -> Vec<Value> {
+    let mut made = Vec::new();
+    for i in 1..=n {
+        made.push(
+            app.create_product(product_body(
+                &format!("{tag} item {i:02}"),
+                &format!("{i}.00"),
+                (i % 3) as i64,
+            ))
+            .await,
+        );
+    }
+    made
+}
+
+fn ids(page: &Value) -> Vec<i64> {
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn is_rfc3339_utc(s: &str) -> bool {
+    s.ends_with('Z') && s.len() >= 20 && s.as_bytes()[10] == b'T' && s[..4].parse::<u32>().is_ok()
+}
+
+async fn create_and_read_back(app: TestApp) {
+    let name = format!("Mug {}", unique_suffix());
+    let made = app
+        .create_product(json!({"name": name, "description": "A mug", "price": "19.99", "stock": 7}))
+        .await;
+    let id = made["id"].as_i64().expect("id is an integer");
+    assert!(id > 0);
+    assert_eq!(made["name"], name);
+    assert_eq!(made["description"], "A mug");
+    assert_eq!(made["price"], "19.99");
+    assert_eq!(made["stock"], 7);
+    assert!(
+        is_rfc3339_utc(made["created_at"].as_str().unwrap()),
+        "{made}"
+    );
+    assert!(
+        is_rfc3339_utc(made["updated_at"].as_str().unwrap()),
+        "{made}"
+    );
+    let keys: Vec<&String> = made.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 7, "exactly the product fields: {keys:?}");
+
+    let read = app.get(&format!("/api/products/{id}/"), None).await;
+    assert_eq!(read.status, 200);
+    assert_json(&read);
+    assert_eq!(read.body, made);
+}
+
+async fn create_defaults_and_exact_money(app: TestApp) {
+    let tag = unique_suffix();
+    // A JSON number is read exactly, and printed with two places.
+    let p = app
+        .create_product(json!({"name": format!("n {tag}"), "price": 5}))
+        .await;
+    assert_eq!(p["price"], "5.00");
+    assert_eq!(p["stock"], 0);
+    assert_eq!(p["description"], "");
+    let p = app
+        .create_product(json!({"name": format!("n2 {tag}"), "price": 0.1}))
+        .await;
+    assert_eq!(p["price"], "0.10");
+    let p = app
+        .create_product(
+            json!({"name": format!("n3 {tag}"), "price": "99999999.99", "stock": 2147483647}),
+        )
+        .await;
+    assert_eq!(p["price"], "99999999.99");
+    assert_eq!(p["stock"], 2147483647);
+    // Surrounding whitespace is trimmed as DRF's CharField does; 200 characters is the limit.
+    let long = format!("{tag}{}", "x".repeat(200 - tag.len()));
+    let p = app
+        .create_product(json!({"name": format!("  {long} "), "price": "1"}))
+        .await;
+    assert_eq!(p["name"], long);
+    let unicode = format!("{tag}{}", "é".repeat(200 - tag.len()));
+    let p = app
+        .create_product(json!({"name": unicode, "price": "1.5"}))
+        .await;
+    assert_eq!(p["name"].as_str().unwrap().chars().count(), 200);
+    assert_eq!(p["price"], "1.50");
+}
+
+async fn create_validation(app: TestApp) {
+    let staff = staff_token();
+    let post = |body: Value| {
+        let app = &app;
+        let staff = staff.clone();
+        async move {
+            app.json("POST", "/api/products/", Some(&staff), &body)
+                .await
+        }
+    };
+    assert_field_errors(&post(json!({})).await, &["name", "price"]);
+    assert_field_errors(&post(json!({"name": "   ", "price": "1"})).await, &["name"]);
+    assert_field_errors(
+        &post(json!({"name": "x".repeat(201), "price": "1"})).await,
+        &["name"],
+    );
+    assert_field_errors(&post(json!({"name": null, "price": "1"})).await, &["name"]);
+    assert_field_errors(&post(json!({"name": true, "price": "1"})).await, &["name"]);
+    for bad_price in [
+        json!("1.999"),
+        json!(-1),
+        json!("-0.01"),
+        json!("100000000.00"),
+        json!("abc"),
+        json!(""),
+        json!(null),
+        json!([1]),
+        json!(1e300),
+        json!("NaN"),
+        json!("Infinity"),
+    ] {
+        let answer = post(json!({"name": "ok", "price": bad_price})).await;
+        assert_field_errors(&answer, &["price"]);
+        assert!(answer.body.get("name").is_none(), "{}", answer.body);
+    }
+    for bad_stock in [
+        json!(-1),
+        json!(2147483648i64),
+        json!("x"),
+        json!(1.5),
+        json!(null),
+        json!(99999999999999999999999u128 as f64),
+    ] {
+        assert_field_errors(
+            &post(json!({"name": "ok", "price": "1", "stock": bad_stock})).await,
+            &["stock"],
+        );
+    }
+    // Every bad field is reported at once.
+    assert_field_errors(
+        &post(json!({"name": "", "price": "x", "stock": -5})).await,
+        &["name", "price", "stock"],
+    );
+}
+
+async fn body_errors(app: TestApp) {
+    let staff = staff_token();
+    let not_json = app
+        .send(
+            "POST",
+            "/api/products/",
+            Some(&staff),
+            Some(("application/json", b"{not json".to_vec())),
+        )
+        .await;
+    assert_detail(&not_json, 400);
+    let bad_utf8 = app
+        .send(
+            "POST",
+            "/api/products/",
+            Some(&staff),
+            Some((
+                "application/json",
+                vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}'],
+            )),
+        )
+        .await;
+    assert_eq!(bad_utf8.status, 400);
+    assert_json(&bad_utf8);
+    let wrong_type = app
+        .send(
+            "POST",
+            "/api/products/",
+            Some(&staff),
+            Some(("text/plain", b"{\"name\":\"x\",\"price\":\"1\"}".to_vec())),
+        )
+        .await;
+    assert_detail(&wrong_type, 415);
+    let array = app
+        .json("POST", "/api/products/", Some(&staff), &json!([1, 2]))
+        .await;
+    assert_field_errors(&array, &["non_field_errors"]);
+    let charset = app
+        .send(
+            "POST",
+            "/api/products/",
+            Some(&staff),
+            Some((
+                "application/json; charset=utf-8",
+                format!("{{\"name\":\"cs {}\",\"price\":\"1\"}}", unique_suffix()).into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(charset.status, 201, "{:?}", charset.body);
+}
+
+async fn writes_need_staff(app: TestApp) {
+    let body = product_body("guarded", "1.00", 1);
+    let none = app.json("POST", "/api/products/", None, &body).await;
+    assert_detail(&none, 401);
+    assert_eq!(
+        none.body["detail"],
+        "Authentication credentials were not provided."
+    );
+    let user = app
+        .json("POST", "/api/products/", Some(&user_token(42)), &body)
+        .await;
+    assert_detail(&user, 403);
+    let forged = token_with("not-the-secret", 1, true, "access", 900);
+    assert_detail(
+        &app.json("POST", "/api/products/", Some(&forged), &body)
+            .await,
+        401,
+    );
+    let expired = token_with(JWT_SECRET, 1, true, "access", -120);
+    assert_detail(
+        &app.json("POST", "/api/products/", Some(&expired), &body)
+            .await,
+        401,
+    );
+    let refresh = token_with(JWT_SECRET, 1, true, "refresh", 900);
+    assert_detail(
+        &app.json("POST", "/api/products/", Some(&refresh), &body)
+            .await,
+        401,
+    );
+    assert_detail(
+        &app.json("POST", "/api/products/", Some("garbage.token.here"), &body)
+            .await,
+        401,
+    );
+    // alg "none": an unsigned token claiming staff.
+    let unsigned = {
+        use std::io::Write;
+        let b64 = |v: &Value| {
+            let mut out = Vec::new();
+            write!(out, "{v}").unwrap();
+            base64url(&out)
+        };
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(
+                &json!({"sub": "1", "exp": 4102444800i64, "iat": 0, "jti": "x", "token_type": "access", "is_staff": true})
+            )
+        )
+    };
+    assert_detail(
+        &app.json("POST", "/api/products/", Some(&unsigned), &body)
+            .await,
+        401,
+    );
+
+    let made = app
+        .create_product(product_body(
+            &format!("guarded {}", unique_suffix()),
+            "1.00",
+            1,
+        ))
+        .await;
+    let path = format!("/api/products/{}/", made["id"]);
+    let user = user_token(42);
+    assert_detail(&app.json("PUT", &path, Some(&user), &body).await, 403);
+    assert_detail(
+        &app.json("PATCH", &path, Some(&user), &json!({"stock": 0}))
+            .await,
+        403,
+    );
+    assert_detail(&app.send("DELETE", &path, Some(&user), None).await, 403);
+    assert_detail(&app.send("DELETE", &path, None, None).await, 401);
+    // Reads are open to anyone.
+    assert_eq!(app.get(&path, None).await.status, 200);
+    assert_eq!(app.get(&path, Some(&user)).await.status, 200);
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+async fn list_pagination(app: TestApp) {
+    let tag = format!("pg{}", unique_suffix());
+    let made = seed(&app, &tag, 25).await;
+    let first = app
+        .get(&format!("/api/products/?search={tag}&page_size=10"), None)
+        .await;
+    assert_eq!(first.status, 200);
+    assert_json(&first);
+    assert_eq!(first.body["count"], 25);
+    assert_eq!(
+        ids(&first.body),
+        made[..10]
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert!(first.body["previous"].is_null());
+    let next = first.body["next"].as_str().expect("next is a URL");
+    assert!(next.starts_with(&app.base), "absolute URL: {next}");
+    assert!(
+        next.contains("page=2")
+            && next.contains(&format!("search={tag}"))
+            && next.contains("page_size=10"),
+        "{next}"
+    );
+
+    // Following `next` as a client would.
+    let second = app.get(next.strip_prefix(&app.base).unwrap(), None).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        ids(&second.body),
+        made[10..20]
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    let third = app
+        .get(
+            &format!("/api/products/?search={tag}&page_size=10&page=3"),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&third.body).len(), 5);
+    assert!(third.body["next"].is_null());
+    let prev = third.body["previous"].as_str().unwrap();
+    assert!(prev.contains("page=2"), "{prev}");
+
+    assert_detail(
+        &app.get(
+            &format!("/api/products/?search={tag}&page_size=10&page=4"),
+            None,
+        )
+        .await,
+        404,
+    );
+    assert_detail(
+        &app.get(&format!("/api/products/?search={tag}&page=0"), None)
+            .await,
+        404,
+    );
+    assert_detail(
+        &app.get(&format!("/api/products/?search={tag}&page=abc"), None)
+            .await,
+        404,
+    );
+    // Default page size 20.
+    let default = app.get(&format!("/api/products/?search={tag}"), None).await;
+    assert_eq!(ids(&default.body).len(), 20);
+    // page_size is capped at 100.
+    let capped = app.get("/api/products/?page_size=100000", None).await;
+    assert_eq!(capped.status, 200);
+    assert!(ids(&capped.body).len() <= 100);
+    // An empty result is a page, not a 404.
+    let empty = app
+        .get(
+            &format!("/api/products/?search=nothing-{}", unique_suffix()),
+            None,
+        )
+        .await;
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.body["count"], 0);
+    assert_eq!(empty.body["results"], json!([]));
+}
+
+async fn list_filters(app: TestApp) {
+    let tag = format!("fl{}", unique_suffix());
+    seed(&app, &tag, 9).await; // prices 1..9, stock i % 3
+    let get = |query: String| {
+        let app = &app;
+        let tag = tag.clone();
+        async move {
+            let answer = app
+                .get(&format!("/api/products/?search={tag}&{query}"), None)
+                .await;
+            assert_eq!(answer.status, 200, "{query}: {:?}", answer.body);
+            answer.body
+        }
+    };
+    assert_eq!(get("min_price=3".into()).await["count"], 7);
+    assert_eq!(get("max_price=3.50".into()).await["count"], 3);
+    assert_eq!(get("min_price=2&max_price=4".into()).await["count"], 3);
+    let in_stock = get("in_stock=true".into()).await;
+    assert_eq!(in_stock["count"], 6);
+    assert!(in_stock["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["stock"].as_i64().unwrap() > 0));
+    assert_eq!(get("in_stock=false".into()).await["count"], 3);
+    // Search is case-insensitive and looks in the description too.
+    let upper = app
+        .get(
+            &format!("/api/products/?search={}", tag.to_uppercase()),
+            None,
+        )
+        .await;
+    assert_eq!(upper.body["count"], 9);
+    let described = app.create_product(json!({"name": format!("plain {}", unique_suffix()), "description": format!("hidden {tag}x word"), "price": "1"})).await;
+    let found = app
+        .get(&format!("/api/products/?search={tag}X"), None)
+        .await;
+    assert_eq!(ids(&found.body), vec![described["id"].as_i64().unwrap()]);
+    // LIKE wildcards in the search term are literal.
+    let pct = format!("100% cotton {}", unique_suffix());
+    app.create_product(json!({"name": pct, "price": "3"})).await;
+    let literal = app
+        .get(&format!("/api/products/?search={}", urlencode(&pct)), None)
+        .await;
+    assert_eq!(literal.body["count"], 1, "{}", literal.body);
+    let underscore = app
+        .get(&format!("/api/products/?search={tag}_item"), None)
+        .await;
+    assert_eq!(underscore.body["count"], 0);
+
+    assert_field_errors(
+        &app.get("/api/products/?min_price=cheap", None).await,
+        &["min_price"],
+    );
+    assert_field_errors(
+        &app.get("/api/products/?max_price=12abc", None).await,
+        &["max_price"],
+    );
+    // A huge but valid bound is a filter like any other.
+    let huge = app
+        .get(&format!("/api/products/?search={tag}&max_price=1e99"), None)
+        .await;
+    assert_eq!(huge.body["count"], 10, "{}", huge.body);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn list_ordering(app: TestApp) {
+    let tag = format!("or{}", unique_suffix());
+    for (name, price, stock) in [("b", "3.00", 5), ("a", "10.00", 1), ("c", "2.50", 9)] {
+        app.create_product(
+            json!({"name": format!("{tag} {name}"), "price": price, "stock": stock}),
+        )
+        .await;
+    }
+    let names = |body: Value| -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p["name"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let order = |ordering: &'static str| {
+        let app = &app;
+        let tag = tag.clone();
+        async move {
+            app.get(
+                &format!("/api/products/?search={tag}&ordering={ordering}"),
+                None,
+            )
+            .await
+            .body
+        }
+    };
+    assert_eq!(
+        names(order("price").await),
+        ["c", "b", "a"],
+        "price compares as money, not text"
+    );
+    assert_eq!(names(order("-price").await), ["a", "b", "c"]);
+    assert_eq!(names(order("name").await), ["a", "b", "c"]);
+    assert_eq!(names(order("-name").await), ["c", "b", "a"]);
+    assert_eq!(names(order("stock").await), ["a", "b", "c"]);
+    assert_eq!(names(order("-stock").await), ["c", "b", "a"]);
+    assert_eq!(names(order("created_at").await), ["b", "a", "c"]);
+    assert_eq!(names(order("-created_at").await), ["c", "a", "b"]);
+    // Unknown values are ignored: the default order (creation) stands.
+    assert_eq!(names(order("password").await), ["b", "a", "c"]);
+    assert_eq!(
+        names(order("price;DROP TABLE products").await),
+        ["b", "a", "c"]
+    );
+}
+
+async fn replace_and_patch(app: TestApp) {
+    let made = app
+        .create_product(product_body(
+            &format!("orig {}", unique_suffix()),
+            "4.00",
+            3,
+        ))
+        .await;
+    let path = format!("/api/products/{}/", made["id"]);
+    let staff = staff_token();
+    let new_name = format!("replaced {}", unique_suffix());
+    let put = app
+        .json(
+            "PUT",
+            &path,
+            Some(&staff),
+            &json!({"name": new_name, "price": "5.25", "stock": 8}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(put.body["name"], new_name);
+    assert_eq!(put.body["price"], "5.25");
+    assert_eq!(put.body["stock"], 8);
+    assert_eq!(put.body["created_at"], made["created_at"]);
+    assert!(put.body["updated_at"].as_str().unwrap() >= made["updated_at"].as_str().unwrap());
+    assert_eq!(put.body["id"], made["id"]);
+    // PUT needs the required fields; nothing changes when it fails.
+    assert_field_errors(
+        &app.json("PUT", &path, Some(&staff), &json!({"stock": 1}))
+            .await,
+        &["name", "price"],
+    );
+    let patch = app
+        .json(
+            "PATCH",
+            &path,
+            Some(&staff),
+            &json!({"stock": 0, "ignored": true}),
+        )
+        .await;
+    assert_eq!(patch.status, 200);
+    assert_eq!(patch.body["stock"], 0);
+    assert_eq!(patch.body["name"], new_name);
+    assert_eq!(patch.body["price"], "5.25");
+    assert_field_errors(
+        &app.json("PATCH", &path, Some(&staff), &json!({"price": "1.001"}))
+            .await,
+        &["price"],
+    );
+    let after = app.get(&path, None).await;
+    assert_eq!(after.body["price"], "5.25");
+    assert_eq!(after.body["stock"], 0);
+    assert_eq!(after.body, patch.body);
+    assert_detail(
+        &app.json(
+            "PATCH",
+            "/api/products/999999999/",
+            Some(&staff),
+            &json!({"stock": 1}),
+        )
+        .await,
+        404,
+    );
+    assert_detail(
+        &app.json(
+            "PUT",
+            "/api/products/999999999/",
+            Some(&staff),
+            &product_body("x", "1", 1),
+        )
+        .await,
+        404,
+    );
+}
+
+async fn delete_product(app: TestApp) {
+    let made = app
+        .create_product(product_body(
+            &format!("gone {}", unique_suffix()),
+            "1.00",
+            1,
+        ))
+        .await;
+    let path = format!("/api/products/{}/", made["id"]);
+    let deleted = app.send("DELETE", &path, Some(&staff_token()), None).await;
+    assert_eq!(deleted.status, 204);
+    assert!(deleted.raw.is_empty());
+    assert_detail(&app.get(&path, None).await, 404);
+    assert_detail(
+        &app.send("DELETE", &path, Some(&staff_token()), None).await,
+        404,
+    );
+}
+
+async fn not_found_and_methods(app: TestApp) {
+    for path in [
+        "/api/products/0/",
+        "/api/products/-1/",
+        "/api/products/abc/",
+        "/api/products/99999999999999999999999/",
+        "/api/products/1/extra/",
+        "/api/products/%00/",
+        "/nothing-here/",
+    ] {
+        assert_detail(&app.get(path, None).await, 404);
+    }
+    let put_list = app
+        .json("PUT", "/api/products/", Some(&staff_token()), &json!({}))
+        .await;
+    assert_detail(&put_list, 405);
+    let allow = put_list
+        .header("allow")
+        .expect("405 names the allowed methods");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let made = app
+        .create_product(product_body(&format!("m {}", unique_suffix()), "1", 1))
+        .await;
+    let post_detail = app
+        .json(
+            "POST",
+            &format!("/api/products/{}/", made["id"]),
+            Some(&staff_token()),
+            &json!({}),
+        )
+        .await;
+    assert_detail(&post_detail, 405);
+    let allow = post_detail.header("allow").unwrap();
+    assert!(
+        allow.contains("PATCH") && allow.contains("DELETE"),
+        "{allow}"
+    );
+}
+
+async fn health(app: TestApp) {
+    let answer = app.get("/healthz", None).await;
+    assert_eq!(answer.status, 200);
+}
+
+e2e!(
+    create_and_read_back,
+    create_defaults_and_exact_money,
+    create_validation,
+    body_errors,
+    writes_need_staff,
+    list_pagination,
+    list_filters,
+    list_ordering,
+    replace_and_patch,
+    delete_product,
+    not_found_and_methods,
+    health,
+);

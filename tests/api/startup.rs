@@ -1,0 +1,225 @@
+//! Start-up errors: each names the thing that is wrong and the fix, and the host exits 1.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+/// Runs `shop` with `args` in `workdir` and expects it to exit with an error; returns stderr.
+fn expect_refusal(workdir: &Path, args: &[&str], with_secret: bool) -> String {
+    let mut cmd = Command::new(shop_bin());
+    cmd.current_dir(workdir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("RUST_BACKTRACE", "1");
+    if with_secret {
+        cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET);
+    } else {
+        cmd.env_remove("SPIN_VARIABLE_JWT_SECRET");
+    }
+    let mut child = cmd.spawn().expect("spawn shop");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`shop {}` did not refuse to start", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "`shop {}` should exit 1; stderr:\n{stderr}",
+        args.join(" ")
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "a refusal is not a panic:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("stack backtrace"),
+        "no backtrace in a refusal:\n{stderr}"
+    );
+    stderr
+}
+
+fn temp_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "shop-startup-{label}-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn repo_manifest() -> String {
+    repo_root().join("spin.toml").display().to_string()
+}
+
+#[test]
+fn missing_manifest_is_named() {
+    let dir = temp_dir("nomanifest");
+    let stderr = expect_refusal(&dir, &["up"], true);
+    assert!(stderr.contains("spin.toml"), "{stderr}");
+}
+
+#[test]
+fn invalid_manifest_is_named() {
+    let dir = temp_dir("badmanifest");
+    std::fs::write(
+        dir.join("spin.toml"),
+        "spin_manifest_version = 2\n[application\nname = ",
+    )
+    .unwrap();
+    let stderr = expect_refusal(&dir, &["up"], true);
+    assert!(stderr.contains("spin.toml"), "{stderr}");
+}
+
+#[test]
+fn missing_component_names_its_build_command() {
+    let dir = temp_dir("nowasm");
+    std::fs::write(
+        dir.join("spin.toml"),
+        r#"spin_manifest_version = 2
+[application]
+name = "t"
+[[trigger.http]]
+route = "/..."
+component = "ghost"
+[component.ghost]
+source = "target/ghost.wasm"
+[component.ghost.build]
+command = "make ghost"
+"#,
+    )
+    .unwrap();
+    let stderr = expect_refusal(&dir, &["up"], true);
+    assert!(stderr.contains("ghost"), "{stderr}");
+    assert!(
+        stderr.contains("make ghost") || stderr.contains("shop build"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_import_is_named() {
+    let dir = temp_dir("badimport");
+    let component = wat::parse_str(
+        r#"(component
+             (import "acme:nothing/here@1.0.0" (instance (export "f" (func))))
+           )"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("odd.wasm"), component).unwrap();
+    std::fs::write(
+        dir.join("spin.toml"),
+        r#"spin_manifest_version = 2
+[application]
+name = "t"
+[[trigger.http]]
+route = "/..."
+component = "odd"
+[component.odd]
+source = "odd.wasm"
+"#,
+    )
+    .unwrap();
+    let stderr = expect_refusal(&dir, &["up"], true);
+    assert!(stderr.contains("acme:nothing/here@1.0.0"), "{stderr}");
+}
+
+#[test]
+fn required_variable_is_named() {
+    build_components();
+    let dir = temp_dir("novar");
+    let wasm = repo_root().join("target/wasm32-wasip2/release/products.wasm");
+    std::fs::write(
+        dir.join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+[application]
+name = "t"
+[variables]
+api_key = {{ required = true }}
+[[trigger.http]]
+route = "/..."
+component = "keyed"
+[component.keyed]
+source = "{}"
+[component.keyed.variables]
+key = "{{{{ api_key }}}}"
+"#,
+            wasm.display()
+        ),
+    )
+    .unwrap();
+    let stderr = expect_refusal(&dir, &["up", "--listen", "127.0.0.1:0"], true);
+    assert!(stderr.contains("api_key"), "{stderr}");
+    assert!(stderr.contains("SPIN_VARIABLE_API_KEY"), "{stderr}");
+}
+
+#[test]
+fn port_in_use_is_named() {
+    build_components();
+    let dir = temp_dir("port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let stderr = expect_refusal(
+        &dir,
+        &["up", "--manifest", &repo_manifest(), "--listen", &addr],
+        true,
+    );
+    assert!(
+        stderr.contains(&addr) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreachable_postgres_is_named() {
+    build_components();
+    let dir = temp_dir("nopg");
+    let url = "postgres://postgres@127.0.0.1:9/test";
+    let stderr = expect_refusal(
+        &dir,
+        &[
+            "up",
+            "--manifest",
+            &repo_manifest(),
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+        ],
+        true,
+    );
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+}
+
+#[test]
+fn not_a_postgres_url_is_refused() {
+    build_components();
+    let dir = temp_dir("badurl");
+    let stderr = expect_refusal(
+        &dir,
+        &[
+            "up",
+            "--manifest",
+            &repo_manifest(),
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "mysql://x@y/z",
+        ],
+        true,
+    );
+    assert!(stderr.contains("postgres://"), "{stderr}");
+}
