@@ -21,12 +21,12 @@ pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     let ordering = domain::ordering_from_query(&query);
     let pages = PageRequest::from_query(&query)?;
     let db = Db::open()?;
-    let window = match pages.window()? {
-        Some(window) => window,
-        None => pages.window_for(storage::count(&db, &filter)?)?,
-    };
-    let (products, total) = storage::list(&db, &filter, &ordering, window)?;
-    response::ok(&Page::from_windowed(request, window, total, products)?)
+    // Two queries, as DRF makes: a COUNT that can use an index, then one page. A window
+    // function (`COUNT(*) OVER ()`) would build every matching row for each page.
+    let count = storage::count(&db, &filter)?;
+    let window = pages.window_for(count)?;
+    let products = storage::list(&db, &filter, &ordering, window)?;
+    response::ok(&Page::new(request, window, count, products)?)
 }
 
 /// GET /api/products/{id}/

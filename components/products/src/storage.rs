@@ -80,17 +80,14 @@ pub fn count(db: &Db, filter: &ProductFilter) -> Result<u64, StorageError> {
     Ok(u64::try_from(total).unwrap_or(0))
 }
 
-/// One page of matching products, in the asked order (ties by id), with the total number of
-/// matches (`None` when the page is empty).
+/// One page of matching products, in the asked order (ties by id).
 pub fn list(
     db: &Db,
     filter: &ProductFilter,
     ordering: &[SortBy],
     window: PageWindow,
-) -> Result<(Vec<Product>, Option<u64>), StorageError> {
-    let mut statement = Statement::new(&format!(
-        "SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM products"
-    ));
+) -> Result<Vec<Product>, StorageError> {
+    let mut statement = Statement::new(&format!("SELECT {COLUMNS} FROM products"));
     push_filter(&mut statement, db, filter);
     statement.push(" ORDER BY ");
     for sort in ordering {
@@ -106,12 +103,7 @@ pub fn list(
     statement.push("id ASC LIMIT ").push_bind(window.limit());
     statement.push(" OFFSET ").push_bind(window.offset());
     let rows = db.query_statement(&statement)?;
-    let total = match rows.first() {
-        Some(row) => Some(u64::try_from(row.int("total")?).unwrap_or(0)),
-        None => None,
-    };
-    let products = rows.iter().map(product).collect::<Result<_, _>>()?;
-    Ok((products, total))
+    rows.iter().map(product).collect()
 }
 
 /// Adds a product, stamped `now`.
