@@ -28,19 +28,38 @@ const DATABASE_VARIABLE: &str = "database";
 /// The most Postgres connections per pool (per distinct URL).
 const POSTGRES_POOL_SIZE: u32 = 32;
 
-/// The command-line options of `shop up`.
+/// Where the app and its data are: what every command that loads the app needs.
 #[derive(Debug, Clone)]
-pub struct UpOptions {
+pub struct AppOptions {
     /// The manifest to serve.
     pub manifest: PathBuf,
     /// The runtime config; `None` means `runtime-config.toml` next to the manifest, if present.
     pub runtime_config: Option<PathBuf>,
-    /// The address to listen on.
-    pub listen: String,
     /// A Postgres URL that replaces every component's `database` variable.
     pub database_url: Option<String>,
     /// Whether to run `shop build` first.
     pub build: bool,
+}
+
+/// The command-line options of `shop up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The app to serve.
+    pub app: AppOptions,
+    /// The address to listen on.
+    pub listen: String,
+}
+
+/// The app loaded and checked: components compiled and linked, databases open and migrated.
+pub struct LoadedApp {
+    /// The manifest it came from.
+    pub manifest: Manifest,
+    /// The engine every component is compiled for.
+    pub engine: Engine,
+    /// The components, in manifest order.
+    pub components: Vec<ServedComponent>,
+    /// The databases.
+    pub databases: Databases,
 }
 
 /// One component ready to serve: its configuration and its pre-instantiated code.
@@ -67,6 +86,27 @@ pub struct App {
 
 /// Loads, checks and serves the app until Ctrl-C or SIGTERM.
 pub async fn up(options: UpOptions) -> Result<()> {
+    let LoadedApp {
+        manifest,
+        engine,
+        components,
+        databases,
+    } = load(&options.app).await?;
+    let router = build_router(&manifest, &components)?;
+    let listener = bind(&options.listen).await?;
+    let app = Arc::new(App {
+        engine,
+        router,
+        components,
+        databases,
+        deadline_ticks: crate::engine::deadline_ticks(),
+    });
+    print_routes(&app, listener.local_addr()?);
+    crate::server::serve(app, listener, shutdown_signal()).await
+}
+
+/// Loads and checks the app: every error names the thing at fault and the fix.
+pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
     let manifest = Manifest::load(&options.manifest)?;
     tracing::debug!(app = %manifest.name, manifest = %manifest.path.display(), "loading");
     if options.build {
@@ -120,18 +160,12 @@ pub async fn up(options: UpOptions) -> Result<()> {
             pre,
         });
     }
-
-    let router = build_router(&manifest, &components)?;
-    let listener = bind(&options.listen).await?;
-    let app = Arc::new(App {
+    Ok(LoadedApp {
+        manifest,
         engine,
-        router,
         components,
         databases,
-        deadline_ticks: crate::engine::deadline_ticks(),
-    });
-    print_routes(&app, listener.local_addr()?);
-    crate::server::serve(app, listener, shutdown_signal()).await
+    })
 }
 
 fn load_runtime_config(manifest: &Manifest, path: Option<&Path>) -> Result<RuntimeConfig> {

@@ -2,6 +2,7 @@
 //!
 //! This file only parses the command line and starts things; see `app.rs` for `shop up`.
 
+mod admin;
 mod app;
 mod bindings;
 mod build;
@@ -29,22 +30,40 @@ struct Cli {
     command: Command,
 }
 
+/// Where the app and its data are; shared by every command that loads the app.
+#[derive(clap::Args)]
+struct AppArgs {
+    /// The app's manifest.
+    #[arg(long, short = 'f', default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Spin runtime config (SQLite files); default: runtime-config.toml next to the manifest.
+    #[arg(long, alias = "runtime-config-file")]
+    runtime_config: Option<PathBuf>,
+    /// Give every service its own schema in this Postgres instead of its SQLite file.
+    #[arg(long, value_name = "postgres://...")]
+    database_url: Option<String>,
+}
+
+impl AppArgs {
+    fn options(self, build: bool) -> app::AppOptions {
+        app::AppOptions {
+            manifest: self.manifest,
+            runtime_config: self.runtime_config,
+            database_url: self.database_url,
+            build,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the app's HTTP triggers.
     Up {
-        /// The app's manifest.
-        #[arg(long, short = 'f', default_value = "spin.toml")]
-        manifest: PathBuf,
-        /// Spin runtime config (SQLite files); default: runtime-config.toml next to the manifest.
-        #[arg(long, alias = "runtime-config-file")]
-        runtime_config: Option<PathBuf>,
+        #[command(flatten)]
+        app: AppArgs,
         /// The address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: String,
-        /// Give every service its own schema in this Postgres instead of its SQLite file.
-        #[arg(long, value_name = "postgres://...")]
-        database_url: Option<String>,
         /// Build the components first, as `shop build` does.
         #[arg(long)]
         build: bool,
@@ -54,6 +73,21 @@ enum Command {
         /// The app's manifest.
         #[arg(long, short = 'f', default_value = "spin.toml")]
         manifest: PathBuf,
+    },
+    /// Make a staff user (or promote an existing one), in the database `shop up` uses.
+    Createsuperuser {
+        #[command(flatten)]
+        app: AppArgs,
+        /// The user's name (matched case-insensitively against existing users).
+        #[arg(long)]
+        username: String,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// The password; prefer the SHOP_SUPERUSER_PASSWORD environment variable, which
+        /// keeps it out of the process list and shell history.
+        #[arg(long, env = "SHOP_SUPERUSER_PASSWORD", hide_env_values = true)]
+        password: String,
     },
 }
 
@@ -74,21 +108,23 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Up {
-                manifest,
-                runtime_config,
-                listen,
-                database_url,
-                build,
-            } => {
+            Command::Up { app, listen, build } => {
                 app::up(app::UpOptions {
-                    manifest,
-                    runtime_config,
+                    app: app.options(build),
                     listen,
-                    database_url,
-                    build,
                 })
                 .await
+            }
+            Command::Createsuperuser {
+                app,
+                username,
+                email,
+                password,
+            } => {
+                let loaded = app::load(&app.options(false)).await?;
+                let id = admin::create_superuser(&loaded, &username, &email, &password).await?;
+                println!("Superuser `{username}` is ready (id {id}).");
+                Ok(())
             }
             Command::Build { manifest } => {
                 let manifest = manifest::Manifest::load(&manifest)?;

@@ -87,7 +87,9 @@ mod tests {
         let again = local_secrets(&decls(true), &dir, |_| None).unwrap();
         assert_eq!(&again["SPIN_VARIABLE_JWT_SECRET"], value);
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.join("secrets/jwt_secret")).unwrap().permissions(),
+            &std::fs::metadata(dir.join("secrets/jwt_secret"))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -96,8 +98,12 @@ mod tests {
     #[test]
     fn set_or_non_secret_variables_are_left_alone() {
         let dir = std::env::temp_dir().join(format!("shop-secrets-none-{}", std::process::id()));
-        assert!(local_secrets(&decls(true), &dir, |_| Some("x".into())).unwrap().is_empty());
-        assert!(local_secrets(&decls(false), &dir, |_| None).unwrap().is_empty());
+        assert!(local_secrets(&decls(true), &dir, |_| Some("x".into()))
+            .unwrap()
+            .is_empty());
+        assert!(local_secrets(&decls(false), &dir, |_| None)
+            .unwrap()
+            .is_empty());
         assert!(!dir.exists());
     }
 }
