@@ -22,8 +22,15 @@ use crate::sqlite::SqliteDatabases;
 use crate::state::{ComponentConfig, Databases, HostState};
 use crate::variables::{AppVariables, ComponentVariables};
 
-/// The component variable that names a service's database: a SQLite label or a Postgres URL.
-const DATABASE_VARIABLE: &str = "database";
+/// A component variable `<service>_database` names that service's database: a SQLite label or
+/// a Postgres URL. A component reads its own, `<id>_database`; under Spin, a component that
+/// embeds another service as a dependency carries that service's variable too.
+const DATABASE_SUFFIX: &str = "_database";
+
+/// The variable that names component `id`'s own database.
+fn database_variable(id: &str) -> String {
+    format!("{id}{DATABASE_SUFFIX}")
+}
 
 /// The most Postgres connections per pool (per distinct URL).
 const POSTGRES_POOL_SIZE: u32 = 32;
@@ -219,14 +226,25 @@ fn component_config(
 ) -> Result<ComponentConfig> {
     let mut variables = ComponentVariables::resolve(id, &decl.variables, app_variables)?;
     if let Some(url) = database_url {
-        if variables.get(DATABASE_VARIABLE).is_some() {
-            variables.set(DATABASE_VARIABLE, migrate::with_search_path(url, id));
+        // Every service's database variable, its own and those of services it embeds under
+        // Spin, points at that service's schema.
+        let services: Vec<String> = variables
+            .names()
+            .filter_map(|name| name.strip_suffix(DATABASE_SUFFIX))
+            .map(str::to_string)
+            .collect();
+        for service in services {
+            variables.set(
+                &database_variable(&service),
+                migrate::with_search_path(url, &service),
+            );
         }
     }
-    if let Some(label) = variables.get(DATABASE_VARIABLE) {
+    let own = database_variable(id);
+    if let Some(label) = variables.get(&own) {
         if !is_postgres_url(label) && !decl.sqlite_databases.iter().any(|l| l == label) {
             bail!(
-                "component `{id}`: its `{DATABASE_VARIABLE}` variable names the SQLite database `{label}`, \
+                "component `{id}`: its `{own}` variable names the SQLite database `{label}`, \
                  which is not in its sqlite_databases {:?}; add it there or set a postgres:// URL",
                 decl.sqlite_databases
             );
@@ -282,7 +300,7 @@ async fn apply_migrations(
     config: &ComponentConfig,
     databases: &Databases,
 ) -> Result<()> {
-    let Some(database) = config.variables.get(DATABASE_VARIABLE) else {
+    let Some(database) = config.variables.get(&database_variable(&config.id)) else {
         return Ok(());
     };
     let dir = manifest.dir.join("migrations").join(&config.id);

@@ -135,6 +135,11 @@ impl ComponentVariables {
         })
     }
 
+    /// The names of the component's variables.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
     /// The value of a component variable, if it has one.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)

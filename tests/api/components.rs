@@ -10,46 +10,48 @@ fn allowed(import: &str) -> bool {
     wasi_02 || spin || own
 }
 
-#[test]
-fn products_imports_only_wasi_spin_and_shop_interfaces() {
+/// The imports and exports of a built component.
+fn world_of(name: &str) -> (Vec<String>, Vec<String>) {
     build_components();
-    let path = repo_root().join("target/wasm32-wasip2/release/products.wasm");
+    let path = repo_root().join(format!("target/wasm32-wasip2/release/{name}.wasm"));
     let engine = wasmtime::Engine::default();
     let component = wasmtime::component::Component::from_file(&engine, &path)
-        .expect("products.wasm is a component");
+        .unwrap_or_else(|e| panic!("{name}.wasm is a component: {e}"));
     let ty = component.component_type();
-    let imports: Vec<String> = ty
-        .imports(&engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("spin:sqlite/sqlite@3.0.0")),
-        "{imports:?}"
-    );
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("spin:postgres/postgres@4.0.0")),
-        "{imports:?}"
-    );
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.starts_with("fermyon:spin/variables@2.0.0")),
-        "{imports:?}"
-    );
+    let imports = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
+    let exports = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
+    (imports, exports)
+}
+
+#[track_caller]
+fn assert_portable(name: &str, exports_wanted: &[&str]) {
+    let (imports, exports) = world_of(name);
+    for spin in [
+        "spin:sqlite/sqlite@3.0.0",
+        "spin:postgres/postgres@4.0.0",
+        "fermyon:spin/variables@2.0.0",
+    ] {
+        assert!(imports.iter().any(|i| i == spin), "{name}: {imports:?}");
+    }
     let odd: Vec<&String> = imports.iter().filter(|i| !allowed(i)).collect();
-    assert!(odd.is_empty(), "unexpected imports {odd:?} in {imports:?}");
-    let exports: Vec<String> = ty
-        .exports(&engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    assert!(
-        exports
-            .iter()
-            .any(|e| e.starts_with("wasi:http/incoming-handler@0.2")),
-        "{exports:?}"
-    );
+    assert!(odd.is_empty(), "{name}: unexpected imports {odd:?}");
+    for wanted in ["wasi:http/incoming-handler@0.2"]
+        .iter()
+        .chain(exports_wanted)
+    {
+        assert!(
+            exports.iter().any(|e| e.starts_with(wanted)),
+            "{name}: {exports:?}"
+        );
+    }
+}
+
+#[test]
+fn products_imports_only_wasi_spin_and_shop_interfaces() {
+    assert_portable("products", &[]);
+}
+
+#[test]
+fn accounts_imports_only_wasi_spin_and_shop_interfaces() {
+    assert_portable("accounts", &["shop:accounts/admin@0.1.0"]);
 }

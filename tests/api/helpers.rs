@@ -44,7 +44,7 @@ pub fn build_components() {
         let out = Command::new(cargo)
             .current_dir(repo_root())
             .args(["build", "--target", "wasm32-wasip2", "--release"])
-            .args(["-p", "products"])
+            .args(["-p", "products", "-p", "accounts"])
             .output()
             .expect("run cargo to build the components");
         assert!(

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real components, compiled to wasm32-wasip2, served by the real host
 //! (`shop up`), against real SQLite and Postgres. Every case runs once per engine.
 
+mod accounts;
 mod components;
 mod helpers;
 mod products;

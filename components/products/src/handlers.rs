@@ -20,7 +20,7 @@ pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     let filter = ProductFilter::from_query(&query)?;
     let ordering = domain::ordering_from_query(&query);
     let pages = PageRequest::from_query(&query)?;
-    let db = Db::open()?;
+    let db = Db::open(crate::SERVICE)?;
     // Two queries, as DRF makes: a COUNT that can use an index, then one page. A window
     // function (`COUNT(*) OVER ()`) would build every matching row for each page.
     let count = storage::count(&db, &filter)?;
@@ -32,7 +32,7 @@ pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
 /// GET /api/products/{id}/
 pub fn retrieve(id: &str) -> Result<Response, ApiError> {
     let id = routing::id(id)?;
-    let db = Db::open()?;
+    let db = Db::open(crate::SERVICE)?;
     let product = storage::find(&db, id)?.ok_or_else(ApiError::not_found)?;
     response::ok(&product)
 }
@@ -42,7 +42,7 @@ pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
     auth::require_staff(request)?;
     let changes = ProductChanges::read(Fields::from_request(request)?, Presence::Required)?;
     let new = NewProduct::from_changes(changes)?;
-    let db = Db::open()?;
+    let db = Db::open(crate::SERVICE)?;
     let product = storage::insert(&db, &new, Timestamp::now())?;
     response::created(&product)
 }
@@ -51,7 +51,7 @@ pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
 pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response, ApiError> {
     auth::require_staff(request)?;
     let id = routing::id(id)?;
-    let db = Db::open()?;
+    let db = Db::open(crate::SERVICE)?;
     let changes = match Fields::from_request(request)
         .and_then(|fields| ProductChanges::read(fields, Presence::for_update(partial)))
     {
@@ -69,7 +69,7 @@ pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response,
 pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     auth::require_staff(request)?;
     let id = routing::id(id)?;
-    let db = Db::open()?;
+    let db = Db::open(crate::SERVICE)?;
     if storage::delete(&db, id)? {
         Ok(response::no_content())
     } else {

@@ -1,5 +1,8 @@
 //! The products service: the shop's catalogue (API.md, "Products").
 
+/// The service's name: its database is named by the `products_database` variable.
+pub const SERVICE: &str = "products";
+
 mod domain;
 mod handlers;
 mod storage;

@@ -12,9 +12,6 @@ use spin_sdk::{pg4, sqlite3};
 use crate::error::ApiError;
 use crate::time::Timestamp;
 
-/// The component variable that says which database to open.
-pub const DATABASE_VARIABLE: &str = "database";
-
 /// Which database engine a connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -514,12 +511,13 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens the database named by the component's `database` variable.
-    pub fn open() -> Result<Self, StorageError> {
-        let address = spin_sdk::variables::get(DATABASE_VARIABLE).map_err(|e| {
-            StorageError::Unavailable(format!(
-                "the `{DATABASE_VARIABLE}` variable is not set: {e}"
-            ))
+    /// Opens `service`'s database, named by the variable `<service>_database` (a SQLite label or
+    /// a `postgres://` URL). The variable carries the service's name so that, embedded in another
+    /// component as a Spin dependency, a service still finds its own database.
+    pub fn open(service: &str) -> Result<Self, StorageError> {
+        let variable = format!("{service}_database");
+        let address = spin_sdk::variables::get(&variable).map_err(|e| {
+            StorageError::Unavailable(format!("the `{variable}` variable is not set: {e}"))
         })?;
         Self::open_address(&address)
     }

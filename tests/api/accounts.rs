@@ -1,0 +1,1033 @@
+//! The Accounts section of API.md: registration, login, token refresh, profiles, the token
+//! failures (forged, expired, `alg: none`, wrong `token_type`, garbage) and login throttling.
+
+use std::process::Output;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::e2e;
+use crate::helpers::*;
+
+const BAD_CREDENTIALS: &str = "No active account found with the given credentials";
+const USERNAME_TAKEN: &str = "A user with that username already exists.";
+const EMAIL_TAKEN: &str = "user with this email address already exists.";
+const PASSWORD: &str = "correct horse battery";
+
+/// A username no other test uses.
+fn fresh_username(prefix: &str) -> String {
+    format!("{prefix}_{}", unique_suffix())
+}
+
+/// Registers `username` with `PASSWORD` and `<username>@example.com`; returns the user.
+async fn register(app: &TestApp, username: &str) -> Value {
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "register {username}: {}", answer.body);
+    answer.body
+}
+
+async fn login(app: &TestApp, username: &str, password: &str) -> Answer {
+    app.json(
+        "POST",
+        "/api/accounts/login/",
+        None,
+        &json!({"username": username, "password": password}),
+    )
+    .await
+}
+
+/// Logs in and returns `(access, refresh)`; panics unless the answer is 200.
+async fn tokens(app: &TestApp, username: &str, password: &str) -> (String, String) {
+    let answer = login(app, username, password).await;
+    assert_eq!(answer.status, 200, "login {username}: {}", answer.body);
+    assert_json(&answer);
+    let keys: Vec<&String> = answer.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 2, "exactly access and refresh: {keys:?}");
+    (
+        answer.body["access"].as_str().unwrap().to_owned(),
+        answer.body["refresh"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh(app: &TestApp, token: &str) -> Answer {
+    app.json(
+        "POST",
+        "/api/accounts/token/refresh/",
+        None,
+        &json!({ "refresh": token }),
+    )
+    .await
+}
+
+/// The claims of a token signed with the test secret (its signature and expiry checked).
+fn claims(token: &str) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("the service signs with the configured secret")
+    .claims
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Unpadded base64url, enough to hand-craft a token.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// An unsigned token (`alg: none`) with otherwise valid claims.
+fn alg_none_token(user_id: i64, token_type: &str, is_staff: bool) -> String {
+    let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = json!({
+        "sub": user_id.to_string(),
+        "iat": now_secs(),
+        "exp": now_secs() + 900,
+        "jti": unique_suffix(),
+        "token_type": token_type,
+        "is_staff": is_staff,
+    });
+    let body = base64_url(claims.to_string().as_bytes());
+    format!("{header}.{body}.")
+}
+
+/// Every way a token can be wrong for the endpoint that expects `token_type`.
+fn bad_tokens(user_id: i64, token_type: &str, other_type: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "forged with another key",
+            token_with("another-secret", user_id, false, token_type, 900),
+        ),
+        (
+            "expired",
+            token_with(JWT_SECRET, user_id, false, token_type, -10),
+        ),
+        ("alg none", alg_none_token(user_id, token_type, true)),
+        (
+            "wrong token_type",
+            token_with(JWT_SECRET, user_id, false, other_type, 900),
+        ),
+        (
+            "unknown token_type",
+            token_with(JWT_SECRET, user_id, false, "id", 900),
+        ),
+        ("garbage", "not.a.token".to_owned()),
+        ("three dots", "...".to_owned()),
+        ("base64 junk", "eyJhbGciOiJIUzI1NiJ9.eyJ9.c2ln".to_owned()),
+    ]
+}
+
+fn is_rfc3339_utc(s: &str) -> bool {
+    s.ends_with('Z') && s.len() >= 20 && s.as_bytes()[10] == b'T' && s[..4].parse::<u32>().is_ok()
+}
+
+async fn register_then_profile(app: TestApp) {
+    let username = fresh_username("Reg");
+    let email = format!("{username}@Example.COM");
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({
+                "username": username,
+                "email": email,
+                "password": PASSWORD,
+                "first_name": " Ada ",
+                "last_name": "Lovelace",
+                "phone_number": "+44 20 7946 0000",
+                "address": "12 St James's Square",
+                "is_staff": true,
+                "id": 999999,
+            }),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_json(&answer);
+    let user = answer.body;
+    let mut keys: Vec<&str> = user
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "address",
+            "date_joined",
+            "email",
+            "first_name",
+            "id",
+            "is_staff",
+            "last_name",
+            "phone_number",
+            "username"
+        ],
+        "exactly the user fields, never the password or its hash"
+    );
+    let id = user["id"].as_i64().expect("id is an integer");
+    assert!(id > 0 && id != 999999);
+    assert_eq!(user["username"], username);
+    assert_eq!(
+        user["email"],
+        format!("{username}@example.com"),
+        "the domain is lower-cased"
+    );
+    assert_eq!(user["first_name"], "Ada");
+    assert_eq!(user["last_name"], "Lovelace");
+    assert_eq!(user["phone_number"], "+44 20 7946 0000");
+    assert_eq!(user["address"], "12 St James's Square");
+    assert_eq!(user["is_staff"], false, "registration never makes staff");
+    assert!(
+        is_rfc3339_utc(user["date_joined"].as_str().unwrap()),
+        "{user}"
+    );
+    assert!(!answer.raw.windows(8).any(|w| w == b"argon2id"));
+
+    // Optional texts absent at registration are empty strings.
+    let other = register(&app, &fresh_username("min")).await;
+    for field in ["first_name", "last_name", "phone_number", "address"] {
+        assert_eq!(other[field], "", "{field}");
+    }
+
+    let (access, _) = tokens(&app, &username, PASSWORD).await;
+    let profile = app.get("/api/accounts/profile/", Some(&access)).await;
+    assert_eq!(profile.status, 200);
+    assert_json(&profile);
+    assert_eq!(profile.body, user);
+}
+
+async fn register_validation(app: TestApp) {
+    let post = |body: Value| {
+        let app = &app;
+        async move {
+            app.json("POST", "/api/accounts/register/", None, &body)
+                .await
+        }
+    };
+    let name = fresh_username("val");
+    let email = format!("{name}@example.com");
+
+    let answer = post(json!({})).await;
+    assert_field_errors(&answer, &["username", "email", "password"]);
+    assert_eq!(answer.body["username"], json!(["This field is required."]));
+
+    // Usernames: letters, digits and @.+-_ only, 1-150 characters.
+    for bad in ["has space", "semi;colon", "slash/", "emoji🙂", "quote\""] {
+        let answer = post(json!({"username": bad, "email": email, "password": PASSWORD})).await;
+        assert_field_errors(&answer, &["username"]);
+        assert_eq!(
+            answer.body["username"],
+            json!(["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."]),
+            "{bad}"
+        );
+    }
+    let answer =
+        post(json!({"username": "x".repeat(151), "email": email, "password": PASSWORD})).await;
+    assert_eq!(
+        answer.body["username"],
+        json!(["Ensure this field has no more than 150 characters."])
+    );
+    for blank in ["", "   "] {
+        let answer = post(json!({"username": blank, "email": email, "password": PASSWORD})).await;
+        assert_eq!(
+            answer.body["username"],
+            json!(["This field may not be blank."])
+        );
+    }
+    let answer = post(json!({"username": null, "email": email, "password": PASSWORD})).await;
+    assert_eq!(
+        answer.body["username"],
+        json!(["This field may not be null."])
+    );
+    let answer = post(json!({"username": ["a"], "email": email, "password": PASSWORD})).await;
+    assert_eq!(answer.body["username"], json!(["Not a valid string."]));
+
+    // Emails.
+    for bad in [
+        "plain",
+        "@example.com",
+        "a@",
+        "a@b",
+        "a b@example.com",
+        "a@@example.com",
+        "a..b@example.com",
+    ] {
+        let answer = post(json!({"username": name, "email": bad, "password": PASSWORD})).await;
+        assert_field_errors(&answer, &["email"]);
+        assert_eq!(
+            answer.body["email"],
+            json!(["Enter a valid email address."]),
+            "{bad}"
+        );
+    }
+
+    // Passwords: 8 characters, not all digits, not the username.
+    let answer = post(json!({"username": name, "email": email, "password": "short1"})).await;
+    assert_eq!(
+        answer.body["password"],
+        json!(["This password is too short. It must contain at least 8 characters."])
+    );
+    let answer = post(json!({"username": name, "email": email, "password": "1234567890"})).await;
+    assert_eq!(
+        answer.body["password"],
+        json!(["This password is entirely numeric."])
+    );
+    let answer =
+        post(json!({"username": name, "email": email, "password": name.to_uppercase()})).await;
+    assert_eq!(
+        answer.body["password"],
+        json!(["The password is too similar to the username."])
+    );
+    let answer = post(json!({"username": name, "email": email, "password": ""})).await;
+    assert_eq!(
+        answer.body["password"],
+        json!(["This field may not be blank."])
+    );
+
+    // Optional fields have limits too; every field's errors come at once.
+    let answer = post(json!({
+        "username": "bad name",
+        "email": "nope",
+        "password": "123",
+        "phone_number": "1".repeat(21),
+        "first_name": "x".repeat(151),
+    }))
+    .await;
+    assert_field_errors(
+        &answer,
+        &[
+            "username",
+            "email",
+            "password",
+            "phone_number",
+            "first_name",
+        ],
+    );
+
+    // Nothing was created by any of these.
+    assert_eq!(login(&app, &name, PASSWORD).await.status, 401);
+}
+
+async fn register_body_errors(app: TestApp) {
+    let answer = app
+        .send(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            Some(("text/plain", b"username=x".to_vec())),
+        )
+        .await;
+    assert_detail(&answer, 415);
+    let answer = app
+        .send(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            Some(("application/json", b"{\"username\": ".to_vec())),
+        )
+        .await;
+    assert_detail(&answer, 400);
+    let answer = app
+        .send(
+            "POST",
+            "/api/accounts/login/",
+            None,
+            Some(("application/json", b"[1, 2]".to_vec())),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.body,
+        json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+    );
+    let answer = app
+        .send(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            Some(("application/json", vec![b'{', 0xff, b'}'])),
+        )
+        .await;
+    assert_detail(&answer, 400);
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let answer = app
+        .send(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            Some(("application/json", big)),
+        )
+        .await;
+    assert_detail(&answer, 413);
+}
+
+async fn usernames_and_emails_are_unique_case_insensitively(app: TestApp) {
+    let username = fresh_username("Case");
+    let user = register(&app, &username).await;
+
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": username.to_uppercase(), "email": format!("other.{username}@example.com"), "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert_json(&answer);
+    assert_eq!(answer.body, json!({ "username": [USERNAME_TAKEN] }));
+
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": fresh_username("other"), "email": format!("{}@EXAMPLE.com", username.to_uppercase()), "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(answer.body, json!({ "email": [EMAIL_TAKEN] }));
+
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": username.to_lowercase(), "email": format!("{username}@example.com"), "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        answer.body,
+        json!({ "username": [USERNAME_TAKEN], "email": [EMAIL_TAKEN] })
+    );
+
+    // Any spelling of the username logs in to the one account.
+    let (access, _) = tokens(&app, &username.to_lowercase(), PASSWORD).await;
+    assert_eq!(
+        claims(&access)["sub"],
+        user["id"].as_i64().unwrap().to_string()
+    );
+}
+
+async fn concurrent_registrations_make_one_user(app: TestApp) {
+    let username = fresh_username("race");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let client = app.client.clone();
+        let url = format!("{}/api/accounts/register/", app.base);
+        // Different spellings and emails: only the case-insensitive username collides.
+        let name = if i % 2 == 0 {
+            username.clone()
+        } else {
+            username.to_uppercase()
+        };
+        let body = json!({"username": name, "email": format!("{username}.{i}@example.com"), "password": PASSWORD});
+        tasks.spawn(async move {
+            let res = client.post(url).json(&body).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        });
+    }
+    let mut created = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        let (status, body) = outcome.unwrap();
+        match status {
+            201 => created += 1,
+            400 => assert_eq!(body, json!({ "username": [USERNAME_TAKEN] })),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1, "exactly one registration wins");
+}
+
+async fn login_answers_tokens(app: TestApp) {
+    let username = fresh_username("tok");
+    let user = register(&app, &username).await;
+    let id = user["id"].as_i64().unwrap();
+    let before = now_secs();
+    let (access, refresh_token) = tokens(&app, &username, PASSWORD).await;
+
+    let a = claims(&access);
+    assert_eq!(a["sub"], id.to_string());
+    assert_eq!(a["token_type"], "access");
+    assert_eq!(a["is_staff"], false);
+    let iat = a["iat"].as_i64().unwrap();
+    assert!((before - 1..=now_secs() + 1).contains(&iat), "{a}");
+    assert_eq!(
+        a["exp"].as_i64().unwrap() - iat,
+        15 * 60,
+        "access: 15 minutes"
+    );
+    assert!(a["jti"].as_str().is_some_and(|jti| jti.len() >= 16));
+
+    let r = claims(&refresh_token);
+    assert_eq!(r["sub"], id.to_string());
+    assert_eq!(r["token_type"], "refresh");
+    assert_eq!(
+        r["exp"].as_i64().unwrap() - r["iat"].as_i64().unwrap(),
+        7 * 24 * 3600,
+        "refresh: 7 days"
+    );
+    assert_ne!(a["jti"], r["jti"]);
+
+    // Every login issues new tokens.
+    let (access2, _) = tokens(&app, &username, PASSWORD).await;
+    assert_ne!(claims(&access2)["jti"], a["jti"]);
+}
+
+async fn login_failures_look_alike(app: TestApp) {
+    let username = fresh_username("who");
+    register(&app, &username).await;
+    let wrong_password = login(&app, &username, "not the password").await;
+    let unknown_user = login(&app, &fresh_username("nobody"), PASSWORD).await;
+    let wrong_case_password = login(&app, &username, &PASSWORD.to_uppercase()).await;
+    let padded_password = login(&app, &username, &format!(" {PASSWORD}")).await;
+    for answer in [
+        &wrong_password,
+        &unknown_user,
+        &wrong_case_password,
+        &padded_password,
+    ] {
+        assert_eq!(answer.status, 401);
+        assert_json(answer);
+        assert_eq!(answer.body, json!({ "detail": BAD_CREDENTIALS }));
+    }
+
+    let answer = app
+        .json("POST", "/api/accounts/login/", None, &json!({}))
+        .await;
+    assert_eq!(
+        answer.body,
+        json!({"username": ["This field is required."], "password": ["This field is required."]})
+    );
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/login/",
+            None,
+            &json!({"username": "", "password": ""}),
+        )
+        .await;
+    assert_field_errors(&answer, &["username", "password"]);
+}
+
+async fn refresh_gives_a_new_access_token(app: TestApp) {
+    let username = fresh_username("ref");
+    let user = register(&app, &username).await;
+    let (_, refresh_token) = tokens(&app, &username, PASSWORD).await;
+    let answer = refresh(&app, &refresh_token).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_json(&answer);
+    let keys: Vec<&String> = answer.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["access"]);
+    let access = answer.body["access"].as_str().unwrap();
+    let c = claims(access);
+    assert_eq!(c["token_type"], "access");
+    assert_eq!(c["sub"], user["id"].as_i64().unwrap().to_string());
+    assert_eq!(c["is_staff"], false);
+    let profile = app.get("/api/accounts/profile/", Some(access)).await;
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.body["username"], username);
+}
+
+async fn refresh_rejects_bad_tokens(app: TestApp) {
+    let username = fresh_username("badref");
+    let user = register(&app, &username).await;
+    let id = user["id"].as_i64().unwrap();
+    let (access, _) = tokens(&app, &username, PASSWORD).await;
+    let expected = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"});
+
+    let mut cases = bad_tokens(id, "refresh", "access");
+    cases.push(("an access token from login", access));
+    cases.push((
+        "a refresh token of no user",
+        token_with(JWT_SECRET, i64::MAX, false, "refresh", 900),
+    ));
+    for (why, token) in cases {
+        let answer = refresh(&app, &token).await;
+        assert_eq!(answer.status, 401, "{why}: {}", answer.body);
+        assert_json(&answer);
+        assert_eq!(answer.body, expected, "{why}");
+    }
+
+    let answer = app
+        .json("POST", "/api/accounts/token/refresh/", None, &json!({}))
+        .await;
+    assert_eq!(answer.body, json!({"refresh": ["This field is required."]}));
+    let answer = refresh(&app, "").await;
+    assert_field_errors(&answer, &["refresh"]);
+}
+
+async fn profile_rejects_bad_tokens(app: TestApp) {
+    let username = fresh_username("badacc");
+    let user = register(&app, &username).await;
+    let id = user["id"].as_i64().unwrap();
+    let (_, refresh_token) = tokens(&app, &username, PASSWORD).await;
+
+    let answer = app.get("/api/accounts/profile/", None).await;
+    assert_detail(&answer, 401);
+    assert_eq!(
+        answer.body["detail"],
+        "Authentication credentials were not provided."
+    );
+
+    let mut cases = bad_tokens(id, "access", "refresh");
+    cases.push(("a refresh token from login", refresh_token));
+    for (why, token) in cases {
+        for method in ["GET", "PATCH"] {
+            let answer = app
+                .send(
+                    method,
+                    "/api/accounts/profile/",
+                    Some(&token),
+                    Some(("application/json", br#"{"first_name": "x"}"#.to_vec())),
+                )
+                .await;
+            assert_eq!(answer.status, 401, "{method} {why}: {}", answer.body);
+            assert_json(&answer);
+            assert!(answer.body["detail"].is_string(), "{why}");
+        }
+    }
+    // None of them changed the profile.
+    let (access, _) = tokens(&app, &username, PASSWORD).await;
+    let profile = app.get("/api/accounts/profile/", Some(&access)).await;
+    assert_eq!(profile.body["first_name"], "");
+}
+
+async fn profile_updates_ignore_protected_fields(app: TestApp) {
+    let username = fresh_username("upd");
+    let user = register(&app, &username).await;
+    let (access, _) = tokens(&app, &username, PASSWORD).await;
+
+    let answer = app
+        .json(
+            "PATCH",
+            "/api/accounts/profile/",
+            Some(&access),
+            &json!({
+                "first_name": "Grace",
+                "address": "1 Navy Way",
+                "username": "hijack",
+                "is_staff": true,
+                "password": "a new password",
+                "id": 1,
+                "date_joined": "2000-01-01T00:00:00Z",
+            }),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_json(&answer);
+    let patched = answer.body;
+    assert_eq!(patched["first_name"], "Grace");
+    assert_eq!(patched["address"], "1 Navy Way");
+    assert_eq!(patched["last_name"], "");
+    assert_eq!(patched["username"], username);
+    assert_eq!(patched["is_staff"], false);
+    assert_eq!(patched["id"], user["id"]);
+    assert_eq!(patched["date_joined"], user["date_joined"]);
+    assert_eq!(patched["email"], user["email"]);
+
+    // PUT takes any subset too; what it leaves out stays.
+    let new_email = format!("{username}.new@Example.org");
+    let answer = app
+        .json(
+            "PUT",
+            "/api/accounts/profile/",
+            Some(&access),
+            &json!({"email": new_email, "last_name": "Hopper", "phone_number": ""}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["email"], format!("{username}.new@example.org"));
+    assert_eq!(answer.body["last_name"], "Hopper");
+    assert_eq!(answer.body["first_name"], "Grace");
+    assert_eq!(answer.body["username"], username);
+
+    // An empty body changes nothing.
+    let answer = app
+        .send("PATCH", "/api/accounts/profile/", Some(&access), None)
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["last_name"], "Hopper");
+
+    let read = app.get("/api/accounts/profile/", Some(&access)).await;
+    assert_eq!(read.body["username"], username);
+    assert_eq!(read.body["is_staff"], false);
+
+    // The password did not change; neither did the username.
+    assert_eq!(login(&app, &username, PASSWORD).await.status, 200);
+    assert_eq!(login(&app, "hijack", "a new password").await.status, 401);
+    let (fresh_access, _) = tokens(&app, &username, PASSWORD).await;
+    assert_eq!(claims(&fresh_access)["is_staff"], false);
+}
+
+async fn profile_update_validation(app: TestApp) {
+    let username = fresh_username("pval");
+    register(&app, &username).await;
+    let other = fresh_username("pother");
+    register(&app, &other).await;
+    let (access, _) = tokens(&app, &username, PASSWORD).await;
+    let patch = |body: Value| {
+        let app = &app;
+        let access = access.clone();
+        async move {
+            app.json("PATCH", "/api/accounts/profile/", Some(&access), &body)
+                .await
+        }
+    };
+    let answer = patch(json!({"email": "not-an-email"})).await;
+    assert_eq!(
+        answer.body,
+        json!({"email": ["Enter a valid email address."]})
+    );
+    let answer = patch(json!({"email": ""})).await;
+    assert_eq!(
+        answer.body,
+        json!({"email": ["This field may not be blank."]})
+    );
+    let answer = patch(json!({"email": null})).await;
+    assert_field_errors(&answer, &["email"]);
+    let answer = patch(json!({"email": format!("{}@example.com", other.to_uppercase())})).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.body, json!({ "email": [EMAIL_TAKEN] }));
+    let answer = patch(json!({"phone_number": "1".repeat(21), "first_name": 5})).await;
+    assert_field_errors(&answer, &["phone_number"]);
+    // Its own email, in another case, is not "taken".
+    let answer = patch(json!({"email": format!("{}@example.com", username.to_uppercase())})).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let answer = app
+        .send(
+            "PUT",
+            "/api/accounts/profile/",
+            Some(&access),
+            Some(("text/plain", b"x".to_vec())),
+        )
+        .await;
+    assert_detail(&answer, 415);
+}
+
+async fn login_throttling(app: TestApp) {
+    let username = fresh_username("Throttle");
+    register(&app, &username).await;
+    let bystander = fresh_username("bystander");
+    register(&app, &bystander).await;
+
+    for i in 0..5 {
+        let answer = login(&app, &username, &format!("wrong password {i}")).await;
+        assert_eq!(answer.status, 401, "failure {i}: {}", answer.body);
+    }
+    // The sixth attempt is refused, whatever the password and the username's case.
+    for (name, password) in [
+        (username.clone(), "wrong again".to_owned()),
+        (username.clone(), PASSWORD.to_owned()),
+        (username.to_lowercase(), PASSWORD.to_owned()),
+    ] {
+        let answer = login(&app, &name, &password).await;
+        assert_eq!(answer.status, 429, "{name}: {}", answer.body);
+        assert_json(&answer);
+        let retry_after: u64 = answer
+            .header("retry-after")
+            .expect("a Retry-After header")
+            .parse()
+            .expect("Retry-After in seconds");
+        assert!((1..=900).contains(&retry_after), "{retry_after}");
+        let detail = answer.body["detail"].as_str().unwrap();
+        let n: u64 = detail
+            .strip_prefix("Request was throttled. Expected available in ")
+            .and_then(|rest| rest.strip_suffix(" seconds."))
+            .unwrap_or_else(|| panic!("{detail}"))
+            .parse()
+            .unwrap();
+        assert!(n.abs_diff(retry_after) <= 1, "{n} vs {retry_after}");
+    }
+    // Other usernames are not affected.
+    assert_eq!(login(&app, &bystander, PASSWORD).await.status, 200);
+    // Unknown usernames are throttled the same way.
+    let ghost = fresh_username("ghost");
+    for _ in 0..5 {
+        assert_eq!(login(&app, &ghost, PASSWORD).await.status, 401);
+    }
+    assert_eq!(login(&app, &ghost, PASSWORD).await.status, 429);
+}
+
+async fn concurrent_guesses_are_counted(app: TestApp) {
+    let username = fresh_username("burst");
+    register(&app, &username).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let client = app.client.clone();
+        let url = format!("{}/api/accounts/login/", app.base);
+        let body = json!({"username": username, "password": format!("guess {i}")});
+        tasks.spawn(async move { client.post(url).json(&body).send().await.unwrap().status() });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.unwrap().as_u16());
+    }
+    statuses.sort_unstable();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 5, "only five guesses are checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+}
+
+async fn success_clears_failures(app: TestApp) {
+    let username = fresh_username("clear");
+    register(&app, &username).await;
+    for _ in 0..4 {
+        assert_eq!(login(&app, &username, "wrong password").await.status, 401);
+    }
+    assert_eq!(login(&app, &username, PASSWORD).await.status, 200);
+    for _ in 0..4 {
+        assert_eq!(login(&app, &username, "wrong password").await.status, 401);
+    }
+    assert_eq!(login(&app, &username, PASSWORD).await.status, 200);
+}
+
+async fn login_token_is_not_staff_for_products(app: TestApp) {
+    let username = fresh_username("shopper");
+    register(&app, &username).await;
+    let (access, refresh_token) = tokens(&app, &username, PASSWORD).await;
+    let body = json!({"name": format!("Forbidden {username}"), "price": "1.00"});
+    let answer = app
+        .json("POST", "/api/products/", Some(&access), &body)
+        .await;
+    assert_detail(&answer, 403);
+    // The refresh token is no access token anywhere.
+    let answer = app
+        .json("POST", "/api/products/", Some(&refresh_token), &body)
+        .await;
+    assert_detail(&answer, 401);
+    // Reading the catalogue with the token is fine.
+    assert_eq!(app.get("/api/products/", Some(&access)).await.status, 200);
+}
+
+async fn methods_and_paths(app: TestApp) {
+    for (path, allow) in [
+        ("/api/accounts/register/", "POST, OPTIONS"),
+        ("/api/accounts/login/", "POST, OPTIONS"),
+        ("/api/accounts/token/refresh/", "POST, OPTIONS"),
+    ] {
+        let answer = app.get(path, None).await;
+        assert_detail(&answer, 405);
+        assert_eq!(answer.header("allow"), Some(allow), "{path}");
+        assert_eq!(answer.body["detail"], "Method \"GET\" not allowed.");
+    }
+    let answer = app
+        .send(
+            "DELETE",
+            "/api/accounts/profile/",
+            Some(&user_token(1)),
+            None,
+        )
+        .await;
+    assert_detail(&answer, 405);
+    assert_eq!(
+        answer.header("allow"),
+        Some("GET, PUT, PATCH, HEAD, OPTIONS")
+    );
+    for path in [
+        "/api/accounts/",
+        "/api/accounts/login",
+        "/api/accounts/users/",
+        "/api/accounts/token/",
+        "/api/accounts/token/refresh/x/",
+    ] {
+        assert_detail(&app.get(path, None).await, 404);
+    }
+}
+
+e2e!(
+    register_then_profile,
+    register_validation,
+    register_body_errors,
+    usernames_and_emails_are_unique_case_insensitively,
+    concurrent_registrations_make_one_user,
+    login_answers_tokens,
+    login_failures_look_alike,
+    refresh_gives_a_new_access_token,
+    refresh_rejects_bad_tokens,
+    profile_rejects_bad_tokens,
+    profile_updates_ignore_protected_fields,
+    profile_update_validation,
+    login_throttling,
+    concurrent_guesses_are_counted,
+    success_clears_failures,
+    login_token_is_not_staff_for_products,
+    methods_and_paths,
+);
+
+/// `shop createsuperuser` against the database of the host at `host` (`database_url` for
+/// Postgres), the password passed through `SHOP_SUPERUSER_PASSWORD`.
+fn createsuperuser(
+    host: &HostInfo,
+    database_url: Option<&str>,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Output {
+    let mut cmd = host_command(&host.workdir);
+    cmd.arg("createsuperuser")
+        .arg("--manifest")
+        .arg(repo_root().join("spin.toml"))
+        .args(["--username", username, "--email", email])
+        .env("SHOP_SUPERUSER_PASSWORD", password);
+    if let Some(url) = database_url {
+        cmd.args(["--database-url", url]);
+    }
+    cmd.output().expect("run shop createsuperuser")
+}
+
+/// `shop createsuperuser` makes a staff user in the database `shop up` serves, promotes an
+/// existing one (any spelling of its name), refuses what registration refuses, and can run
+/// again; the staff token from login then passes a staff-only products call.
+async fn createsuperuser_makes_staff(host: HostInfo, database_url: Option<String>) {
+    let app = TestApp {
+        base: host.base.clone(),
+        engine: if database_url.is_some() {
+            Engine::Postgres
+        } else {
+            Engine::Sqlite
+        },
+        client: reqwest::Client::new(),
+    };
+    let url = database_url.as_deref();
+    let admin = fresh_username("Admin");
+    let email = format!("{admin}@example.com");
+    let made = createsuperuser(&host, url, &admin, &email, PASSWORD);
+    assert!(
+        made.status.success(),
+        "createsuperuser failed: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (access, _) = tokens(&app, &admin, PASSWORD).await;
+    assert_eq!(claims(&access)["is_staff"], true);
+    let profile = app.get("/api/accounts/profile/", Some(&access)).await;
+    assert_eq!(profile.body["is_staff"], true);
+    assert_eq!(profile.body["email"], email);
+    let product = app
+        .json(
+            "POST",
+            "/api/products/",
+            Some(&access),
+            &json!({"name": format!("Staff made {admin}"), "price": "3.50"}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{}", product.body);
+
+    // Again, with the same arguments: still one user, still staff.
+    let again = createsuperuser(&host, url, &admin, &email, PASSWORD);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let (access_again, _) = tokens(&app, &admin.to_lowercase(), PASSWORD).await;
+    assert_eq!(claims(&access_again)["sub"], claims(&access)["sub"]);
+
+    // Promotion of a registered user, by another spelling of its name: new email and
+    // password; its refresh token now yields staff access tokens.
+    let shopper = fresh_username("Promoted");
+    let user = register(&app, &shopper).await;
+    let (old_access, old_refresh) = tokens(&app, &shopper, PASSWORD).await;
+    assert_eq!(claims(&old_access)["is_staff"], false);
+    let new_password = "a brand new password";
+    let new_email = format!("boss.{shopper}@example.com");
+    let promoted = createsuperuser(
+        &host,
+        url,
+        &shopper.to_uppercase(),
+        &new_email,
+        new_password,
+    );
+    assert!(
+        promoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    assert_eq!(login(&app, &shopper, PASSWORD).await.status, 401);
+    let (staff_access, _) = tokens(&app, &shopper, new_password).await;
+    assert_eq!(
+        claims(&staff_access)["sub"],
+        user["id"].as_i64().unwrap().to_string()
+    );
+    assert_eq!(claims(&staff_access)["is_staff"], true);
+    let profile = app.get("/api/accounts/profile/", Some(&staff_access)).await;
+    assert_eq!(
+        profile.body["username"], shopper,
+        "the name keeps its spelling"
+    );
+    assert_eq!(profile.body["email"], new_email);
+    let refreshed = refresh(&app, &old_refresh).await;
+    assert_eq!(refreshed.status, 200);
+    assert_eq!(
+        claims(refreshed.body["access"].as_str().unwrap())["is_staff"],
+        true,
+        "a refreshed access token carries the user's current is_staff"
+    );
+
+    // What registration refuses, createsuperuser refuses, naming the field.
+    for (username, email, password, field) in [
+        ("bad name", "x@example.com", PASSWORD, "username"),
+        (admin.as_str(), "not-an-email", PASSWORD, "email"),
+        (admin.as_str(), email.as_str(), "1234567890", "password"),
+        (admin.as_str(), email.as_str(), "short", "password"),
+        (admin.as_str(), new_email.as_str(), PASSWORD, "email"),
+    ] {
+        let refused = createsuperuser(&host, url, username, email, password);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{username} {email} {password}");
+        assert!(stderr.contains(field), "{field}: {stderr}");
+    }
+    // The refusals changed nothing.
+    assert!(!tokens(&app, &admin, PASSWORD).await.0.is_empty());
+}
+
+mod createsuperuser {
+    use crate::helpers::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let host = start_host(&[], "sqlite-admin");
+        super::createsuperuser_makes_staff(host, None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(url) = fresh_postgres_database() else {
+            return;
+        };
+        let host = start_host(&["--database-url", &url], "postgres-admin");
+        super::createsuperuser_makes_staff(host, Some(url)).await;
+    }
+}
