@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Benchmark the shop on the release host: seed products, drive GET detail and GET list with wrk.
 
-    python3 scripts/bench.py                 # SQLite and Postgres, 1,000 products, 32 connections, 10 s
-    python3 scripts/bench.py --engine sqlite --duration 5
+    python3 scripts/bench.py                 # every scenario, SQLite and Postgres
+    python3 scripts/bench.py --engine sqlite --duration 5 --scenario products
+
+Scenarios: `products` (GET detail and list over 1,000 products, wrk at 32 connections), `login`
+(Argon2id logins: sequential latency, then wrk at 4 connections), `orders` (16 buyer threads, each
+filling a cart and placing an order in a loop: orders/s and p50/p99 of the placement).
 
 Prints requests/s, p50/p99 latency (from wrk --latency) and the host's RSS for each run.
 Needs `wrk` (Debian package) and, for Postgres, `psql` and a server (SHOP_BENCH_POSTGRES).
@@ -40,7 +44,8 @@ def staff_token() -> str:
 
 def build():
     subprocess.run(["cargo", "build", "--release", "-p", "shop"], cwd=ROOT, check=True)
-    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip2", "-p", "products"], cwd=ROOT, check=True)
+    components = ["-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders"]
+    subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip2", *components], cwd=ROOT, check=True)
 
 
 def start_host(extra, workdir):
@@ -87,6 +92,80 @@ def rss_kib(pid):
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+def percentile(values, pct):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * pct / 100))]
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.2f}ms"
+
+
+def bench_login(base, args):
+    user = f"bench{os.getpid()}"
+    password = "bench-password-123"
+    request("POST", f"{base}/api/accounts/register/", None, {"username": user, "email": f"{user}@example.com", "password": password})
+    body = {"username": user, "password": password}
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        request("POST", f"{base}/api/accounts/login/", None, body)
+        times.append(time.perf_counter() - start)
+    script = os.path.join(tempfile.mkdtemp(prefix="shop-bench-login-"), "login.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = '{json.dumps(body)}'\n")
+    rps, p50, p99, non2xx, sock = wrk(f"{base}/api/accounts/login/", 4, args.duration, script)
+    return [("POST /api/accounts/login/ sequential", None, ms(percentile(times, 50)), ms(percentile(times, 99)), 0, ""),
+            ("POST /api/accounts/login/ (wrk -c4)", rps, p50, p99, non2xx, sock)]
+
+
+def bench_orders(base, args):
+    import http.client
+    import threading
+    token = staff_token()
+    product = request("POST", f"{base}/api/products/", token, {"name": "Bench order item", "price": "12.34", "stock": 2_000_000_000})
+    pid = product["id"]
+    host, port = base.removeprefix("http://").split(":")
+    latencies, failures = [], []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + args.duration
+
+    def buyer(n):
+        conn = http.client.HTTPConnection(host, int(port))
+        user_token = user_token_for(10_000_000 + os.getpid() * 100 + n)
+        headers = {"Authorization": f"Bearer {user_token}", "Content-Type": "application/json"}
+        mine = []
+        while time.perf_counter() < deadline:
+            conn.request("POST", "/api/carts/add_item/", json.dumps({"product_id": pid, "quantity": 1}), headers)
+            res = conn.getresponse(); res.read()
+            start = time.perf_counter()
+            conn.request("POST", "/api/orders/", json.dumps({"shipping_address": "1 Bench Road"}), headers)
+            res = conn.getresponse(); res.read()
+            elapsed = time.perf_counter() - start
+            (mine if res.status == 201 else failures).append(elapsed if res.status == 201 else res.status)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=buyer, args=(n,)) for n in range(16)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    return [("POST /api/orders/ (16 buyers)", len(latencies) / wall, ms(percentile(latencies, 50)), ms(percentile(latencies, 99)), len(failures), "")]
+
+
+def user_token_for(user_id):
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = {"sub": str(user_id), "iat": now, "exp": now + 3600, "jti": f"b{user_id}", "token_type": "access", "is_staff": False}
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{b64(sig)}"
+
+
 def wrk(url, connections, duration, script=None):
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script:
@@ -115,18 +194,23 @@ def bench_engine(engine, args):
         extra = ["--database-url", url]
     proc, base = start_host(extra, workdir)
     try:
-        ids = seed(base, args.products)
-        lo, hi = min(ids), max(ids)
-        script = os.path.join(workdir, "detail.lua")
-        with open(script, "w") as f:
-            f.write(f'request = function()\n  return wrk.format("GET", "/api/products/" .. math.random({lo}, {hi}) .. "/")\nend\n')
         rows = []
-        for label, url, s in [("GET /api/products/{id}/", f"{base}/api/products/", script),
-                              ("GET /api/products/?page_size=20", f"{base}/api/products/?page_size=20", None)]:
-            rps, p50, p99, non2xx, sock = wrk(url, args.connections, args.duration, s)
-            rss, hwm = rss_kib(proc.pid)
-            rows.append((engine, label, rps, p50, p99, non2xx, sock, rss, hwm))
-        return rows
+        if args.scenario in ("products", "all"):
+            ids = seed(base, args.products)
+            lo, hi = min(ids), max(ids)
+            script = os.path.join(workdir, "detail.lua")
+            with open(script, "w") as f:
+                f.write(f'request = function()\n  return wrk.format("GET", "/api/products/" .. math.random({lo}, {hi}) .. "/")\nend\n')
+            for label, url, s in [("GET /api/products/{id}/", f"{base}/api/products/", script),
+                                  ("GET /api/products/?page_size=20", f"{base}/api/products/?page_size=20", None)]:
+                rps, p50, p99, non2xx, sock = wrk(url, args.connections, args.duration, s)
+                rows.append((label, rps, p50, p99, non2xx, sock))
+        if args.scenario in ("login", "all"):
+            rows += bench_login(base, args)
+        if args.scenario in ("orders", "all"):
+            rows += bench_orders(base, args)
+        rss, hwm = rss_kib(proc.pid)
+        return [(engine, *row, rss, hwm) for row in rows]
     finally:
         proc.terminate()
         proc.wait()
@@ -140,6 +224,7 @@ def main():
     ap.add_argument("--products", type=int, default=1000)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--scenario", choices=["products", "login", "orders", "all"], default="all")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -148,10 +233,11 @@ def main():
         build()
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
     rows = [row for engine in engines for row in bench_engine(engine, args)]
-    print(f"\n{args.products} products, wrk -t2 -c{args.connections} -d{args.duration}s, host and wrk on this machine ({os.cpu_count()} cores)")
-    print(f"{'engine':9} {'request':34} {'req/s':>9} {'p50':>9} {'p99':>9} {'non-2xx':>8} {'RSS MiB':>8} {'peak MiB':>8}")
-    for engine, label, rps, p50, p99, non2xx, sock, rss, hwm in rows:
-        print(f"{engine:9} {label:34} {rps:9.0f} {p50:>9} {p99:>9} {non2xx:8d} {rss / 1024:8.1f} {hwm / 1024:8.1f}" + (f"  socket errors: {sock}" if sock else ""))
+    print(f"\n{args.duration}s per run, load generator and host on this machine ({os.cpu_count()} cores); RSS of the host after the engine's runs")
+    print(f"{'engine':9} {'request':38} {'req/s':>9} {'p50':>9} {'p99':>9} {'failed':>7} {'RSS MiB':>8} {'peak MiB':>8}")
+    for engine, label, rps, p50, p99, failed, sock, rss, hwm in rows:
+        rate = f"{rps:9.0f}" if rps is not None else f"{'-':>9}"
+        print(f"{engine:9} {label:38} {rate} {p50:>9} {p99:>9} {failed:7d} {rss / 1024:8.1f} {hwm / 1024:8.1f}" + (f"  socket errors: {sock}" if sock else ""))
 
 
 if __name__ == "__main__":

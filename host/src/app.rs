@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::links::{self, Link, Links, Provider, ProviderTable};
 use crate::manifest::{ComponentDecl, Manifest, RuntimeConfig};
 use crate::migrate;
 use crate::postgres::PostgresPools;
@@ -32,8 +34,9 @@ fn database_variable(id: &str) -> String {
     format!("{id}{DATABASE_SUFFIX}")
 }
 
-/// The most Postgres connections per pool (per distinct URL).
-const POSTGRES_POOL_SIZE: u32 = 32;
+/// The default for the most Postgres connections per pool (one pool per service schema):
+/// four services on one host stay under a default server's 100 connections.
+pub const POSTGRES_POOL_SIZE: u32 = 16;
 
 /// Where the app and its data are: what every command that loads the app needs.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     /// Whether to run `shop build` first.
     pub build: bool,
+    /// The most connections each Postgres pool (one per service schema) may open.
+    pub postgres_pool_size: u32,
 }
 
 /// The command-line options of `shop up`.
@@ -150,23 +155,38 @@ pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
         // One connection now, so that an unreachable Postgres stops the host at once.
         migrate::connect_postgres(url).await?;
     }
-    let databases = open_databases(&configs, &runtime_config).await?;
+    let databases = open_databases(&configs, &runtime_config, options.postgres_pool_size).await?;
     for config in &configs {
         apply_migrations(&manifest, config, &databases).await?;
     }
 
     let engine = crate::engine::build()?;
     crate::engine::start_epoch_ticker(&engine)?;
-    let linker = crate::state::linker(&engine)?;
-    let mut components = Vec::with_capacity(configs.len());
-    for config in configs {
+    let mut compiled = Vec::with_capacity(configs.len());
+    for config in &configs {
         let decl = &manifest.components[&config.id];
-        let pre = prepare_component(&engine, &linker, &manifest, &config.id, decl)?;
+        compiled.push(compile_component(&engine, &manifest, &config.id, decl)?);
+    }
+    let named: Vec<(&str, &Component)> = configs
+        .iter()
+        .map(|c| c.id.as_str())
+        .zip(&compiled)
+        .collect();
+    let plan = links::plan(&engine, &named)?;
+    warn_unless_spin_links(&manifest, &configs, &plan);
+
+    let links = Links::default();
+    let mut linker = crate::state::linker(&engine)?;
+    links.define(&mut linker, &plan)?;
+    let mut components = Vec::with_capacity(configs.len());
+    for (config, component) in configs.into_iter().zip(&compiled) {
+        let pre = link_component(&linker, &config.id, component)?;
         components.push(ServedComponent {
             config: Arc::new(config),
             pre,
         });
     }
+    links.install(providers(&components, &plan)?);
     Ok(LoadedApp {
         manifest,
         engine,
@@ -189,11 +209,12 @@ fn load_runtime_config(manifest: &Manifest, path: Option<&Path>) -> Result<Runti
     }
 }
 
-/// The components that serve a route, each once, in manifest order.
+/// The components of the HTTP triggers, each once, in manifest order. A component with a
+/// private route (`route = { private = true }`) serves no URL, but its exports can be linked.
 fn served_component_ids(manifest: &Manifest) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for trigger in &manifest.http_triggers {
-        if trigger.route.is_some() && !ids.contains(&trigger.component) {
+        if !ids.contains(&trigger.component) {
             ids.push(trigger.component.clone());
         }
     }
@@ -271,6 +292,7 @@ fn is_postgres_url(value: &str) -> bool {
 async fn open_databases(
     configs: &[ComponentConfig],
     runtime_config: &RuntimeConfig,
+    postgres_pool_size: u32,
 ) -> Result<Databases> {
     let mut paths: HashMap<String, PathBuf> = HashMap::new();
     for config in configs {
@@ -290,7 +312,7 @@ async fn open_databases(
     let sqlite = SqliteDatabases::open(paths).await?;
     Ok(Databases {
         sqlite: Arc::new(sqlite),
-        postgres: Arc::new(PostgresPools::new(POSTGRES_POOL_SIZE)),
+        postgres: Arc::new(PostgresPools::new(postgres_pool_size)),
     })
 }
 
@@ -325,26 +347,34 @@ async fn apply_migrations(
     }
 }
 
-/// Compiles a component and links it against the host, naming any import the host lacks.
-fn prepare_component(
+/// Compiles a component, naming it when its file is not a valid component.
+fn compile_component(
     engine: &Engine,
-    linker: &wasmtime::component::Linker<HostState>,
     manifest: &Manifest,
     id: &str,
     decl: &ComponentDecl,
-) -> Result<ProxyPre<HostState>> {
+) -> Result<Component> {
     let path = manifest.source_path(decl);
-    let component = crate::engine::load_component(engine, &path).map_err(|err| {
+    crate::engine::load_component(engine, &path).map_err(|err| {
         anyhow::anyhow!(
             "component `{id}`: {} is not a valid Wasm component: {err:#}",
             path.display()
         )
-    })?;
-    let pre = linker.instantiate_pre(&component).map_err(|err| {
+    })
+}
+
+/// Links a compiled component against the host and the other components' exports, naming any
+/// import the host lacks.
+fn link_component(
+    linker: &Linker<HostState>,
+    id: &str,
+    component: &Component,
+) -> Result<ProxyPre<HostState>> {
+    let pre = linker.instantiate_pre(component).map_err(|err| {
         anyhow::anyhow!(
-            "component `{id}` cannot run on this host: {:#}. The host provides WASI 0.2, wasi:http, \
-             spin:sqlite/sqlite@3.0.0, spin:postgres/postgres@4.0.0 and fermyon:spin/variables@2.0.0",
-            anyhow::Error::from(err)
+            "component `{id}` cannot run on this host: {:#}. The host provides {}",
+            anyhow::Error::from(err),
+            links::HOST_PROVIDES
         )
     })?;
     ProxyPre::new(pre).map_err(|err| {
@@ -353,6 +383,59 @@ fn prepare_component(
             anyhow::Error::from(err)
         )
     })
+}
+
+/// The provider of each linked interface: the component that exports it.
+fn providers(components: &[ServedComponent], plan: &[Link]) -> Result<ProviderTable> {
+    let mut by_interface = HashMap::new();
+    for (index, component) in components.iter().enumerate() {
+        let exported: Vec<&Link> = plan.iter().filter(|l| l.exporter == index).collect();
+        if exported.is_empty() {
+            continue;
+        }
+        let provider = Arc::new(Provider::new(
+            component.config.clone(),
+            component.pre.instance_pre().clone(),
+            &exported,
+        )?);
+        for link in exported {
+            by_interface.insert(link.interface.clone(), provider.clone());
+        }
+    }
+    Ok(by_interface)
+}
+
+/// Warns about each link Spin would not make from the same manifest: Spin satisfies an import
+/// only through the importer's `[component.<id>.dependencies]`, and gives the dependency a
+/// database only with `dependencies_inherit_configuration = true`.
+fn warn_unless_spin_links(manifest: &Manifest, configs: &[ComponentConfig], plan: &[Link]) {
+    for link in plan {
+        let exporter = &configs[link.exporter].id;
+        for &importer in &link.importers {
+            let id = &configs[importer].id;
+            let decl = &manifest.components[id];
+            if !decl
+                .dependencies
+                .keys()
+                .any(|key| links::dependency_covers(key, &link.interface))
+            {
+                tracing::warn!(
+                    "component `{id}` imports {} (linked here to component `{exporter}`), but \
+                     [component.{id}.dependencies] in {} has no entry for it: `spin up` would \
+                     refuse the app; add `\"{}\" = {{ path = \"...{exporter}.wasm\" }}`",
+                    link.interface,
+                    manifest.path.display(),
+                    link.interface
+                );
+            } else if !decl.dependencies_inherit_configuration {
+                tracing::warn!(
+                    "component `{id}` has dependencies but not `dependencies_inherit_configuration \
+                     = true`: under Spin, {} would get no database",
+                    link.interface
+                );
+            }
+        }
+    }
 }
 
 fn build_router(manifest: &Manifest, components: &[ServedComponent]) -> Result<Router> {

@@ -2,14 +2,28 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How many instances may run at once: one per request in flight.
-pub const MAX_INSTANCES: u32 = 1000;
+/// How many requests may run at once, each with its providers, before instance slots run out.
+pub const MAX_REQUESTS: u32 = 1000;
+
+/// The instances one request may hold at once: its component's own and one per provider it
+/// reaches through links (orders: itself, products, cart and accounts). Each takes a slot.
+pub const INSTANCES_PER_REQUEST: u32 = 4;
+
+/// How many component instances may exist at once.
+pub const MAX_INSTANCES: u32 = MAX_REQUESTS * INSTANCES_PER_REQUEST;
+
+/// What one instance of a component built with wasm32-wasip2 uses of the pool (measured with
+/// `wasm-tools print` on the shop's components): 4 core instances (the code, the WASI adapter,
+/// wit-component's shim and fixup), 1 linear memory, 2 tables.
+const CORE_INSTANCES_PER_INSTANCE: u32 = 4;
+const MEMORIES_PER_INSTANCE: u32 = 1;
+const TABLES_PER_INSTANCE: u32 = 2;
 
 /// The most linear memory one guest instance may use.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
@@ -23,6 +37,13 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// The request deadline counted in epoch ticks, for `Store::set_epoch_deadline`.
 pub fn deadline_ticks() -> u64 {
     (REQUEST_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64
+}
+
+/// The epoch deadline, in ticks from now, of a store that must be done by `deadline`: at least
+/// one tick, so that a store made at the last moment traps at once rather than never.
+pub fn ticks_until(deadline: Instant, now: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(now);
+    ((left.as_millis() / EPOCH_TICK.as_millis()) as u64).max(1)
 }
 
 /// Builds the engine every component of the app is compiled for.
@@ -42,10 +63,13 @@ fn config(pagemap_scan: bool) -> Config {
     // Instances come from preallocated slots: a fresh instance per request is then a
     // matter of microseconds, and each slot caps the guest's memory.
     let mut pool = PoolingAllocationConfig::default();
+    // Each memory slot reserves 4 GiB of address space (no bounds checks): 4000 of them are
+    // 16 TiB of the 128 TiB a process has, none of it committed until used.
     pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES * 4)
-        .total_memories(MAX_INSTANCES * 2)
-        .total_tables(MAX_INSTANCES * 2)
+        .total_core_instances(MAX_INSTANCES * CORE_INSTANCES_PER_INSTANCE)
+        .total_memories(MAX_INSTANCES * MEMORIES_PER_INSTANCE)
+        .total_tables(MAX_INSTANCES * TABLES_PER_INSTANCE)
+        // A store runs on its own fiber stack; a provider's runs while its caller's waits.
         .total_stacks(MAX_INSTANCES)
         .max_memory_size(MAX_MEMORY_BYTES)
         .table_keep_resident(64 << 10);

@@ -7,6 +7,7 @@ mod app;
 mod bindings;
 mod build;
 mod engine;
+mod links;
 mod manifest;
 mod migrate;
 mod postgres;
@@ -16,6 +17,7 @@ mod server;
 mod sqlite;
 mod state;
 mod variables;
+mod wit_types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,10 @@ struct AppArgs {
     /// Give every service its own schema in this Postgres instead of its SQLite file.
     #[arg(long, value_name = "postgres://...")]
     database_url: Option<String>,
+    /// The most connections each service's Postgres pool may open (keep hosts × services ×
+    /// this under the server's max_connections).
+    #[arg(long, default_value_t = app::POSTGRES_POOL_SIZE)]
+    postgres_pool_size: u32,
 }
 
 impl AppArgs {
@@ -50,6 +56,7 @@ impl AppArgs {
             manifest: self.manifest,
             runtime_config: self.runtime_config,
             database_url: self.database_url,
+            postgres_pool_size: self.postgres_pool_size,
             build,
         }
     }

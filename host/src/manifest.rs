@@ -69,6 +69,17 @@ pub struct ComponentDecl {
     pub environment: BTreeMap<String, String>,
     /// How to build the component's source (`shop build`).
     pub build: Option<BuildDecl>,
+    /// Spin's component dependencies: the components Spin composes into this one to satisfy
+    /// its imports, by interface or package name (`"pkg:name/iface@1.0.0" = { path = "..." }`,
+    /// or a registry or component reference). Parsed loosely: this host links an import to the
+    /// component of the app that exports it, and only checks that Spin would find it too.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, toml::Value>,
+    /// Whether, under Spin, the dependencies run with this component's configuration (its
+    /// databases, variables); without it they get none. On this host each provider always runs
+    /// with its own.
+    #[serde(default)]
+    pub dependencies_inherit_configuration: bool,
 }
 
 /// A component's `[component.<id>.build]` table.
@@ -270,6 +281,17 @@ database = "{{ products_database }}"
 [component.products.build]
 command = "cargo build"
 watch = ["src/**/*.rs"]
+
+[[trigger.http]]
+route = "/api/carts/..."
+component = "cart"
+[component.cart]
+source = "target/cart.wasm"
+dependencies_inherit_configuration = true
+[component.cart.dependencies]
+"shop:products/catalogue@0.1.0" = { path = "target/products.wasm" }
+"shop:accounts@0.1.0" = { registry = "example.com", package = "shop:accounts", version = "0.1.0" }
+"shop:other/thing" = "1.2.3"
 "#;
 
     #[test]
@@ -292,6 +314,24 @@ watch = ["src/**/*.rs"]
             PathBuf::from("/app/target/products.wasm")
         );
         assert_eq!(products.build.as_ref().unwrap().command, "cargo build");
+        assert!(products.dependencies.is_empty());
+        assert!(!products.dependencies_inherit_configuration);
+    }
+
+    #[test]
+    fn accepts_spin_component_dependencies() {
+        let m = Manifest::parse(MANIFEST, "spin.toml".into(), "/app".into()).unwrap();
+        let cart = &m.components["cart"];
+        assert!(cart.dependencies_inherit_configuration);
+        let keys: Vec<&str> = cart.dependencies.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "shop:accounts@0.1.0",
+                "shop:other/thing",
+                "shop:products/catalogue@0.1.0"
+            ]
+        );
     }
 
     #[test]

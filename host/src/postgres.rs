@@ -99,6 +99,8 @@ impl PostgresPools {
             // A returned connection is checked as it goes back; checking it again on every
             // acquire would add a round trip to every request.
             .test_before_acquire(false)
+            // Several hosts share one server's connection limit: give back what sits idle.
+            .idle_timeout(Some(std::time::Duration::from_secs(30)))
             .connect_lazy_with(options);
         let _ = slot.set((address.into(), pool.clone()));
         Ok(pool)

@@ -1,12 +1,14 @@
 //! The per-request host state: what a guest's imports reach, and the linker that wires them.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::links::LinkedInstances;
 use crate::postgres::{PostgresPools, PostgresView};
 use crate::sqlite::{SqliteDatabases, SqliteView};
 use crate::variables::{ComponentVariables, VariablesView};
@@ -51,11 +53,39 @@ pub struct HostState {
     hooks: OutboundHttpDenied,
     component: Arc<ComponentConfig>,
     databases: Databases,
+    /// When the request must be over: the deadline of the instances its links make too.
+    deadline: Instant,
+    /// How many links separate this store from the request's own: 0 for the request's.
+    link_depth: u32,
+    /// The instances of other components this store's calls through links have made.
+    linked: LinkedInstances,
 }
 
 impl HostState {
-    /// A fresh state for one request to `component`.
+    /// A fresh state for one request to `component`, which must be over within
+    /// [`crate::engine::REQUEST_DEADLINE`].
     pub fn new(component: Arc<ComponentConfig>, databases: Databases) -> Self {
+        let deadline = Instant::now() + crate::engine::REQUEST_DEADLINE;
+        Self::with(component, databases, deadline, 0)
+    }
+
+    /// The state of an instance of `component` that serves this store's calls through a link:
+    /// the provider's own configuration, the same databases and deadline.
+    pub fn for_provider(&self, component: Arc<ComponentConfig>) -> Self {
+        Self::with(
+            component,
+            self.databases.clone(),
+            self.deadline,
+            self.link_depth + 1,
+        )
+    }
+
+    fn with(
+        component: Arc<ComponentConfig>,
+        databases: Databases,
+        deadline: Instant,
+        link_depth: u32,
+    ) -> Self {
         let wasi = WasiCtxBuilder::new()
             .inherit_stderr()
             .envs(&component.environment)
@@ -67,7 +97,35 @@ impl HostState {
             hooks: OutboundHttpDenied,
             component,
             databases,
+            deadline,
+            link_depth,
+            linked: LinkedInstances::default(),
         }
+    }
+
+    /// The id of the component this store runs.
+    pub fn component_id(&self) -> &str {
+        &self.component.id
+    }
+
+    /// When the request must be over.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// How many links separate this store from the request's own store.
+    pub fn link_depth(&self) -> u32 {
+        self.link_depth
+    }
+
+    /// The provider instances this store has made.
+    pub fn linked(&self) -> &LinkedInstances {
+        &self.linked
+    }
+
+    /// The provider instances this store has made, to add or drop one.
+    pub fn linked_mut(&mut self) -> &mut LinkedInstances {
+        &mut self.linked
     }
 
     fn sqlite(&mut self) -> SqliteView<'_> {
@@ -112,7 +170,8 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// The linker every component is instantiated with: WASI 0.2, `wasi:http` and Spin's interfaces.
+/// The linker every component is instantiated with: WASI 0.2, `wasi:http` and Spin's interfaces
+/// (the links between components are added to it by `links::Links::define`).
 pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -53,5 +53,42 @@ fn products_imports_only_wasi_spin_and_shop_interfaces() {
 
 #[test]
 fn accounts_imports_only_wasi_spin_and_shop_interfaces() {
-    assert_portable("accounts", &["shop:accounts/admin@0.1.0"]);
+    assert_portable(
+        "accounts",
+        &["shop:accounts/admin@0.1.0", "shop:accounts/profiles@0.1.0"],
+    );
+}
+
+#[test]
+fn products_exports_catalogue_and_inventory() {
+    assert_portable(
+        "products",
+        &[
+            "shop:products/catalogue@0.1.0",
+            "shop:products/inventory@0.1.0",
+        ],
+    );
+}
+
+#[test]
+fn cart_imports_the_catalogue_and_exports_carts() {
+    assert_portable("cart", &["shop:cart/carts@0.1.0"]);
+    let (imports, _) = world_of("cart");
+    assert!(
+        imports.iter().any(|i| i == "shop:products/catalogue@0.1.0"),
+        "{imports:?}"
+    );
+}
+
+#[test]
+fn orders_imports_inventory_carts_and_profiles() {
+    assert_portable("orders", &[]);
+    let (imports, _) = world_of("orders");
+    for wanted in [
+        "shop:products/inventory@0.1.0",
+        "shop:cart/carts@0.1.0",
+        "shop:accounts/profiles@0.1.0",
+    ] {
+        assert!(imports.iter().any(|i| i == wanted), "{imports:?}");
+    }
 }

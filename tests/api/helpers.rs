@@ -44,7 +44,9 @@ pub fn build_components() {
         let out = Command::new(cargo)
             .current_dir(repo_root())
             .args(["build", "--target", "wasm32-wasip2", "--release"])
-            .args(["-p", "products", "-p", "accounts"])
+            .args([
+                "-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders",
+            ])
             .output()
             .expect("run cargo to build the components");
         assert!(
@@ -464,4 +466,37 @@ macro_rules! e2e {
             }
         }
     )*};
+}
+
+/// A user id no other test uses: tokens are minted, so these users exist only in their tokens.
+pub fn fresh_user_id() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    // Far above the ids the accounts service hands out in a test run.
+    1_000_000_000 + (micros % 1_000_000_000) * 100 + NEXT.fetch_add(1, Ordering::Relaxed) % 100
+}
+
+impl TestApp {
+    /// Adds `quantity` of `product_id` to the cart of the token's user; panics unless 200.
+    pub async fn add_to_cart(&self, token: &str, product_id: i64, quantity: i64) -> Value {
+        let body = serde_json::json!({"product_id": product_id, "quantity": quantity});
+        let answer = self
+            .json("POST", "/api/carts/add_item/", Some(token), &body)
+            .await;
+        assert_eq!(answer.status, 200, "add_item {body}: {:?}", answer.body);
+        answer.body
+    }
+
+    /// The stock of a product now.
+    pub async fn stock_of(&self, product_id: i64) -> i64 {
+        let answer = self
+            .get(&format!("/api/products/{product_id}/"), None)
+            .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        answer.body["stock"].as_i64().unwrap()
+    }
 }

@@ -2,7 +2,9 @@
 //! (`shop up`), against real SQLite and Postgres. Every case runs once per engine.
 
 mod accounts;
+mod carts;
 mod components;
 mod helpers;
+mod orders;
 mod products;
 mod startup;

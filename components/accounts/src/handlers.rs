@@ -215,3 +215,10 @@ pub fn create_superuser(username: &str, email: &str, password: &str) -> Result<i
         }
     })
 }
+
+/// `shop:accounts/profiles.shipping-address`: the address on the user's profile (empty when
+/// none was given), `None` for an unknown user; Err when the database cannot answer.
+pub fn shipping_address(user_id: i64) -> Result<Option<String>, String> {
+    let db = Db::open(crate::SERVICE).map_err(|e| e.to_string())?;
+    storage::address(&db, user_id).map_err(|e| e.to_string())
+}

@@ -1,6 +1,7 @@
 //! The accounts service: users, their passwords, JWT access and refresh tokens, and staff
 //! (API.md, "Accounts"). Besides HTTP it exports `shop:accounts/admin` (wit/accounts.wit),
-//! which the host calls for `shop createsuperuser`.
+//! which the host calls for `shop createsuperuser`, and `shop:accounts/profiles`, which orders
+//! calls for a user's default shipping address.
 
 /// The service's name: its database is named by the `accounts_database` variable.
 pub const SERVICE: &str = "accounts";
@@ -55,8 +56,9 @@ fn route(request: &ApiRequest) -> Result<Response, ApiError> {
     }
 }
 
-/// The `shop:accounts/admin` export, for operators (the host's `shop createsuperuser`).
-mod admin {
+/// The service's WIT exports (wit/accounts.wit): `admin` for operators (the host's
+/// `shop createsuperuser`) and `profiles` for the other services (orders' default address).
+mod exports {
     mod bindings {
         #![allow(missing_docs, clippy::all)]
         spin_sdk::wit_bindgen::generate!({
@@ -66,9 +68,9 @@ mod admin {
         });
     }
 
-    struct Admin;
+    struct Accounts;
 
-    impl bindings::exports::shop::accounts::admin::Guest for Admin {
+    impl bindings::exports::shop::accounts::admin::Guest for Accounts {
         fn create_superuser(
             username: String,
             email: String,
@@ -78,5 +80,11 @@ mod admin {
         }
     }
 
-    bindings::export!(Admin with_types_in bindings);
+    impl bindings::exports::shop::accounts::profiles::Guest for Accounts {
+        fn shipping_address(user_id: i64) -> Result<Option<String>, String> {
+            crate::handlers::shipping_address(user_id)
+        }
+    }
+
+    bindings::export!(Accounts with_types_in bindings);
 }

@@ -120,6 +120,13 @@ pub fn find(db: &Db, id: i64) -> Result<Option<UserAccount>, StorageError> {
     .transpose()
 }
 
+/// The address on a user's profile; `None` if there is no such user.
+pub fn address(db: &Db, id: i64) -> Result<Option<String>, StorageError> {
+    db.query_one("SELECT address FROM users WHERE id = $1", &[Param::Int(id)])?
+        .map(|row| row.text("address"))
+        .transpose()
+}
+
 /// The user of a username key and their password hash, for a login.
 pub fn find_login(db: &Db, username_key: &str) -> Result<Option<(User, String)>, StorageError> {
     let Some(row) = db.query_one(

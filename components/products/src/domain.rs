@@ -1,10 +1,13 @@
 //! The catalogue's types: only valid values can be built.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use shop_guest::error::{ApiError, FieldErrors};
 use shop_guest::json::{FieldValue, Fields, Presence, TextRules};
 use shop_guest::money::{self, Money};
 use shop_guest::request::Query;
+use shop_guest::storage::StorageError;
 use shop_guest::time::Timestamp;
 
 /// A product as the API shows it.
@@ -210,6 +213,119 @@ pub fn ordering_from_query(query: &Query) -> Vec<SortBy> {
         .collect()
 }
 
+/// A product as other services read it now (`shop:products/catalogue`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueEntry {
+    pub id: i64,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// The key an order's reservation is held under: 1 to 255 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderKey(String);
+
+impl OrderKey {
+    /// The most characters a key may have.
+    pub const MAX_CHARS: usize = 255;
+
+    /// A key as the orders service sends it; blank or overlong is refused.
+    pub fn parse(key: String) -> Result<Self, String> {
+        if key.trim().is_empty() {
+            return Err("The order key is empty.".to_owned());
+        }
+        if key.chars().count() > Self::MAX_CHARS {
+            return Err(format!(
+                "The order key is longer than {} characters.",
+                Self::MAX_CHARS
+            ));
+        }
+        Ok(Self(key))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Units of one product that an order asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockLine {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+/// The lines of one order: at least one, each quantity at least 1, each product once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLines(Vec<StockLine>);
+
+impl OrderLines {
+    /// Checks the lines, keeping their order.
+    pub fn parse(lines: Vec<StockLine>) -> Result<Self, String> {
+        if lines.is_empty() {
+            return Err("An order needs at least one line.".to_owned());
+        }
+        let mut seen = HashSet::with_capacity(lines.len());
+        for line in &lines {
+            if line.quantity < 1 {
+                return Err(format!(
+                    "The quantity of product {} is {}; it must be at least 1.",
+                    line.product_id, line.quantity
+                ));
+            }
+            if !seen.insert(line.product_id) {
+                return Err(format!(
+                    "Product {} appears in more than one line.",
+                    line.product_id
+                ));
+            }
+        }
+        Ok(Self(lines))
+    }
+
+    /// The lines, in the order asked.
+    pub fn lines(&self) -> &[StockLine] {
+        &self.0
+    }
+}
+
+/// A line held for an order, with the name and unit price the product had when it was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservedLine {
+    pub product_id: i64,
+    pub name: String,
+    pub price_cents: i64,
+    pub quantity: i64,
+}
+
+/// A product with fewer units than an order asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    pub product_id: i64,
+    pub name: String,
+    pub requested: i64,
+    pub available: i64,
+}
+
+/// Why a reservation took nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    /// No product has this id.
+    #[error("no product has id {0}")]
+    UnknownProduct(i64),
+    /// A product is short of stock.
+    #[error("only {} units of {} in stock", .0.available, .0.name)]
+    InsufficientStock(Shortage),
+    /// The order key or the lines are not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database could not do it.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +405,27 @@ mod tests {
         );
         let object = shop_guest::json::parse_object(b"{}").unwrap();
         assert!(ProductChanges::read(Fields::new(object), Presence::Optional).is_ok());
+    }
+
+    #[test]
+    fn order_lines_are_checked() {
+        let line = |product_id, quantity| StockLine {
+            product_id,
+            quantity,
+        };
+        let lines = OrderLines::parse(vec![line(3, 1), line(1, 2)]).unwrap();
+        assert_eq!(lines.lines(), &[line(3, 1), line(1, 2)]);
+        assert!(OrderLines::parse(Vec::new()).is_err());
+        assert!(OrderLines::parse(vec![line(1, 0)]).is_err());
+        assert!(OrderLines::parse(vec![line(1, -3)]).is_err());
+        let twice = OrderLines::parse(vec![line(1, 1), line(2, 1), line(1, 4)]).unwrap_err();
+        assert!(twice.contains("Product 1"), "{twice}");
+    }
+
+    #[test]
+    fn order_keys_are_not_blank() {
+        assert_eq!(OrderKey::parse("u7:abc".into()).unwrap().as_str(), "u7:abc");
+        assert!(OrderKey::parse("  ".into()).is_err());
+        assert!(OrderKey::parse("k".repeat(256)).is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! One function per endpoint: read the request, check who may, call storage, answer.
+//! One function per entry point (HTTP endpoints, then the exported WIT functions): read the
+//! request, check who may, call storage, answer.
 
 use shop_guest::auth;
 use shop_guest::error::ApiError;
@@ -11,8 +12,11 @@ use shop_guest::storage::Db;
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
-use crate::domain::{self, NewProduct, ProductChanges, ProductFilter};
-use crate::storage;
+use crate::domain::{
+    self, CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductFilter,
+    ReserveError, ReservedLine, StockLine,
+};
+use crate::{reservations, storage};
 
 /// GET /api/products/: a filtered, ordered page of products.
 pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
@@ -75,4 +79,34 @@ pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// `shop:products/catalogue.get-products`: the products among `ids` that exist, in that order.
+pub fn get_products(ids: &[i64]) -> Result<Vec<CatalogueEntry>, String> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = Db::open(crate::SERVICE).map_err(|e| e.to_string())?;
+    storage::catalogue_entries(&db, ids).map_err(|e| e.to_string())
+}
+
+/// `shop:products/inventory.reserve`: every line's stock under `order_key`, or nothing.
+pub fn reserve(
+    order_key: String,
+    lines: Vec<StockLine>,
+) -> Result<Vec<ReservedLine>, ReserveError> {
+    let key = OrderKey::parse(order_key).map_err(ReserveError::Invalid)?;
+    let lines = OrderLines::parse(lines).map_err(ReserveError::Invalid)?;
+    let db = Db::open(crate::SERVICE)?;
+    reservations::reserve(&db, &key, &lines, Timestamp::now())
+}
+
+/// `shop:products/inventory.release`: gives back what `order_key` holds, exactly once.
+pub fn release(order_key: String) -> Result<bool, String> {
+    // No reservation can be held under a key that `reserve` refuses.
+    let Ok(key) = OrderKey::parse(order_key) else {
+        return Ok(false);
+    };
+    let db = Db::open(crate::SERVICE).map_err(|e| e.to_string())?;
+    reservations::release(&db, &key, Timestamp::now()).map_err(|e| e.to_string())
 }

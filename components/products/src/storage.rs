@@ -5,7 +5,11 @@ use shop_guest::paging::PageWindow;
 use shop_guest::storage::{contains_pattern, Db, Param, Row, Statement, StorageError};
 use shop_guest::time::Timestamp;
 
-use crate::domain::{NewProduct, Product, ProductChanges, ProductFilter, SortBy, SortKey};
+use std::collections::HashMap;
+
+use crate::domain::{
+    CatalogueEntry, NewProduct, Product, ProductChanges, ProductFilter, SortBy, SortKey,
+};
 
 const COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
 
@@ -171,4 +175,34 @@ pub fn update(
 /// Removes a product; `false` if there was none.
 pub fn delete(db: &Db, id: i64) -> Result<bool, StorageError> {
     Ok(db.execute("DELETE FROM products WHERE id = $1", &[Param::Int(id)])? > 0)
+}
+
+/// Ids per `IN (...)` list: far below SQLite's limit on parameters.
+const IDS_PER_QUERY: usize = 500;
+
+/// The products among `ids` that exist, in the order of `ids` (an id asked twice is answered
+/// twice); unknown ids are left out.
+pub fn catalogue_entries(db: &Db, ids: &[i64]) -> Result<Vec<CatalogueEntry>, StorageError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let mut statement =
+            Statement::new("SELECT id, name, price_cents, stock FROM products WHERE id IN (");
+        for (index, id) in chunk.iter().enumerate() {
+            if index > 0 {
+                statement.push(", ");
+            }
+            statement.push_bind(*id);
+        }
+        statement.push(")");
+        for row in db.query_statement(&statement)? {
+            let entry = CatalogueEntry {
+                id: row.int("id")?,
+                name: row.text("name")?,
+                price_cents: row.int("price_cents")?,
+                stock: row.int("stock")?,
+            };
+            found.insert(entry.id, entry);
+        }
+    }
+    Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
 }

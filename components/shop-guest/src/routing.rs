@@ -10,10 +10,14 @@ use crate::response;
 pub const LIST_CREATE: &[&str] = &["GET", "POST", "HEAD", "OPTIONS"];
 /// Methods of an action that only accepts posts (register, log in, refresh a token).
 pub const CREATE: &[&str] = &["POST", "OPTIONS"];
+/// Methods of one resource that can only be read.
+pub const RETRIEVE: &[&str] = &["GET", "HEAD", "OPTIONS"];
 /// Methods of one resource that can be read, replaced and patched, but not deleted.
 pub const RETRIEVE_UPDATE: &[&str] = &["GET", "PUT", "PATCH", "HEAD", "OPTIONS"];
 /// Methods of one resource that can be read, replaced, patched and deleted.
 pub const RETRIEVE_UPDATE_DESTROY: &[&str] = &["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+/// Methods of an action that only accepts a put (e.g. setting a quantity).
+pub const UPDATE: &[&str] = &["PUT", "OPTIONS"];
 
 /// The path's segments (`/api/products/7/` -> `["api", "products", "7"]`).
 ///

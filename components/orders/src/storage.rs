@@ -1,0 +1,232 @@
+//! The `orders` and `order_items` tables (migrations/orders/), the same SQL on SQLite and
+//! Postgres.
+
+use std::collections::HashMap;
+
+use shop_guest::money::Money;
+use shop_guest::paging::PageWindow;
+use shop_guest::storage::{Db, Param, Row, Statement, StorageError};
+use shop_guest::time::Timestamp;
+
+use crate::domain::{
+    IdempotencyKey, Order, OrderFilter, OrderItem, OrderKey, OrderLine, OrderStatus,
+};
+
+const ORDER_COLUMNS: &str = "id, user_id, status, total_cents, shipping_address, order_key, \
+                             stock_released, created_at, updated_at";
+const ITEM_COLUMNS: &str = "id, order_id, product_id, product_name, quantity, price_cents";
+
+/// An order row, without its items yet.
+fn order(row: &Row) -> Result<Order, StorageError> {
+    let status = row.text("status")?;
+    Ok(Order {
+        id: row.int("id")?,
+        user_id: row.int("user_id")?,
+        status: OrderStatus::parse(&status).ok_or_else(|| StorageError::Decode {
+            column: "status".to_owned(),
+            reason: format!("unknown status {status:?}"),
+        })?,
+        total_amount: Money::from_cents(row.int("total_cents")?),
+        shipping_address: row.text("shipping_address")?,
+        items: Vec::new(),
+        created_at: row.timestamp("created_at")?,
+        updated_at: row.timestamp("updated_at")?,
+        order_key: row.text("order_key")?,
+        stock_released: row.bool("stock_released")?,
+    })
+}
+
+fn item(row: &Row) -> Result<OrderItem, StorageError> {
+    Ok(OrderItem {
+        id: row.int("id")?,
+        product_id: row.int("product_id")?,
+        product_name: row.text("product_name")?,
+        quantity: row.int("quantity")?,
+        price: Money::from_cents(row.int("price_cents")?),
+    })
+}
+
+/// The orders of `rows`, each with its items (one query for all of them), in row order.
+fn with_items(db: &Db, rows: &[Row]) -> Result<Vec<Order>, StorageError> {
+    let mut orders: Vec<Order> = rows.iter().map(order).collect::<Result<_, _>>()?;
+    if orders.is_empty() {
+        return Ok(orders);
+    }
+    let mut statement = Statement::new(&format!(
+        "SELECT {ITEM_COLUMNS} FROM order_items WHERE order_id IN ("
+    ));
+    for (index, order) in orders.iter().enumerate() {
+        if index > 0 {
+            statement.push(", ");
+        }
+        statement.push_bind(order.id);
+    }
+    statement.push(") ORDER BY order_id, id");
+    let mut items: HashMap<i64, Vec<OrderItem>> = HashMap::new();
+    for row in db.query_statement(&statement)? {
+        items
+            .entry(row.int("order_id")?)
+            .or_default()
+            .push(item(&row)?);
+    }
+    for order in &mut orders {
+        order.items = items.remove(&order.id).unwrap_or_default();
+    }
+    Ok(orders)
+}
+
+/// The one order a query found, with its items.
+fn one(db: &Db, rows: Vec<Row>) -> Result<Option<Order>, StorageError> {
+    Ok(with_items(db, &rows)?.into_iter().next())
+}
+
+/// One order by id.
+pub fn find(db: &Db, id: i64) -> Result<Option<Order>, StorageError> {
+    let rows = db.query(
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
+        &[Param::Int(id)],
+    )?;
+    one(db, rows)
+}
+
+/// The order a user placed with this idempotency key, if any.
+pub fn find_by_idempotency_key(
+    db: &Db,
+    user_id: i64,
+    key: &IdempotencyKey,
+) -> Result<Option<Order>, StorageError> {
+    let rows = db.query(
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2"),
+        &[Param::Int(user_id), key.as_str().into()],
+    )?;
+    one(db, rows)
+}
+
+/// The order holding the reservation of this order key, if any.
+pub fn find_by_order_key(db: &Db, key: &OrderKey) -> Result<Option<Order>, StorageError> {
+    let rows = db.query(
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_key = $1"),
+        &[key.as_str().into()],
+    )?;
+    one(db, rows)
+}
+
+/// What a checkout writes: a pending order over the reserved lines.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    pub user_id: i64,
+    pub total: Money,
+    pub shipping_address: &'a str,
+    pub order_key: &'a OrderKey,
+    pub idempotency_key: Option<&'a IdempotencyKey>,
+    pub lines: &'a [OrderLine],
+}
+
+/// Writes a pending order and its items in one transaction, stamped `now`. A taken order key
+/// or idempotency key (a concurrent retry placed the order first) is a `UniqueViolation`.
+pub fn insert(db: &Db, new: &NewOrder<'_>, now: Timestamp) -> Result<Order, StorageError> {
+    db.transaction(|db| {
+        let row = db
+            .query_one(
+                &format!(
+                    "INSERT INTO orders (user_id, status, total_cents, shipping_address, \
+                     order_key, idempotency_key, stock_released, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {ORDER_COLUMNS}"
+                ),
+                &[
+                    Param::Int(new.user_id),
+                    OrderStatus::Pending.as_str().into(),
+                    Param::Int(new.total.cents()),
+                    new.shipping_address.into(),
+                    new.order_key.as_str().into(),
+                    new.idempotency_key.map(IdempotencyKey::as_str).into(),
+                    Param::Bool(false),
+                    now.into(),
+                ],
+            )?
+            .ok_or_else(|| StorageError::Query("INSERT returned no row".to_owned()))?;
+        let mut placed = order(&row)?;
+        for line in new.lines {
+            let row = db
+                .query_one(
+                    &format!(
+                        "INSERT INTO order_items (order_id, product_id, product_name, quantity, \
+                         price_cents) VALUES ($1, $2, $3, $4, $5) RETURNING {ITEM_COLUMNS}"
+                    ),
+                    &[
+                        Param::Int(placed.id),
+                        Param::Int(line.product_id),
+                        line.product_name.as_str().into(),
+                        Param::Int(line.quantity),
+                        Param::Int(line.price.cents()),
+                    ],
+                )?
+                .ok_or_else(|| StorageError::Query("INSERT returned no row".to_owned()))?;
+            placed.items.push(item(&row)?);
+        }
+        Ok(placed)
+    })
+}
+
+/// `WHERE ...` for the list filters.
+fn push_filter(statement: &mut Statement, filter: &OrderFilter) {
+    statement.push(" WHERE 1 = 1");
+    if let Some(user_id) = filter.user_id {
+        statement.push(" AND user_id = ").push_bind(user_id);
+    }
+    if let Some(status) = filter.status {
+        statement.push(" AND status = ").push_bind(status.as_str());
+    }
+}
+
+/// How many orders match the filter.
+pub fn count(db: &Db, filter: &OrderFilter) -> Result<u64, StorageError> {
+    let mut statement = Statement::new("SELECT COUNT(*) AS total FROM orders");
+    push_filter(&mut statement, filter);
+    let total = match db.query_statement(&statement)?.first() {
+        Some(row) => row.int("total")?,
+        None => 0,
+    };
+    Ok(u64::try_from(total).unwrap_or(0))
+}
+
+/// One page of matching orders with their items, newest first.
+pub fn list(db: &Db, filter: &OrderFilter, window: PageWindow) -> Result<Vec<Order>, StorageError> {
+    let mut statement = Statement::new(&format!("SELECT {ORDER_COLUMNS} FROM orders"));
+    push_filter(&mut statement, filter);
+    statement.push(" ORDER BY created_at DESC, id DESC LIMIT ");
+    statement.push_bind(window.limit());
+    statement.push(" OFFSET ").push_bind(window.offset());
+    let rows = db.query_statement(&statement)?;
+    with_items(db, &rows)
+}
+
+/// Moves an order from `from` to `to` if it is still in `from` (so that of two concurrent
+/// changes only one wins); answers whether it moved.
+pub fn change_status(
+    db: &Db,
+    id: i64,
+    from: OrderStatus,
+    to: OrderStatus,
+    now: Timestamp,
+) -> Result<bool, StorageError> {
+    let changed = db.execute(
+        "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+        &[
+            to.as_str().into(),
+            now.into(),
+            Param::Int(id),
+            from.as_str().into(),
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Records that a cancelled order's stock went back.
+pub fn mark_stock_released(db: &Db, id: i64) -> Result<(), StorageError> {
+    db.execute(
+        "UPDATE orders SET stock_released = $1 WHERE id = $2",
+        &[Param::Bool(true), Param::Int(id)],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The `reservations` table: stock held for orders under their keys, taken from `products` and
+//! given back to it in the same transaction as the rows that record it. Never a read then a
+//! write of stock: each move is one conditional `UPDATE`.
+
+use shop_guest::storage::{Db, Engine, Param, Row, StorageError};
+use shop_guest::time::Timestamp;
+
+use crate::domain::{OrderKey, OrderLines, ReserveError, ReservedLine, Shortage, StockLine};
+
+fn reserved_line(row: &Row) -> Result<ReservedLine, StorageError> {
+    Ok(ReservedLine {
+        product_id: row.int("product_id")?,
+        name: row.text("name")?,
+        price_cents: row.int("price_cents")?,
+        quantity: row.int("quantity")?,
+    })
+}
+
+/// Takes the stock of every line under `key`, in one transaction, or nothing. A key whose
+/// reservation is held takes nothing more and answers the lines held; a key whose
+/// reservation was released reserves anew.
+pub fn reserve(
+    db: &Db,
+    key: &OrderKey,
+    lines: &OrderLines,
+    now: Timestamp,
+) -> Result<Vec<ReservedLine>, ReserveError> {
+    match db.transaction(|db| reserve_in_transaction(db, key, lines, now)) {
+        // A reservation of the same key committed first (the primary key refused this one's
+        // rows, and the rollback gave back what this one took): its lines are the answer.
+        Err(ReserveError::Storage(error)) if error.is_unique_violation() => {
+            let held = held_lines(db, key)?;
+            if held.is_empty() {
+                Err(ReserveError::Storage(error))
+            } else {
+                Ok(held)
+            }
+        }
+        outcome => outcome,
+    }
+}
+
+fn reserve_in_transaction(
+    db: &Db,
+    key: &OrderKey,
+    lines: &OrderLines,
+    now: Timestamp,
+) -> Result<Vec<ReservedLine>, ReserveError> {
+    lock_key(db, key)?;
+    let held = held_lines(db, key)?;
+    if !held.is_empty() {
+        return Ok(held);
+    }
+    // A released reservation (its order failed or was cancelled) makes way for the new one.
+    db.execute(
+        "DELETE FROM reservations WHERE order_key = $1 AND released = TRUE",
+        &[key.as_str().into()],
+    )?;
+    // Products are locked in id order, so that two orders never wait for each other in a cycle.
+    let mut by_product: Vec<(usize, &StockLine)> = lines.lines().iter().enumerate().collect();
+    by_product.sort_by_key(|(_, line)| line.product_id);
+    let mut reserved = Vec::with_capacity(by_product.len());
+    for (line_number, line) in by_product {
+        let taken = take_stock(db, line, now)?;
+        db.execute(
+            "INSERT INTO reservations (order_key, product_id, line_number, quantity, name, \
+             price_cents, released, created_at) VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7)",
+            &[
+                key.as_str().into(),
+                Param::Int(taken.product_id),
+                Param::Int(i64::try_from(line_number).unwrap_or(i64::MAX)),
+                Param::Int(taken.quantity),
+                taken.name.as_str().into(),
+                Param::Int(taken.price_cents),
+                now.into(),
+            ],
+        )?;
+        reserved.push((line_number, taken));
+    }
+    reserved.sort_by_key(|(line_number, _)| *line_number);
+    Ok(reserved.into_iter().map(|(_, line)| line).collect())
+}
+
+/// Takes `line.quantity` units if the product has them; otherwise says why not (the caller's
+/// transaction then rolls back whatever earlier lines took).
+fn take_stock(db: &Db, line: &StockLine, now: Timestamp) -> Result<ReservedLine, ReserveError> {
+    let taken = db.query_one(
+        "UPDATE products SET stock = stock - $1, updated_at = $2 \
+         WHERE id = $3 AND stock >= $1 RETURNING name, price_cents",
+        &[
+            Param::Int(line.quantity),
+            now.into(),
+            Param::Int(line.product_id),
+        ],
+    )?;
+    if let Some(row) = taken {
+        return Ok(ReservedLine {
+            product_id: line.product_id,
+            name: row.text("name")?,
+            price_cents: row.int("price_cents")?,
+            quantity: line.quantity,
+        });
+    }
+    let product = db.query_one(
+        "SELECT name, stock FROM products WHERE id = $1",
+        &[Param::Int(line.product_id)],
+    )?;
+    match product {
+        None => Err(ReserveError::UnknownProduct(line.product_id)),
+        Some(row) => Err(ReserveError::InsufficientStock(Shortage {
+            product_id: line.product_id,
+            name: row.text("name")?,
+            requested: line.quantity,
+            available: row.int("stock")?,
+        })),
+    }
+}
+
+/// Puts back the stock held under `key`, exactly once: `true` when stock went back now,
+/// `false` when nothing was held.
+pub fn release(db: &Db, key: &OrderKey, now: Timestamp) -> Result<bool, StorageError> {
+    db.transaction(|db| {
+        lock_key(db, key)?;
+        // The conditional UPDATE is what makes it once: of two concurrent releases, the
+        // second finds no row still held.
+        let rows = db.query(
+            "UPDATE reservations SET released = TRUE \
+             WHERE order_key = $1 AND released = FALSE RETURNING product_id, quantity",
+            &[key.as_str().into()],
+        )?;
+        let mut freed = rows
+            .iter()
+            .map(|row| Ok((row.int("product_id")?, row.int("quantity")?)))
+            .collect::<Result<Vec<(i64, i64)>, StorageError>>()?;
+        freed.sort_unstable();
+        for (product_id, quantity) in &freed {
+            // A product deleted meanwhile takes its units with it: no row, nothing to give back.
+            db.execute(
+                "UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3",
+                &[Param::Int(*quantity), now.into(), Param::Int(*product_id)],
+            )?;
+        }
+        Ok(!freed.is_empty())
+    })
+}
+
+/// The lines held under `key`, in the order they were asked.
+fn held_lines(db: &Db, key: &OrderKey) -> Result<Vec<ReservedLine>, StorageError> {
+    db.query(
+        "SELECT product_id, name, price_cents, quantity FROM reservations \
+         WHERE order_key = $1 AND released = FALSE ORDER BY line_number",
+        &[key.as_str().into()],
+    )?
+    .iter()
+    .map(reserved_line)
+    .collect()
+}
+
+/// Serializes the transactions of one key until they end. On Postgres this is a transaction
+/// advisory lock on the key's hash, so that a second reservation of the key waits for the first
+/// and then sees its rows (even one asking for other products, which no row lock would stop).
+/// On SQLite `BEGIN IMMEDIATE` already serializes every writer.
+fn lock_key(db: &Db, key: &OrderKey) -> Result<(), StorageError> {
+    if db.engine() == Engine::Postgres {
+        db.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[key.as_str().into()],
+        )?;
+    }
+    Ok(())
+}
