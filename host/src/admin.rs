@@ -3,7 +3,6 @@
 //! password hashing, storage) live in one place, whatever runtime serves the app.
 
 use anyhow::{anyhow, bail, Context, Result};
-use wasmtime::Store;
 
 use crate::app::{LoadedApp, ServedComponent};
 use crate::state::HostState;
@@ -21,9 +20,8 @@ pub async fn create_superuser(
 ) -> Result<i64> {
     let component = exporter(app, ACCOUNTS_ADMIN)?;
     let id = &component.config.id;
-    let state = HostState::new(component.config.clone(), app.databases.clone());
-    let mut store = Store::new(&app.engine, state);
-    store.set_epoch_deadline(crate::engine::deadline_ticks());
+    let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
+    let mut store = crate::state::store(&app.engine, state);
     let instance = component
         .pre
         .instance_pre()

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
@@ -14,6 +15,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::engine::Limits;
 use crate::links::{self, Link, Links, Provider, ProviderTable};
 use crate::manifest::{ComponentDecl, Manifest, RuntimeConfig};
 use crate::migrate;
@@ -51,6 +53,8 @@ pub struct AppOptions {
     pub build: bool,
     /// The most connections each Postgres pool (one per service schema) may open.
     pub postgres_pool_size: u32,
+    /// The bounds on every request.
+    pub limits: Limits,
 }
 
 /// The command-line options of `shop up`.
@@ -60,6 +64,8 @@ pub struct UpOptions {
     pub app: AppOptions,
     /// The address to listen on.
     pub listen: String,
+    /// How long shutdown waits for the requests in flight.
+    pub shutdown_timeout: Duration,
 }
 
 /// The app loaded and checked: components compiled and linked, databases open and migrated.
@@ -72,6 +78,8 @@ pub struct LoadedApp {
     pub components: Vec<ServedComponent>,
     /// The databases.
     pub databases: Databases,
+    /// The bounds on every request.
+    pub limits: Limits,
 }
 
 /// One component ready to serve: its configuration and its pre-instantiated code.
@@ -92,8 +100,8 @@ pub struct App {
     pub components: Vec<ServedComponent>,
     /// The databases.
     pub databases: Databases,
-    /// The epoch deadline of one request.
-    pub deadline_ticks: u64,
+    /// The bounds on every request.
+    pub limits: Limits,
 }
 
 /// Loads, checks and serves the app until Ctrl-C or SIGTERM.
@@ -103,6 +111,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         engine,
         components,
         databases,
+        limits,
     } = load(&options.app).await?;
     let router = build_router(&manifest, &components)?;
     let listener = bind(&options.listen).await?;
@@ -111,14 +120,44 @@ pub async fn up(options: UpOptions) -> Result<()> {
         router,
         components,
         databases,
-        deadline_ticks: crate::engine::deadline_ticks(),
+        limits,
     });
     print_routes(&app, listener.local_addr()?);
-    crate::server::serve(app, listener, shutdown_signal()).await
+    crate::server::serve(app, listener, shutdown_signal(), options.shutdown_timeout).await
 }
 
-/// Loads and checks the app: every error names the thing at fault and the fix.
-pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
+/// Applies every service's migrations to the databases `shop up` would use, and stops: the step
+/// a deployment on Spin needs before `spin up`.
+pub async fn migrate(options: &AppOptions) -> Result<()> {
+    let data = load_data(options).await?;
+    for config in &data.configs {
+        println!("migrated `{}`", config.id);
+    }
+    Ok(())
+}
+
+/// Compiles every component of the manifest into the cache next to its source, reporting the
+/// time each took (no time: the cache was already current).
+pub fn compile(manifest: &Manifest) -> Result<()> {
+    let engine = crate::engine::build(&Limits::default())?;
+    for (id, decl) in &manifest.components {
+        check_source_exists(manifest, id, decl)?;
+        let path = manifest.source_path(decl);
+        let started = std::time::Instant::now();
+        let fresh = crate::engine::cache_current(&engine, &path)?;
+        crate::engine::load_component(&engine, &path)
+            .with_context(|| format!("component `{id}`: cannot compile {}", path.display()))?;
+        if fresh {
+            println!("{id}: cached compile is current");
+        } else {
+            println!("{id}: compiled in {:.2?}", started.elapsed());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the manifest, resolves variables, opens and migrates the databases.
+async fn load_data(options: &AppOptions) -> Result<AppData> {
     let manifest = Manifest::load(&options.manifest)?;
     tracing::debug!(app = %manifest.name, manifest = %manifest.path.display(), "loading");
     if options.build {
@@ -160,7 +199,28 @@ pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
         apply_migrations(&manifest, config, &databases).await?;
     }
 
-    let engine = crate::engine::build()?;
+    Ok(AppData {
+        manifest,
+        configs,
+        databases,
+    })
+}
+
+/// The app's data side, ready: manifest read, variables resolved, databases open and migrated.
+struct AppData {
+    manifest: Manifest,
+    configs: Vec<ComponentConfig>,
+    databases: Databases,
+}
+
+/// Loads and checks the app: every error names the thing at fault and the fix.
+pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
+    let AppData {
+        manifest,
+        configs,
+        databases,
+    } = load_data(options).await?;
+    let engine = crate::engine::build(&options.limits)?;
     crate::engine::start_epoch_ticker(&engine)?;
     let mut compiled = Vec::with_capacity(configs.len());
     for config in &configs {
@@ -192,6 +252,7 @@ pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
         engine,
         components,
         databases,
+        limits: options.limits,
     })
 }
 
@@ -450,7 +511,9 @@ fn build_router(manifest: &Manifest, components: &[ServedComponent]) -> Result<R
             continue;
         };
         if route == "/healthz" {
-            bail!("route `/healthz` is the host's health check; choose another route for component `{}`", trigger.component);
+            // The host answers its health check itself (every database of the app); the route
+            // is there for Spin, which has no health check of its own.
+            continue;
         }
         let component = index[trigger.component.as_str()];
         routes.push(

@@ -1,8 +1,9 @@
-//! The wasmtime engine: compilation settings, the pooling allocator and the request deadline.
+//! The wasmtime engine: compilation settings, the pooling allocator, and the limits of every
+//! request (its deadline, and the memory, tables and resources of each instance).
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use wasmtime::component::Component;
@@ -25,36 +26,60 @@ const CORE_INSTANCES_PER_INSTANCE: u32 = 4;
 const MEMORIES_PER_INSTANCE: u32 = 1;
 const TABLES_PER_INSTANCE: u32 = 2;
 
-/// The most linear memory one guest instance may use.
-pub const MAX_MEMORY_BYTES: usize = 256 << 20;
-
 /// How often the epoch advances: the granularity of the request deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// How long one request may run in its guest before it traps.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+/// How long one request may run, by default, before its guest traps (`--request-timeout`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The request deadline counted in epoch ticks, for `Store::set_epoch_deadline`.
-pub fn deadline_ticks() -> u64 {
-    (REQUEST_DEADLINE.as_millis() / EPOCH_TICK.as_millis()) as u64
+/// The most linear memory one guest instance may use, by default (`--max-memory`).
+pub const DEFAULT_MAX_MEMORY: usize = 64 << 20;
+
+/// The size of one memory slot of the pool: the most any --max-memory up to it needs.
+const MEMORY_SLOT_BYTES: usize = 256 << 20;
+
+/// The most elements a table of one guest instance may hold (a Rust component's function
+/// table has a few hundred).
+pub const MAX_TABLE_ELEMENTS: usize = 10_000;
+
+/// The most host resources (streams, bodies, database connections and results) one
+/// instance may hold at once.
+pub const MAX_RESOURCES: usize = 10_000;
+
+/// The bounds on every request: how long it may run and what each of its instances may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a request may run, links to other components included.
+    pub request_timeout: Duration,
+    /// The most linear memory one instance may use, in bytes.
+    pub max_memory: usize,
+    /// The most elements one table of an instance may hold.
+    pub max_table_elements: usize,
+    /// The most host resources one instance may hold at once.
+    pub max_resources: usize,
 }
 
-/// The epoch deadline, in ticks from now, of a store that must be done by `deadline`: at least
-/// one tick, so that a store made at the last moment traps at once rather than never.
-pub fn ticks_until(deadline: Instant, now: Instant) -> u64 {
-    let left = deadline.saturating_duration_since(now);
-    ((left.as_millis() / EPOCH_TICK.as_millis()) as u64).max(1)
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_table_elements: MAX_TABLE_ELEMENTS,
+            max_resources: MAX_RESOURCES,
+        }
+    }
 }
 
-/// Builds the engine every component of the app is compiled for.
-pub fn build() -> Result<Engine> {
+/// Builds the engine every component of the app is compiled for; its memory slots are at
+/// least as large as `limits` allows one instance.
+pub fn build(limits: &Limits) -> Result<Engine> {
     // PAGEMAP_SCAN (Linux 6.7+) is asked for explicitly, so that its absence is known here.
-    Engine::new(&config(true))
-        .or_else(|_| Engine::new(&config(false)))
+    Engine::new(&config(limits, true))
+        .or_else(|_| Engine::new(&config(limits, false)))
         .map_err(anyhow::Error::from)
 }
 
-fn config(pagemap_scan: bool) -> Config {
+fn config(limits: &Limits, pagemap_scan: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     // A guest that loops forever fails its own request only.
@@ -71,7 +96,9 @@ fn config(pagemap_scan: bool) -> Config {
         .total_tables(MAX_INSTANCES * TABLES_PER_INSTANCE)
         // A store runs on its own fiber stack; a provider's runs while its caller's waits.
         .total_stacks(MAX_INSTANCES)
-        .max_memory_size(MAX_MEMORY_BYTES)
+        // Slots of a fixed size, so that compiled code (whose cache key includes these settings)
+        // does not depend on --max-memory; each store's limiter holds an instance to the cap.
+        .max_memory_size(limits.max_memory.max(MEMORY_SLOT_BYTES))
         .table_keep_resident(64 << 10);
     if pagemap_scan {
         // A reused slot is reset by rewriting only the pages the last request dirtied, which
@@ -104,11 +131,13 @@ pub fn start_epoch_ticker(engine: &Engine) -> Result<()> {
 
 /// Loads a component, compiling it only when no compiled copy of these exact bytes exists.
 ///
-/// The compiled copy sits next to the source as `<name>.<hash>.cwasm`, keyed by the source
-/// bytes and the engine's settings, so a rebuilt component or another wasmtime never
-/// reuses a stale one. Caching is best effort: any failure just compiles.
-pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
-    let bytes = std::fs::read(path)?;
+/// Whether the compiled copy of the component at `path` is already cached for this engine.
+pub fn cache_current(engine: &Engine, path: &Path) -> Result<bool> {
+    Ok(cache_path(engine, path, &std::fs::read(path)?).is_file())
+}
+
+/// Where the compiled copy of `bytes` (read from `path`) is cached for this engine.
+fn cache_path(engine: &Engine, path: &Path, bytes: &[u8]) -> std::path::PathBuf {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
     engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -117,7 +146,19 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("component");
-    let cached = path.with_file_name(format!("{stem}.{key:016x}.cwasm"));
+    path.with_file_name(format!("{stem}.{key:016x}.cwasm"))
+}
+
+/// The compiled copy sits next to the source as `<name>.<hash>.cwasm`, keyed by the source
+/// bytes and the engine's settings, so a rebuilt component or another wasmtime never
+/// reuses a stale one. Caching is best effort: any failure just compiles.
+pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
+    let bytes = std::fs::read(path)?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("component");
+    let cached = cache_path(engine, path, &bytes);
     if cached.is_file() {
         // SAFETY: the file was written by `serialize` below for these exact source bytes and
         // engine settings (both in its name), and is replaced only by an atomic rename.

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 use wasmtime::component::types::{ComponentInstance, ComponentItem};
@@ -391,9 +390,7 @@ async fn instantiate(
         return Err(wasmtime::Error::msg(message));
     }
     let state = caller_state.for_provider(provider.config.clone());
-    let deadline = caller_state.deadline();
-    let mut linked_store = Store::new(store.engine(), state);
-    linked_store.set_epoch_deadline(crate::engine::ticks_until(deadline, Instant::now()));
+    let mut linked_store = crate::state::store(store.engine(), state);
     match provider.pre.instantiate_async(&mut linked_store).await {
         Ok(instance) => Ok(LinkedInstance {
             provider,
@@ -416,6 +413,7 @@ async fn instantiate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn component(engine: &Engine, wat: &str) -> Component {
         Component::new(engine, wat::parse_str(wat).unwrap()).unwrap()
@@ -601,7 +599,7 @@ mod tests {
 
     /// The caller, linked to `provider` through a registry, on the host's own engine.
     fn linked_caller(provider: &str) -> (Engine, InstancePre<HostState>) {
-        let engine = crate::engine::build().unwrap();
+        let engine = crate::engine::build(&Default::default()).unwrap();
         let p = component(&engine, provider);
         let c = component(&engine, CALLER);
         let plan = plan(&engine, &[("p", &p), ("c", &c)]).unwrap();
@@ -628,9 +626,10 @@ mod tests {
             ),
             postgres: Arc::new(crate::postgres::PostgresPools::new(1)),
         };
-        let mut store = Store::new(engine, HostState::new(config("c"), databases));
-        store.set_epoch_deadline(crate::engine::deadline_ticks());
-        store
+        crate::state::store(
+            engine,
+            HostState::new(config("c"), databases, Default::default()),
+        )
     }
 
     #[tokio::test]

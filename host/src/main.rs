@@ -21,6 +21,7 @@ mod wit_types;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +59,7 @@ impl AppArgs {
             database_url: self.database_url,
             postgres_pool_size: self.postgres_pool_size,
             build,
+            limits: engine::Limits::default(),
         }
     }
 }
@@ -74,9 +76,31 @@ enum Command {
         /// Build the components first, as `shop build` does.
         #[arg(long)]
         build: bool,
+        /// How long one request may run (its guest is stopped then, and the answer is a 504):
+        /// `10s`, `500ms`, `2m`.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        request_timeout: Duration,
+        /// The most linear memory one component instance may use (past it the request fails
+        /// with a 503): `64MiB`, `512KiB`, `1GiB` or bytes.
+        #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+        max_memory: usize,
+        /// On SIGTERM or Ctrl-C, how long to let the requests in flight finish before exiting.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        shutdown_timeout: Duration,
     },
     /// Run each component's build command.
     Build {
+        /// The app's manifest.
+        #[arg(long, short = 'f', default_value = "spin.toml")]
+        manifest: PathBuf,
+    },
+    /// Apply every service's migrations (each its own schema with --database-url), then exit.
+    Migrate {
+        #[command(flatten)]
+        app: AppArgs,
+    },
+    /// Precompile the app's components for this machine (the cache `shop up` then loads).
+    Compile {
         /// The app's manifest.
         #[arg(long, short = 'f', default_value = "spin.toml")]
         manifest: PathBuf,
@@ -115,12 +139,28 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Up { app, listen, build } => {
+            Command::Up {
+                app,
+                listen,
+                build,
+                request_timeout,
+                max_memory,
+                shutdown_timeout,
+            } => {
+                let mut app = app.options(build);
+                app.limits.request_timeout = request_timeout;
+                app.limits.max_memory = max_memory;
                 app::up(app::UpOptions {
-                    app: app.options(build),
+                    app,
                     listen,
+                    shutdown_timeout,
                 })
                 .await
+            }
+            Command::Migrate { app } => app::migrate(&app.options(false)).await,
+            Command::Compile { manifest } => {
+                let manifest = manifest::Manifest::load(&manifest)?;
+                app::compile(&manifest)
             }
             Command::Createsuperuser {
                 app,
@@ -145,6 +185,59 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err),
     }
+}
+
+/// Parses a duration on the command line: `10s`, `500ms`, `2m`, or seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write e.g. 10s, 500ms or 2m"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number * 60),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use ms, s or m"
+            ))
+        }
+    };
+    if duration.is_zero() {
+        return Err("a duration of 0 would fail every request".into());
+    }
+    Ok(duration)
+}
+
+/// Parses a size on the command line: `64MiB`, `512KiB`, `1GiB` (or `M`, `K`, `G`), or bytes.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write e.g. 64MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use KiB, MiB or GiB"
+            ))
+        }
+    };
+    number
+        .checked_shl(shift)
+        .filter(|bytes| *bytes >> shift == number && *bytes >= 1 << 20)
+        .ok_or_else(|| format!("`{text}`: give at least 1MiB, and less than the address space"))
 }
 
 fn fail(err: &anyhow::Error) -> ExitCode {

@@ -17,7 +17,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
@@ -29,14 +28,17 @@ use crate::state::HostState;
 /// The body of every response the host sends.
 pub type ResponseBody = HyperOutgoingBody;
 
-/// How long shutdown waits for requests in flight.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long past its deadline a request's guest may keep the answer waiting: the epoch
+/// deadline stops a guest that runs, this one a guest stuck waiting on the host.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains the requests in flight.
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets the
+/// requests in flight finish, for at most `drain_timeout`.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
 ) -> Result<()> {
     let local_addr = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
@@ -72,10 +74,11 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
-            tracing::warn!("requests still in flight after {}s; stopping anyway", DRAIN_TIMEOUT.as_secs());
+        () = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("requests still in flight after {drain_timeout:?}; stopping anyway");
         }
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -132,16 +135,19 @@ async fn health(app: &App, method: &Method) -> Response<ResponseBody> {
     }
 }
 
-/// Runs the request through a fresh instance of component `index`; a failure is a JSON 500.
+/// Runs the request through a fresh instance of component `index`. A guest that fails fails
+/// its own request only: past its deadline with a JSON 504, trapped (or out of memory) with a
+/// JSON 503.
 async fn call_component(
     app: &Arc<App>,
     index: usize,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let component = &app.components[index];
-    let state = HostState::new(component.config.clone(), app.databases.clone());
-    let mut store = Store::new(&app.engine, state);
-    store.set_epoch_deadline(app.deadline_ticks);
+    let id = component.config.id.clone();
+    let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
+    let deadline = state.deadline();
+    let mut store = crate::state::store(&app.engine, state);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let prepared = (|| {
         let request = store
@@ -153,47 +159,98 @@ async fn call_component(
     })();
     let (request, outparam) = match prepared {
         Ok(prepared) => prepared,
-        Err(err) => return internal_error(&component.config.id, &err),
+        Err(err) => return internal_error(&id, &err),
     };
 
     let app = app.clone();
     // The guest keeps running after it has sent the response head: it streams the body.
-    let guest = tokio::spawn(async move {
+    let mut guest = tokio::spawn(async move {
         let component = &app.components[index];
-        let outcome = async {
-            let proxy = component.pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, outparam)
-                .await
-        }
-        .await;
-        if let Err(err) = &outcome {
-            tracing::error!(component = %component.config.id, "request failed: {err:?}");
-        }
-        outcome.is_ok()
+        let proxy = component.pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, outparam)
+            .await
     });
 
-    match receiver.await {
-        Ok(Ok(response)) => response,
-        Ok(Err(code)) => {
-            tracing::error!(
-                component = %component.config.id,
-                "the guest answered with error code {code:?}"
-            );
+    let answer = tokio::time::timeout_at((deadline + DEADLINE_GRACE).into(), receiver).await;
+    match answer {
+        Ok(Ok(Ok(response))) => {
+            // Failures while the body streams can only be logged.
+            tokio::spawn(async move {
+                if let Ok(Err(err)) = guest.await {
+                    log_guest_failure(&id, &err, deadline);
+                }
+            });
+            response
+        }
+        Ok(Ok(Err(code))) => {
+            tracing::error!(component = %id, "the guest answered with error code {code:?}");
             internal_error_response()
         }
-        Err(_) => {
-            // No response was set: the guest trapped (already logged) or returned without one.
-            if let Ok(true) = guest.await {
-                tracing::error!(
-                    component = %component.config.id,
-                    "the guest returned without setting a response"
-                );
+        Ok(Err(_)) => match (&mut guest).await {
+            // No response was set: the guest failed, or returned without one (a bug).
+            Ok(Err(err)) => guest_failure(&id, &err, deadline),
+            Ok(Ok(())) => {
+                tracing::error!(component = %id, "the guest returned without setting a response");
+                internal_error_response()
             }
-            internal_error_response()
+            Err(join) => {
+                tracing::error!(component = %id, "the guest's task ended: {join}");
+                internal_error_response()
+            }
+        },
+        Err(_elapsed) => {
+            guest.abort();
+            tracing::error!(
+                component = %id,
+                reason = "deadline",
+                "the request passed its deadline waiting on the host; stopped"
+            );
+            deadline_response()
         }
     }
+}
+
+/// Whether `err`, a guest's failure, is its deadline passing.
+fn is_deadline(err: &wasmtime::Error, deadline: Instant) -> bool {
+    err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
+        || Instant::now() >= deadline
+}
+
+/// Logs a guest's failure on one line, naming the component and the reason (`deadline`,
+/// `memory` or `trap`); the whole error, with the guest's backtrace, is logged at debug level.
+fn log_guest_failure(id: &str, err: &wasmtime::Error, deadline: Instant) {
+    let cause = err.root_cause().to_string();
+    let reason = if is_deadline(err, deadline) {
+        "deadline"
+    } else if cause.contains("growing memory") || cause.contains("growing table") {
+        "memory"
+    } else {
+        "trap"
+    };
+    tracing::error!(component = %id, reason, "the guest failed: {cause}");
+    tracing::debug!(component = %id, "the guest's failure in full: {err:?}");
+}
+
+/// The answer to a request whose guest failed before it answered.
+fn guest_failure(id: &str, err: &wasmtime::Error, deadline: Instant) -> Response<ResponseBody> {
+    log_guest_failure(id, err, deadline);
+    if is_deadline(err, deadline) {
+        deadline_response()
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"detail":"The service failed to answer this request."}"#,
+        )
+    }
+}
+
+fn deadline_response() -> Response<ResponseBody> {
+    json(
+        StatusCode::GATEWAY_TIMEOUT,
+        r#"{"detail":"The service did not answer in time."}"#,
+    )
 }
 
 /// Adds Spin's `spin-*` request headers, and a `Host` header when the client sent none.

@@ -5,9 +5,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::engine::Limits;
 use crate::links::LinkedInstances;
 use crate::postgres::{PostgresPools, PostgresView};
 use crate::sqlite::{SqliteDatabases, SqliteView};
@@ -55,6 +57,10 @@ pub struct HostState {
     databases: Databases,
     /// When the request must be over: the deadline of the instances its links make too.
     deadline: Instant,
+    /// The bounds of every instance the request makes.
+    limits: Limits,
+    /// This store's share of them, as wasmtime checks them.
+    store_limits: StoreLimits,
     /// How many links separate this store from the request's own: 0 for the request's.
     link_depth: u32,
     /// The instances of other components this store's calls through links have made.
@@ -62,11 +68,11 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// A fresh state for one request to `component`, which must be over within
-    /// [`crate::engine::REQUEST_DEADLINE`].
-    pub fn new(component: Arc<ComponentConfig>, databases: Databases) -> Self {
-        let deadline = Instant::now() + crate::engine::REQUEST_DEADLINE;
-        Self::with(component, databases, deadline, 0)
+    /// A fresh state for one request to `component`, which must be over within the
+    /// request timeout of `limits`.
+    pub fn new(component: Arc<ComponentConfig>, databases: Databases, limits: Limits) -> Self {
+        let deadline = Instant::now() + limits.request_timeout;
+        Self::with(component, databases, limits, deadline, 0)
     }
 
     /// The state of an instance of `component` that serves this store's calls through a link:
@@ -75,6 +81,7 @@ impl HostState {
         Self::with(
             component,
             self.databases.clone(),
+            self.limits,
             self.deadline,
             self.link_depth + 1,
         )
@@ -83,6 +90,7 @@ impl HostState {
     fn with(
         component: Arc<ComponentConfig>,
         databases: Databases,
+        limits: Limits,
         deadline: Instant,
         link_depth: u32,
     ) -> Self {
@@ -90,14 +98,25 @@ impl HostState {
             .inherit_stderr()
             .envs(&component.environment)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
+        // A guest past its memory traps at once, naming the cause, rather than seeing
+        // `memory.grow` fail and aborting with a bare `unreachable`.
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.max_memory)
+            .table_elements(limits.max_table_elements)
+            .trap_on_grow_failure(true)
+            .build();
         Self {
-            table: ResourceTable::new(),
+            table,
             wasi,
             http: WasiHttpCtx::new(),
             hooks: OutboundHttpDenied,
             component,
             databases,
             deadline,
+            limits,
+            store_limits,
             link_depth,
             linked: LinkedInstances::default(),
         }
@@ -168,6 +187,23 @@ impl WasiHttpView for HostState {
             ctx: &mut self.http,
         }
     }
+}
+
+/// A store for `state`, bounded by its limits: the memory, table and resource caps of one
+/// instance, and the request's deadline. A guest that runs on is checked every epoch tick:
+/// it yields its thread to the other requests, and traps once the deadline has passed.
+pub fn store(engine: &Engine, state: HostState) -> Store<HostState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.store_limits);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|store| {
+        Ok(if Instant::now() >= store.data().deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store
 }
 
 /// The linker every component is instantiated with: WASI 0.2, `wasi:http` and Spin's interfaces

@@ -73,17 +73,28 @@ pub struct HostInfo {
     pub workdir: PathBuf,
 }
 
+/// The request deadline of the shared hosts: the host's deadline before limits were configurable.
+const SHARED_HOST_REQUEST_TIMEOUT: &str = "60s";
+
 /// The host shared by the tests for `engine`, started on first use; `None` when the engine is
 /// not available here (Postgres down and not required), after a loud notice.
 pub fn shared_host(engine: Engine) -> Option<HostInfo> {
     static SQLITE: OnceLock<HostInfo> = OnceLock::new();
     static POSTGRES: OnceLock<Option<HostInfo>> = OnceLock::new();
+    // The stress cases (hundreds of buyers racing on 2 cores) may keep a request waiting on
+    // database locks for longer than the default deadline; the limits cases test that one.
+    let deadline = ["--request-timeout", SHARED_HOST_REQUEST_TIMEOUT];
     match engine {
-        Engine::Sqlite => Some(SQLITE.get_or_init(|| start_host(&[], "sqlite")).clone()),
+        Engine::Sqlite => Some(
+            SQLITE
+                .get_or_init(|| start_host(&deadline, "sqlite"))
+                .clone(),
+        ),
         Engine::Postgres => POSTGRES
             .get_or_init(|| {
                 let url = fresh_postgres_database()?;
-                Some(start_host(&["--database-url", &url], "postgres"))
+                let args = [&deadline[..], &["--database-url", &url]].concat();
+                Some(start_host(&args, "postgres"))
             })
             .clone(),
     }
@@ -166,11 +177,31 @@ pub fn host_command(workdir: &Path) -> Command {
 /// Runs `cmd` (a `shop up ...`) from a thread that lives as long as the test process, so that
 /// the kernel kills the host when the tests end (PR_SET_PDEATHSIG follows the spawning
 /// thread). Returns the address from the `Serving http://...` line and the log file.
-pub fn spawn_until_serving(mut cmd: Command, workdir: &Path) -> (String, PathBuf) {
-    let manifest = repo_root().join("spin.toml");
+pub fn spawn_until_serving(cmd: Command, workdir: &Path) -> (String, PathBuf) {
+    let host = spawn_serving(cmd, workdir, &repo_root().join("spin.toml"));
+    (host.base, host.log)
+}
+
+/// A host process started by [`spawn_serving`].
+#[allow(dead_code)]
+pub struct SpawnedHost {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Its stderr: the log.
+    pub log: PathBuf,
+    /// Its process id.
+    pub pid: u32,
+    /// Receives its exit status when it exits.
+    pub exited: mpsc::Receiver<std::process::ExitStatus>,
+}
+
+/// Runs `cmd` (a `shop up ...`) on `manifest` as [`spawn_until_serving`] does, and returns the
+/// host's address, log, process id and a receiver of its exit status.
+pub fn spawn_serving(mut cmd: Command, workdir: &Path, manifest: &Path) -> SpawnedHost {
     cmd.arg("--manifest").arg(manifest);
     let log_path = workdir.join("host.log");
     let (tx, rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel();
     let log = log_path.clone();
     std::thread::spawn(move || {
         use std::os::unix::process::CommandExt;
@@ -190,6 +221,7 @@ pub fn spawn_until_serving(mut cmd: Command, workdir: &Path) -> (String, PathBuf
                 return;
             }
         };
+        let pid = child.id();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut seen = String::new();
@@ -200,24 +232,31 @@ pub fn spawn_until_serving(mut cmd: Command, workdir: &Path) -> (String, PathBuf
             seen.push('\n');
             if !sent {
                 if let Some(addr) = line.trim().strip_prefix("Serving ") {
-                    let _ = tx.send(Ok(addr.trim().trim_end_matches('/').to_string()));
+                    let _ = tx.send(Ok((addr.trim().trim_end_matches('/').to_string(), pid)));
                     sent = true;
                 }
             }
         }
+        let status = child.wait();
         if !sent {
-            let status = child.wait();
             let _ = tx.send(Err(format!(
                 "host exited ({status:?}) before serving; stdout:\n{seen}"
             )));
+        } else if let Ok(status) = status {
+            let _ = exit_tx.send(status);
         }
-        // Keep this thread (and so the host) alive until the test process ends.
+        // Keep this thread alive until the test process ends (the host dies with it).
         loop {
             std::thread::park();
         }
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Ok(base)) => (base, log_path),
+        Ok(Ok((base, pid))) => SpawnedHost {
+            base,
+            log: log_path,
+            pid,
+            exited: exit_rx,
+        },
         Ok(Err(e)) => panic!(
             "{e}\nhost log {}:\n{}",
             log_path.display(),
@@ -228,6 +267,113 @@ pub fn spawn_until_serving(mut cmd: Command, workdir: &Path) -> (String, PathBuf
             read_log(&log_path)
         ),
     }
+}
+
+/// Builds the test components of tests/components (their own workspace) to wasm32-wasip2,
+/// once per test process, and returns the folder of their `.wasm` files.
+pub fn build_test_components() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = repo_root().join("target/test-components");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .current_dir(repo_root().join("tests/components"))
+                .args(["build", "--target", "wasm32-wasip2", "--release"])
+                .arg("--target-dir")
+                .arg(&target)
+                .output()
+                .expect("run cargo to build the test components");
+            assert!(
+                out.status.success(),
+                "building the test components failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.join("wasm32-wasip2/release")
+        })
+        .clone()
+}
+
+/// The `.wasm` file of test component `name` (a crate of tests/components).
+pub fn test_component(name: &str) -> PathBuf {
+    build_test_components().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Writes, in `dir`, a manifest that serves the products component from `products` (SQLite,
+/// the repository's migrations) and each test component of `tests` at `/test/<name>/...`.
+pub fn write_test_manifest(dir: &Path, products: &Path, tests: &[&str]) -> PathBuf {
+    let migrations = dir.join("migrations");
+    if !migrations.exists() {
+        std::os::unix::fs::symlink(repo_root().join("migrations"), &migrations).unwrap();
+    }
+    let mut manifest = format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "shop-test"
+
+[variables]
+jwt_secret = {{ required = true, secret = true }}
+products_database = {{ default = "products" }}
+
+[[trigger.http]]
+route = "/api/products/..."
+component = "products"
+
+[component.products]
+source = "{}"
+sqlite_databases = ["products"]
+[component.products.variables]
+products_database = "{{{{ products_database }}}}"
+jwt_secret = "{{{{ jwt_secret }}}}"
+"#,
+        products.display()
+    );
+    for name in tests {
+        manifest.push_str(&format!(
+            r#"
+[[trigger.http]]
+route = "/test/{name}/..."
+component = "{name}"
+
+[component.{name}]
+source = "{}"
+"#,
+            test_component(name).display()
+        ));
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
+/// A fresh folder for a host of one test.
+pub fn fresh_workdir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "shop-e2e-{label}-{}-{}",
+        std::process::id(),
+        unique_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The resident and peak resident memory of process `pid`, in KiB (from /proc).
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The host's log so far.
+pub fn read_log_of(path: &Path) -> String {
+    read_log(path)
 }
 
 fn read_log(path: &Path) -> String {

@@ -3,8 +3,12 @@
 
 mod accounts;
 mod carts;
+mod cluster;
 mod components;
+mod deploy;
 mod helpers;
+mod limits;
 mod orders;
 mod products;
+mod shutdown;
 mod startup;

@@ -223,3 +223,49 @@ fn not_a_postgres_url_is_refused() {
     );
     assert!(stderr.contains("postgres://"), "{stderr}");
 }
+
+/// `shop compile` fills the cache `shop up` loads, and a changed component invalidates it.
+#[test]
+fn compiled_cache_follows_the_component() {
+    let dir = temp_dir("compile");
+    std::fs::write(
+        dir.join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"t\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n[component.c]\nsource = \"c.wasm\"\n",
+    )
+    .unwrap();
+    let compile = || {
+        let out = Command::new(shop_bin())
+            .current_dir(&dir)
+            .arg("compile")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cached = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".cwasm"))
+            .collect();
+        names.sort();
+        names
+    };
+    std::fs::write(dir.join("c.wasm"), wat::parse_str("(component)").unwrap()).unwrap();
+    assert!(compile().contains("c: compiled in"));
+    let first = cached();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(compile().contains("c: cached compile is current"));
+    assert_eq!(cached(), first);
+    // A rebuilt component: the old compiled copy is stale, replaced, and removed.
+    let changed = wat::parse_str("(component (core module (func (export \"f\"))))").unwrap();
+    std::fs::write(dir.join("c.wasm"), changed).unwrap();
+    assert!(compile().contains("c: compiled in"));
+    let second = cached();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+}

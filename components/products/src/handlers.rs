@@ -110,3 +110,14 @@ pub fn release(order_key: String) -> Result<bool, String> {
     let db = Db::open(crate::SERVICE).map_err(|e| e.to_string())?;
     reservations::release(&db, &key, Timestamp::now()).map_err(|e| e.to_string())
 }
+
+/// GET /healthz under Spin: 200 when the products database answers.
+pub fn health() -> Result<Response, ApiError> {
+    let db = Db::open(crate::SERVICE)?;
+    db.query("SELECT 1 AS one", &[])?;
+    #[derive(serde::Serialize)]
+    struct Health {
+        status: &'static str,
+    }
+    response::ok(&Health { status: "ok" })
+}
