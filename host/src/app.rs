@@ -349,7 +349,7 @@ fn is_postgres_url(value: &str) -> bool {
     value.starts_with("postgres://") || value.starts_with("postgresql://")
 }
 
-/// Opens every SQLite database a served component may use, creating folders as needed.
+/// Opens every SQLite database the app's variables name, creating folders as needed.
 async fn open_databases(
     configs: &[ComponentConfig],
     runtime_config: &RuntimeConfig,
@@ -357,7 +357,20 @@ async fn open_databases(
 ) -> Result<Databases> {
     let mut paths: HashMap<String, PathBuf> = HashMap::new();
     for config in configs {
-        for label in &config.sqlite_databases {
+        // Only the labels a `<service>_database` variable names: with --database-url none is,
+        // and no stray SQLite file appears (nor fails on a read-only filesystem).
+        let named: Vec<&str> = config
+            .variables
+            .names()
+            .filter(|name| name.ends_with(DATABASE_SUFFIX))
+            .filter_map(|name| config.variables.get(name))
+            .filter(|value| !is_postgres_url(value))
+            .collect();
+        for label in config
+            .sqlite_databases
+            .iter()
+            .filter(|label| named.contains(&label.as_str()))
+        {
             let path = runtime_config.sqlite_path(label);
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| {

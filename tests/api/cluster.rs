@@ -115,3 +115,52 @@ async fn three_hosts_one_postgres_never_oversell() {
     }
     assert_eq!(held, stock, "stock now (0) + units held = stock put in");
 }
+
+/// `shop migrate` prepares every service's schema in a Postgres (the step before `spin up`),
+/// idempotently, and exits.
+#[test]
+fn migrate_prepares_every_schema_and_exits() {
+    let Some(url) = fresh_postgres_database() else {
+        return;
+    };
+    build_components();
+    let workdir = std::env::temp_dir().join(format!("shop-migrate-{}", unique_suffix()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    for run in 1..=2 {
+        let out = host_command(&workdir)
+            .args(["migrate", "--manifest"])
+            .arg(repo_root().join("spin.toml"))
+            .args(["--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tables = std::process::Command::new("psql")
+        .args([&url, "-Atc"])
+        .arg("SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema IN ('products','accounts','cart','orders') ORDER BY 1")
+        .output()
+        .unwrap();
+    let tables = String::from_utf8(tables.stdout).unwrap();
+    for wanted in [
+        "products.products",
+        "products.reservations",
+        "accounts.users",
+        "cart.carts",
+        "cart.cart_items",
+        "orders.orders",
+        "orders.order_items",
+    ] {
+        assert!(
+            tables.lines().any(|t| t == wanted),
+            "{wanted} missing from:\n{tables}"
+        );
+    }
+    assert!(
+        !workdir.join(".shop").exists(),
+        "a Postgres migration makes no SQLite files"
+    );
+}
