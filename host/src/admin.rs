@@ -23,6 +23,7 @@ pub async fn create_superuser(
     let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
     let mut store = crate::state::store(&app.engine, state);
     let instance = component
+        .current()
         .pre
         .instance_pre()
         .instantiate_async(&mut store)
@@ -50,7 +51,7 @@ pub async fn create_superuser(
 /// The one component of the app that exports `interface`.
 fn exporter<'a>(app: &'a LoadedApp, interface: &str) -> Result<&'a ServedComponent> {
     let mut found = app.components.iter().filter(|c| {
-        let ty = c.pre.instance_pre().component().component_type();
+        let ty = c.current().pre.instance_pre().component().component_type();
         let exports_it = ty.exports(&app.engine).any(|(name, _)| name == interface);
         exports_it
     });

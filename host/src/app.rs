@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
@@ -66,6 +66,10 @@ pub struct UpOptions {
     pub listen: String,
     /// How long shutdown waits for the requests in flight.
     pub shutdown_timeout: Duration,
+    /// Whether to swap a component when its source file changes.
+    pub watch: bool,
+    /// The token of the admin API (`/_admin/...`); `None` keeps the API off.
+    pub admin_token: Option<String>,
 }
 
 /// The app loaded and checked: components compiled and linked, databases open and migrated.
@@ -80,14 +84,51 @@ pub struct LoadedApp {
     pub databases: Databases,
     /// The bounds on every request.
     pub limits: Limits,
+    /// The linker every component was linked with (a swapped-in version is linked with it too).
+    pub linker: Linker<HostState>,
+    /// The providers of the linked interfaces.
+    pub links: Links,
 }
 
-/// One component ready to serve: its configuration and its pre-instantiated code.
+/// One component ready to serve: its configuration and its current code, which a hot swap
+/// replaces while requests run.
 pub struct ServedComponent {
     /// What the host knows of the component.
     pub config: Arc<ComponentConfig>,
+    current: RwLock<Arc<ServedVersion>>,
+}
+
+/// One version of a component's code.
+pub struct ServedVersion {
     /// The component linked against the host, ready for a fresh instance per request.
     pub pre: ProxyPre<HostState>,
+    /// The SHA-256 of its Wasm bytes, in hex.
+    pub version: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+impl ServedComponent {
+    /// A component served by `version`.
+    pub fn new(config: Arc<ComponentConfig>, version: ServedVersion) -> Self {
+        Self {
+            config,
+            current: RwLock::new(Arc::new(version)),
+        }
+    }
+
+    /// The version new requests run on; a request takes it once and keeps it to its end.
+    pub fn current(&self) -> Arc<ServedVersion> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `version` the one new requests run on.
+    pub fn replace(&self, version: Arc<ServedVersion>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = version;
+    }
 }
 
 /// Everything a request needs, built once at start.
@@ -102,6 +143,8 @@ pub struct App {
     pub databases: Databases,
     /// The bounds on every request.
     pub limits: Limits,
+    /// Hot swap: the linker, the links, the sources and the admin token.
+    pub swap: crate::swap::Swapper,
 }
 
 /// Loads, checks and serves the app until Ctrl-C or SIGTERM.
@@ -112,16 +155,26 @@ pub async fn up(options: UpOptions) -> Result<()> {
         components,
         databases,
         limits,
+        linker,
+        links,
     } = load(&options.app).await?;
     let router = build_router(&manifest, &components)?;
     let listener = bind(&options.listen).await?;
+    let sources = components
+        .iter()
+        .map(|c| manifest.source_path(&manifest.components[&c.config.id]))
+        .collect();
     let app = Arc::new(App {
         engine,
         router,
         components,
         databases,
         limits,
+        swap: crate::swap::Swapper::new(linker, links, sources, options.admin_token.clone()),
     });
+    if options.watch {
+        tokio::spawn(crate::swap::watch(app.clone()));
+    }
     print_routes(&app, listener.local_addr()?);
     crate::server::serve(app, listener, shutdown_signal(), options.shutdown_timeout).await
 }
@@ -241,18 +294,27 @@ pub async fn load(options: &AppOptions) -> Result<LoadedApp> {
     let mut components = Vec::with_capacity(configs.len());
     for (config, component) in configs.into_iter().zip(&compiled) {
         let pre = link_component(&linker, &config.id, component)?;
-        components.push(ServedComponent {
-            config: Arc::new(config),
+        let path = manifest.source_path(&manifest.components[&config.id]);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("component `{}`: cannot read {}", config.id, path.display())
+        })?;
+        let version = ServedVersion {
             pre,
-        });
+            version: crate::swap::version_of(&bytes),
+            loaded_at: SystemTime::now(),
+        };
+        components.push(ServedComponent::new(Arc::new(config), version));
     }
-    links.install(providers(&components, &plan)?);
+    let current: Vec<Arc<ServedVersion>> = components.iter().map(|c| c.current()).collect();
+    links.install(providers(&components, &current, &plan)?);
     Ok(LoadedApp {
         manifest,
         engine,
         components,
         databases,
         limits: options.limits,
+        linker,
+        links,
     })
 }
 
@@ -439,7 +501,7 @@ fn compile_component(
 
 /// Links a compiled component against the host and the other components' exports, naming any
 /// import the host lacks.
-fn link_component(
+pub(crate) fn link_component(
     linker: &Linker<HostState>,
     id: &str,
     component: &Component,
@@ -459,17 +521,22 @@ fn link_component(
     })
 }
 
-/// The provider of each linked interface: the component that exports it.
-fn providers(components: &[ServedComponent], plan: &[Link]) -> Result<ProviderTable> {
+/// The provider of each linked interface: the component that exports it, in its version of
+/// `versions` (by component index).
+pub(crate) fn providers(
+    components: &[ServedComponent],
+    versions: &[Arc<ServedVersion>],
+    plan: &[Link],
+) -> Result<ProviderTable> {
     let mut by_interface = HashMap::new();
-    for (index, component) in components.iter().enumerate() {
+    for (index, (component, version)) in components.iter().zip(versions).enumerate() {
         let exported: Vec<&Link> = plan.iter().filter(|l| l.exporter == index).collect();
         if exported.is_empty() {
             continue;
         }
         let provider = Arc::new(Provider::new(
             component.config.clone(),
-            component.pre.instance_pre().clone(),
+            version.pre.instance_pre().clone(),
             &exported,
         )?);
         for link in exported {

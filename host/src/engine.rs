@@ -154,11 +154,22 @@ fn cache_path(engine: &Engine, path: &Path, bytes: &[u8]) -> std::path::PathBuf 
 /// reuses a stale one. Caching is best effort: any failure just compiles.
 pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
     let bytes = std::fs::read(path)?;
+    load_component_bytes(engine, path, &bytes, true)
+}
+
+/// Compiles `bytes`, a new version of the component whose source is `path`, through the same
+/// cache as [`load_component`]; `prune` removes the compiled copies of the other versions.
+pub fn load_component_bytes(
+    engine: &Engine,
+    path: &Path,
+    bytes: &[u8],
+    prune: bool,
+) -> Result<Component> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("component");
-    let cached = cache_path(engine, path, &bytes);
+    let cached = cache_path(engine, path, bytes);
     if cached.is_file() {
         // SAFETY: the file was written by `serialize` below for these exact source bytes and
         // engine settings (both in its name), and is replaced only by an atomic rename.
@@ -166,14 +177,16 @@ pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
             return Ok(component);
         }
     }
-    let component = Component::new(engine, &bytes)?;
+    let component = Component::new(engine, bytes)?;
     if let Ok(compiled) = component.serialize() {
         let partial = cached.with_extension(format!("cwasm.{}", std::process::id()));
         if std::fs::write(&partial, compiled).is_ok() && std::fs::rename(&partial, &cached).is_err()
         {
             let _ = std::fs::remove_file(&partial);
         }
-        remove_stale_copies(path, stem, &cached);
+        if prune {
+            remove_stale_copies(path, stem, &cached);
+        }
     }
     Ok(component)
 }

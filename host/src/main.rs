@@ -16,6 +16,7 @@ mod secrets;
 mod server;
 mod sqlite;
 mod state;
+mod swap;
 mod variables;
 mod wit_types;
 
@@ -87,6 +88,26 @@ enum Command {
         /// On SIGTERM or Ctrl-C, how long to let the requests in flight finish before exiting.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         shutdown_timeout: Duration,
+        /// Do not swap a component when its source file changes.
+        #[arg(long)]
+        no_watch: bool,
+        /// Turn on the admin API (`/_admin/components`), protected by the token in this file
+        /// (or in SHOP_ADMIN_TOKEN).
+        #[arg(long, value_name = "PATH")]
+        admin_token_file: Option<PathBuf>,
+    },
+    /// Replace a component of a running host (its admin API must be on).
+    Swap {
+        /// The component's id in the manifest.
+        name: String,
+        /// The new Wasm component.
+        path: PathBuf,
+        /// The host's address.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        admin: String,
+        /// The file holding the admin token (default: SHOP_ADMIN_TOKEN).
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
     },
     /// Run each component's build command.
     Build {
@@ -146,7 +167,10 @@ fn main() -> ExitCode {
                 request_timeout,
                 max_memory,
                 shutdown_timeout,
+                no_watch,
+                admin_token_file,
             } => {
+                let admin_token = swap::admin_token(admin_token_file.as_deref())?;
                 let mut app = app.options(build);
                 app.limits.request_timeout = request_timeout;
                 app.limits.max_memory = max_memory;
@@ -154,9 +178,17 @@ fn main() -> ExitCode {
                     app,
                     listen,
                     shutdown_timeout,
+                    watch: !no_watch,
+                    admin_token,
                 })
                 .await
             }
+            Command::Swap {
+                name,
+                path,
+                admin,
+                token_file,
+            } => swap::upload(&name, &path, &admin, token_file.as_deref()),
             Command::Migrate { app } => app::migrate(&app.options(false)).await,
             Command::Compile { manifest } => {
                 let manifest = manifest::Manifest::load(&manifest)?;

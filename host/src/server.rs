@@ -94,6 +94,8 @@ async fn handle(
     let path = request.uri().path().to_string();
     let (response, component) = if path == "/healthz" {
         (health(app, &method).await, "-")
+    } else if path.starts_with(crate::swap::ADMIN_PREFIX) && app.swap.admin_enabled() {
+        (crate::swap::admin(app, request).await, "-")
     } else {
         match app.router.route(&path) {
             Some(matched) => {
@@ -144,6 +146,8 @@ async fn call_component(
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let component = &app.components[index];
+    // The request runs to its end on the version current now, whatever swaps meanwhile.
+    let version = component.current();
     let id = component.config.id.clone();
     let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
     let deadline = state.deadline();
@@ -162,11 +166,9 @@ async fn call_component(
         Err(err) => return internal_error(&id, &err),
     };
 
-    let app = app.clone();
     // The guest keeps running after it has sent the response head: it streams the body.
     let mut guest = tokio::spawn(async move {
-        let component = &app.components[index];
-        let proxy = component.pre.instantiate_async(&mut store).await?;
+        let proxy = version.pre.instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, request, outparam)
@@ -294,7 +296,7 @@ fn with_spin_headers(
 }
 
 /// A JSON response with `body`.
-fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     let body = Full::new(body.into())
         .map_err(|never| match never {})
         .boxed_unsync();

@@ -93,7 +93,11 @@ pub fn shared_host(engine: Engine) -> Option<HostInfo> {
         Engine::Postgres => POSTGRES
             .get_or_init(|| {
                 let url = fresh_postgres_database()?;
-                let args = [&deadline[..], &["--database-url", &url]].concat();
+                // The suite runs several Postgres hosts at once (this one, the three of
+                // `cluster`): 4 services × 8 connections each keeps them all under a default
+                // server's 100 connections.
+                let pool = ["--database-url", &url, "--postgres-pool-size", "8"];
+                let args = [&deadline[..], &pool].concat();
                 Some(start_host(&args, "postgres"))
             })
             .clone(),

@@ -12,3 +12,4 @@ mod orders;
 mod products;
 mod shutdown;
 mod startup;
+mod swap;

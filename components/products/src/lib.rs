@@ -19,7 +19,12 @@ use spin_sdk::http_component;
 
 #[http_component]
 fn handle(request: IncomingRequest) -> Response {
-    response::finish(ApiRequest::read(request).and_then(|request| route(&request)))
+    #[allow(unused_mut)]
+    let mut response =
+        response::finish(ApiRequest::read(request).and_then(|request| route(&request)));
+    #[cfg(feature = "variant-b")]
+    response.set_header("x-shop-variant", "b");
+    response
 }
 
 /// The route table: path first (404), then method (405), then the handler.

@@ -1,0 +1,256 @@
+//! Hot swap: the products component replaced 20 times through the admin API while 32 clients
+//! call it, without one failed request; a broken upload is refused and the old version serves on.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+const TOKEN: &str = "swap-test-admin-token-0123456789";
+const CLIENTS: usize = 32;
+const SWAPS: usize = 20;
+
+/// The products component built with `--features variant-b`: every answer carries
+/// `x-shop-variant: b`.
+fn variant_b() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = repo_root().join("target/variant-b");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .current_dir(repo_root())
+                .args([
+                    "build",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--release",
+                    "-p",
+                    "products",
+                ])
+                .args(["--features", "variant-b", "--target-dir"])
+                .arg(&target)
+                .output()
+                .expect("run cargo to build products with variant-b");
+            assert!(
+                out.status.success(),
+                "building products with variant-b failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.join("wasm32-wasip2/release/products.wasm")
+        })
+        .clone()
+}
+
+/// Which build answered: `b` when the answer says so, else `a`.
+fn variant_of(res: &reqwest::Response) -> char {
+    match res.headers().get("x-shop-variant").map(|v| v.as_bytes()) {
+        Some(b"b") => 'b',
+        _ => 'a',
+    }
+}
+
+/// The variant serving after `swaps` swaps: A first, then B, A, B...
+fn expected(swaps: usize) -> char {
+    if swaps.is_multiple_of(2) {
+        'a'
+    } else {
+        'b'
+    }
+}
+
+async fn put(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = client
+        .put(format!("{base}/_admin/components/products"))
+        .body(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let body = res.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+async fn current_variant(client: &reqwest::Client, base: &str) -> char {
+    let res = client
+        .get(format!("{base}/api/products/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    variant_of(&res)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_swapped_under_load_without_a_failed_request() {
+    build_components();
+    let a_bytes =
+        std::fs::read(repo_root().join("target/wasm32-wasip2/release/products.wasm")).unwrap();
+    let b_bytes = std::fs::read(variant_b()).unwrap();
+    assert_ne!(a_bytes, b_bytes);
+
+    let workdir = fresh_workdir("swap");
+    let source = workdir.join("products.wasm");
+    std::fs::write(&source, &a_bytes).unwrap();
+    let manifest = write_test_manifest(&workdir, &source, &[]);
+    let token_file = workdir.join("admin-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut cmd = host_command(&workdir);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--admin-token-file"])
+        .arg(&token_file);
+    let host = spawn_serving(cmd, &workdir, &manifest);
+    wait_healthy(&host.base);
+    let base = host.base.clone();
+    let client = reqwest::Client::new();
+    assert_eq!(current_variant(&client, &base).await, 'a');
+
+    // The admin API: no token, a wrong one, then the list. The host refuses before it reads
+    // an upload, so these send a small body (a large one could meet a closed connection).
+    let (status, _) = put(&client, &base, None, b"\0asm".to_vec()).await;
+    assert_eq!(status, 401);
+    let (status, _) = put(
+        &client,
+        &base,
+        Some("not-the-token-at-all"),
+        b"\0asm".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let listed: serde_json::Value = client
+        .get(format!("{base}/_admin/components"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["name"], "products", "{listed}");
+    let version_a = listed[0]["version"].as_str().unwrap().to_string();
+    assert_eq!(version_a.len(), 64, "{listed}");
+    assert!(listed[0]["loaded_at"].is_string(), "{listed}");
+
+    // 32 clients for the whole test; each answer notes the swaps done before it was sent and
+    // after it came back.
+    let swaps_done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, base) = (client.clone(), base.clone());
+        let (swaps_done, stop) = (swaps_done.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut failed = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let before = swaps_done.load(Ordering::SeqCst);
+                match client.get(format!("{base}/api/products/")).send().await {
+                    Ok(res) if res.status() == 200 => {
+                        let variant = variant_of(&res);
+                        match res.bytes().await {
+                            Ok(_) => {
+                                let after = swaps_done.load(Ordering::SeqCst);
+                                seen.push((before, after, variant));
+                            }
+                            Err(err) => failed.push(format!("body: {err}")),
+                        }
+                    }
+                    Ok(res) => failed.push(format!("status {}", res.status())),
+                    Err(err) => failed.push(format!("{err}")),
+                }
+            }
+            (seen, failed)
+        }));
+    }
+
+    let started = Instant::now();
+    let mut versions = vec![version_a.clone()];
+    for swap in 1..=SWAPS {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let bytes = if expected(swap) == 'b' {
+            b_bytes.clone()
+        } else {
+            a_bytes.clone()
+        };
+        let (status, body) = put(&client, &base, Some(TOKEN), bytes).await;
+        assert_eq!(status, 200, "swap {swap}: {body}");
+        assert_eq!(body["name"], "products", "{body}");
+        versions.push(body["version"].as_str().unwrap().to_string());
+        swaps_done.store(swap, Ordering::SeqCst);
+        assert_eq!(
+            current_variant(&client, &base).await,
+            expected(swap),
+            "the first request after swap {swap}"
+        );
+    }
+    let swapping_took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut answered = 0;
+    let mut failures = Vec::new();
+    let mut variants_seen = std::collections::BTreeSet::new();
+    for task in clients {
+        let (seen, failed) = task.await.unwrap();
+        failures.extend(failed);
+        for &(before, after, variant) in &seen {
+            // The version a request ran on was current at some moment while it was in flight.
+            assert!(
+                (before..=(after + 1).min(SWAPS)).any(|n| expected(n) == variant),
+                "an answer from variant {variant} sent after {before} swaps, back after {after}"
+            );
+            variants_seen.insert(variant);
+        }
+        answered += seen.len();
+    }
+    eprintln!("{answered} answers during {SWAPS} swaps in {swapping_took:?}");
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    assert_eq!(variants_seen.len(), 2, "{variants_seen:?}");
+    assert!(answered >= CLIENTS * SWAPS, "only {answered} answers");
+    assert_ne!(versions[1], versions[0]);
+    assert_eq!(versions[2], versions[0]);
+
+    // Broken uploads are refused, and the last good version (B, after 20 swaps: A) serves on.
+    let now = expected(SWAPS);
+    let (status, body) = put(&client, &base, Some(TOKEN), b"not wasm at all".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("products"),
+        "{body}"
+    );
+    assert_eq!(current_variant(&client, &base).await, now);
+    let empty = wat::parse_str("(component)").unwrap();
+    let (status, body) = put(&client, &base, Some(TOKEN), empty).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("incoming-handler"),
+        "{body}"
+    );
+    assert_eq!(current_variant(&client, &base).await, now);
+    let log = read_log_of(&host.log);
+    assert!(log.contains("refused"), "{log}");
+
+    // The watcher: B copied over the source file is swapped in.
+    std::fs::write(&source, &b_bytes).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while current_variant(&client, &base).await != 'b' {
+        assert!(Instant::now() < deadline, "the watcher never swapped in B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
