@@ -2,25 +2,13 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
 use shop_guest::error::{ApiError, FieldErrors};
 use shop_guest::json::{FieldValue, Fields, Presence, TextRules};
 use shop_guest::money::{self, Money};
 use shop_guest::request::Query;
 use shop_guest::storage::StorageError;
-use shop_guest::time::Timestamp;
 
-/// A product as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Product {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub price: Money,
-    pub stock: i64,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
+pub use crate::api::Product;
 
 /// A product name: 1 to 200 characters once trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]

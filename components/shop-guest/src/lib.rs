@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod money;
+pub mod openapi;
 pub mod paging;
 pub mod request;
 pub mod response;

@@ -108,7 +108,7 @@ impl PageWindow {
 }
 
 /// One page of results, serialized as DRF does.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// Items across all pages.
     pub count: u64,

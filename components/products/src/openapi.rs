@@ -1,0 +1,150 @@
+//! The products service's operations in the OpenAPI document (read by the docs component,
+//! which compiles this file with `api.rs`).
+
+use shop_guest::openapi::{
+    BadRequest, Forbidden, NotFound, PageQuery, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+};
+use shop_guest::paging::Page;
+use utoipa::OpenApi;
+
+use super::api::{Product, ProductPatch, ProductWrite};
+
+/// The products service's part of the document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, create, retrieve, update, partial_update, destroy),
+    components(schemas(Product, ProductWrite, ProductPatch)),
+    tags((name = "products", description = "The catalogue: products, prices and stock."))
+)]
+pub struct ProductsApi;
+
+/// The list's filters and ordering.
+#[allow(dead_code)] // only its parameters are read
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    /// Words to find, case-insensitively, in the name or the description (all must match).
+    #[param(required = false)]
+    pub search: String,
+    /// Only products at this price or above (a decimal number).
+    #[param(
+        required = false,
+        pattern = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+    )]
+    pub min_price: String,
+    /// Only products at this price or below (a decimal number).
+    #[param(
+        required = false,
+        pattern = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+    )]
+    pub max_price: String,
+    /// `true` for products in stock only (`false` for those out of stock).
+    #[param(required = false)]
+    pub in_stock: bool,
+    /// Comma-separated keys among `name`, `price`, `created_at` and `stock`, each optionally
+    /// prefixed by `-` for descending; unknown keys are ignored.
+    #[param(required = false, example = "-price")]
+    pub ordering: String,
+}
+
+#[utoipa::path(
+    get, path = "/api/products/", tag = "products", operation_id = "products_list",
+    summary = "List products",
+    description = "A filtered, ordered page of the catalogue. Anyone may list.",
+    params(PageQuery, ProductQuery),
+    responses(
+        (status = 200, description = "A page of products.", body = Page<Product>),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    )
+)]
+#[allow(dead_code)]
+fn list() {}
+
+#[utoipa::path(
+    post, path = "/api/products/", tag = "products", operation_id = "products_create",
+    summary = "Create a product (staff only)",
+    description = "**Staff only.** Adds a product to the catalogue.",
+    request_body(content = ProductWrite, content_type = "application/json"),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 201, description = "The new product.", body = Product),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn create() {}
+
+#[utoipa::path(
+    get, path = "/api/products/{id}/", tag = "products", operation_id = "products_retrieve",
+    summary = "Get a product",
+    params(("id" = i64, Path, minimum = 1, description = "The product's id.")),
+    responses(
+        (status = 200, description = "The product.", body = Product),
+        (status = 404, response = NotFound),
+    )
+)]
+#[allow(dead_code)]
+fn retrieve() {}
+
+#[utoipa::path(
+    put, path = "/api/products/{id}/", tag = "products", operation_id = "products_update",
+    summary = "Replace a product (staff only)",
+    description = "**Staff only.** `name` and `price` are required; omitted optional fields \
+                   keep their values.",
+    params(("id" = i64, Path, minimum = 1, description = "The product's id.")),
+    request_body(content = ProductWrite, content_type = "application/json"),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "The product as it is now.", body = Product),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn update() {}
+
+#[utoipa::path(
+    patch, path = "/api/products/{id}/", tag = "products",
+    operation_id = "products_partial_update",
+    summary = "Change some fields of a product (staff only)",
+    description = "**Staff only.** Any subset of the product's fields.",
+    params(("id" = i64, Path, minimum = 1, description = "The product's id.")),
+    request_body(content = ProductPatch, content_type = "application/json"),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "The product as it is now.", body = Product),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn partial_update() {}
+
+#[utoipa::path(
+    delete, path = "/api/products/{id}/", tag = "products", operation_id = "products_destroy",
+    summary = "Delete a product (staff only)",
+    description = "**Staff only.** Orders keep their snapshot of the product.",
+    params(("id" = i64, Path, minimum = 1, description = "The product's id.")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+#[allow(dead_code)]
+fn destroy() {}

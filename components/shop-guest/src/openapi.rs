@@ -1,0 +1,189 @@
+//! The pieces of the OpenAPI document every service shares: how money and timestamps look,
+//! the two error shapes, and the bearer-token scheme. Each service describes its own
+//! operations with these (its `openapi.rs`); the docs component merges them into one document.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::json;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{KnownFormat, RefOr, SchemaFormat};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::money::Money;
+use crate::time::Timestamp;
+
+/// The name of the bearer-token security scheme (`Authorization: Bearer <access token>`).
+pub const BEARER: &str = "jwtAuth";
+
+/// The regular expression of a money amount as the API writes it.
+const MONEY_OUT: &str = r"^[0-9]{1,8}\.[0-9]{2}$";
+
+impl PartialSchema for Money {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(MONEY_OUT))
+            .description(Some(
+                "An exact amount with two decimal places, from \"0.00\" to \"99999999.99\".",
+            ))
+            .examples([json!("19.99")])
+            .into()
+    }
+}
+
+impl ToSchema for Money {}
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("An instant in UTC (RFC 3339), to the microsecond."))
+            .examples([json!("2026-11-25T13:00:00.000000Z")])
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {}
+
+/// A money amount as clients may send it: a decimal string or a JSON number, at most two
+/// decimal places, from 0 to 99999999.99 (more places, negative or larger is a 400).
+pub struct MoneyInput;
+
+impl PartialSchema for MoneyInput {
+    fn schema() -> RefOr<Schema> {
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^\s*\+?([0-9]{1,8}(\.[0-9]{0,2})?|\.[0-9]{1,2})\s*$"))
+            .examples([json!("19.99")]);
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0))
+            .maximum(Some(99_999_999.99))
+            .multiple_of(Some(0.01))
+            .examples([json!(19.99)]);
+        OneOfBuilder::new()
+            .item(text)
+            .item(number)
+            .description(Some(
+                "An amount with at most two decimal places, from 0 to 99999999.99, as a decimal \
+                 string (preferred: exact) or a JSON number.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for MoneyInput {}
+
+/// Every error but a validation error: `{"detail": "message"}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"detail": "Not found."}))]
+pub struct ErrorDetail {
+    /// What went wrong, for people.
+    pub detail: String,
+}
+
+/// A validation error: each field's messages (`non_field_errors` for the whole body).
+pub struct ValidationErrors(pub BTreeMap<String, Vec<String>>);
+
+impl PartialSchema for ValidationErrors {
+    fn schema() -> RefOr<Schema> {
+        let messages =
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String).build());
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(messages))
+            .description(Some(
+                "Field name to its messages; `non_field_errors` for the body as a whole. \
+                 Some errors (a body that is not JSON) are `{\"detail\": ...}` instead.",
+            ))
+            .examples([json!({"price": ["Ensure that there are no more than 2 decimal places."]})])
+            .into()
+    }
+}
+
+impl ToSchema for ValidationErrors {}
+
+/// The bearer-token scheme: an access token from `POST /api/accounts/login/`.
+pub fn bearer_scheme() -> SecurityScheme {
+    SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "An access token from POST /api/accounts/login/ (HS256 JWT, 15 minutes).",
+            ))
+            .build(),
+    )
+}
+
+/// A 400 body: the fields' messages, or a `detail` for a body that is not JSON at all.
+pub struct BadRequestBody;
+
+impl PartialSchema for BadRequestBody {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ValidationErrors::schema())
+            .item(ErrorDetail::schema())
+            .into()
+    }
+}
+
+impl ToSchema for BadRequestBody {}
+
+/// Declares one reusable error response (`#/components/responses/<Name>`) per status.
+macro_rules! error_responses {
+    ($($(#[$doc:meta])* $name:ident => $body:ty, $description:literal;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl<'s> utoipa::ToResponse<'s> for $name {
+            fn response() -> (&'s str, RefOr<utoipa::openapi::response::Response>) {
+                let content = utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(<$body as PartialSchema>::schema()))
+                    .build();
+                let response = utoipa::openapi::ResponseBuilder::new()
+                    .description($description)
+                    .content("application/json", content)
+                    .build();
+                (stringify!($name), RefOr::T(response))
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    /// 400.
+    BadRequest => BadRequestBody, "Bad input: each field's messages, or `detail`.";
+    /// 401.
+    Unauthorized => ErrorDetail, "No token, or a bad or expired one.";
+    /// 403.
+    Forbidden => ErrorDetail, "Authenticated, but not allowed (staff only).";
+    /// 404.
+    NotFound => ErrorDetail, "Not found, or not yours.";
+    /// 409.
+    Conflict => ErrorDetail, "Conflicts with the current state (stock, status).";
+    /// 413.
+    PayloadTooLarge => ErrorDetail, "The body is over 1 MiB.";
+    /// 415.
+    UnsupportedMediaType => ErrorDetail, "The body is not `application/json`.";
+    /// 429.
+    TooManyRequests => ErrorDetail, "Too many attempts; retry after `Retry-After` seconds.";
+    /// 503.
+    ServiceUnavailable => ErrorDetail, "A service or database is unavailable; retry later.";
+}
+
+/// The paging parameters of every list (`?page=N&page_size=M`).
+#[allow(dead_code)] // only its parameters are read
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The 1-based page number, or `last`; a page past the end is 404.
+    #[param(required = false, minimum = 1)]
+    pub page: u64,
+    /// Items per page: default 20, at most 100 (larger sizes are cut to 100).
+    #[param(required = false, minimum = 1)]
+    pub page_size: u32,
+}
