@@ -45,7 +45,7 @@ pub fn build_components() {
             .current_dir(repo_root())
             .args(["build", "--target", "wasm32-wasip2", "--release"])
             .args([
-                "-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders",
+                "-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders", "-p", "docs",
             ])
             .output()
             .expect("run cargo to build the components");
