@@ -7,6 +7,7 @@ mod app;
 mod bindings;
 mod build;
 mod engine;
+mod linger;
 mod links;
 mod manifest;
 mod migrate;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::header::{
+    HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -22,6 +24,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::App;
+use crate::linger::LingeringStream;
 use crate::router::RouteMatch;
 use crate::state::HostState;
 
@@ -31,6 +34,10 @@ pub type ResponseBody = HyperOutgoingBody;
 /// How long past its deadline a request's guest may keep the answer waiting: the epoch
 /// deadline stops a guest that runs, this one a guest stuck waiting on the host.
 const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// The largest request body a component accepts (API.md: "413 body over 1 MiB"); mirrors
+/// `shop_guest::request::MAX_BODY_BYTES`, which enforces it on chunked bodies and under Spin.
+const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets the
 /// requests in flight finish, for at most `drain_timeout`.
@@ -64,7 +71,10 @@ pub async fn serve(
             let app = app.clone();
             async move { Ok::<_, Infallible>(handle(&app, request, client, local_addr).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        // Lingering: a client still sending a body the answer did not wait for reads the
+        // answer instead of a reset.
+        let io = TokioIo::new(LingeringStream::new(stream));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!("connection from {client}: {err}");
@@ -98,6 +108,13 @@ async fn handle(
         (crate::swap::admin(app, request).await, "-")
     } else {
         match app.router.route(&path) {
+            Some(matched) if declares_body_over_limit(&request) => {
+                let index = matched.route.component;
+                (
+                    payload_too_large(),
+                    app.components[index].config.id.as_str(),
+                )
+            }
             Some(matched) => {
                 let index = matched.route.component;
                 let request = with_spin_headers(request, &matched, client, local_addr);
@@ -121,11 +138,38 @@ async fn handle(
     response
 }
 
+/// Whether the request's `Content-Length` says its body is over [`MAX_BODY_BYTES`]: then it is
+/// answered without reading it, and without starting a guest only to refuse it.
+fn declares_body_over_limit(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES)
+}
+
+/// 413, in the words of the guests' answer; the connection closes (lingering, see
+/// `linger.rs`) as the body was not read.
+fn payload_too_large() -> Response<ResponseBody> {
+    let mut response = json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        r#"{"detail":"Request body exceeds the limit of 1 MiB."}"#,
+    );
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// `GET /healthz`: 200 when every database answers, else 503 naming the failure.
 async fn health(app: &App, method: &Method) -> Response<ResponseBody> {
     if method != Method::GET && method != Method::HEAD {
         let body = serde_json::json!({ "detail": format!("Method \"{method}\" not allowed.") });
-        return json(StatusCode::METHOD_NOT_ALLOWED, body.to_string());
+        let mut response = json(StatusCode::METHOD_NOT_ALLOWED, body.to_string());
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
     }
     match app.databases.check().await {
         Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#),
