@@ -6,6 +6,7 @@ mod carts;
 mod cluster;
 mod components;
 mod deploy;
+mod docs;
 mod helpers;
 mod limits;
 mod orders;
