@@ -13,6 +13,11 @@ pub const REQUIRED: &str = "This field is required.";
 /// DRF's message for `null` in a field that does not accept it.
 pub const NOT_NULL: &str = "This field may not be null.";
 
+/// The deepest nesting of arrays and objects a body may have. The API's bodies are flat;
+/// Python's `json`, which DRF parses with, refuses deep nesting with a 400 too, and so does this
+/// reader instead of walking a 100,000-level document.
+pub const MAX_DEPTH: usize = 128;
+
 /// The fields of a JSON object body, each kept as its exact JSON text.
 #[derive(Debug, Default)]
 pub struct JsonObject<'a> {
@@ -54,6 +59,11 @@ pub fn parse_object(body: &[u8]) -> Result<JsonObject<'_>, ApiError> {
             "JSON parse error - 'utf-8' codec can't decode byte 0x{byte:02x} in position {position}: invalid utf-8"
         ))
     })?;
+    if nested_deeper_than(text, MAX_DEPTH) {
+        return Err(ApiError::BadRequest(format!(
+            "JSON parse error - nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
     let parse_error =
         |e: serde_json::Error| ApiError::BadRequest(format!("JSON parse error - {e}"));
     let value: &RawValue = serde_json::from_str(text).map_err(parse_error)?;
@@ -71,6 +81,37 @@ pub fn parse_object(body: &[u8]) -> Result<JsonObject<'_>, ApiError> {
             ),
         )),
     }
+}
+
+/// Whether arrays and objects nest deeper than `limit` in `text` (brackets inside strings do
+/// not count); one pass, no recursion, valid JSON or not.
+fn nested_deeper_than(text: &str, limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 impl<'a> JsonObject<'a> {
@@ -463,6 +504,33 @@ mod tests {
             errors.get("a"),
             Some(&["Not a valid string.".to_owned()][..])
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_400() {
+        let deep = |depth: usize| {
+            format!(
+                "{{\"a\": {}1{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        assert!(parse_object(deep(MAX_DEPTH).as_bytes()).is_ok());
+        for body in [
+            deep(MAX_DEPTH + 1),
+            "[".repeat(100_000),
+            format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)),
+        ] {
+            let error = parse_object(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status(), 400);
+            assert_eq!(
+                error.detail().as_deref(),
+                Some("JSON parse error - nested deeper than 128 levels")
+            );
+        }
+        // Brackets in strings, escaped quotes included, are text.
+        let text = format!(r#"{{"a": "\"{}"}}"#, "[".repeat(1000));
+        assert!(parse_object(text.as_bytes()).is_ok());
     }
 
     #[test]

@@ -4,7 +4,9 @@ use spin_sdk::http::{IncomingRequest, Method};
 
 use crate::error::ApiError;
 
-/// The largest body a service accepts (API.md: "413 body over 1 MiB").
+/// The largest body a service accepts (API.md: "413 body over 1 MiB"). The shop host mirrors
+/// it (`MAX_BODY_BYTES` in host/src/server.rs) to refuse a declared `Content-Length` over it
+/// without starting a guest; a chunked body is counted here, as it is read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// An HTTP request with its body read (at most [`MAX_BODY_BYTES`]).
