@@ -4,7 +4,6 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use chrono::TimeDelta;
-use serde::Serialize;
 use shop_guest::error::{ApiError, FieldErrors};
 use shop_guest::json::{FieldValue, Fields, TextRules};
 use shop_guest::time::Timestamp;
@@ -16,19 +15,7 @@ pub const EMAIL_TAKEN: &str = "user with this email address already exists.";
 /// The 401 of a failed login, the same for an unknown user and a wrong password.
 pub const BAD_CREDENTIALS: &str = "No active account found with the given credentials";
 
-/// A user as the API shows it: never the password or its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UserAccount {
-    pub id: i64,
-    pub username: String,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub phone_number: String,
-    pub address: String,
-    pub is_staff: bool,
-    pub date_joined: Timestamp,
-}
+pub use crate::api::UserAccount;
 
 /// The key that makes two spellings of a name the same account: `Alice` and `alice` are one.
 pub fn lookup_key(text: &str) -> String {

@@ -1,6 +1,5 @@
 //! One function per entry point: read the request, check who may, call storage, answer.
 
-use serde::Serialize;
 use shop_guest::auth::{self, TokenType, User};
 use shop_guest::error::{ApiError, FieldErrors, NON_FIELD_ERRORS};
 use shop_guest::json::Fields;
@@ -10,6 +9,7 @@ use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
+use crate::api::{AccessToken, TokenPair};
 use crate::domain::{
     self, Credentials, ProfileChanges, Registration, TokenLifetimes, BAD_CREDENTIALS, EMAIL_TAKEN,
     USERNAME_TAKEN,
@@ -72,13 +72,6 @@ fn taken_errors(
     Ok(errors)
 }
 
-/// The answer to a successful login.
-#[derive(Serialize)]
-struct TokenPair {
-    refresh: String,
-    access: String,
-}
-
 /// POST /api/accounts/login/: 200 with an access and a refresh token; 401 for an unknown
 /// user or a wrong password alike (same message, same Argon2 cost); 429 after
 /// [`domain::MAX_LOGIN_FAILURES`] failures for the username within the window.
@@ -125,12 +118,6 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
             secret.as_bytes(),
         )?,
     })
-}
-
-/// The answer to a refresh.
-#[derive(Serialize)]
-struct AccessToken {
-    access: String,
 }
 
 /// POST /api/accounts/token/refresh/: 200 with a new access token whose `is_staff` is the

@@ -1,7 +1,6 @@
 //! The cart's types: request bodies that can only hold valid values, and the cart as the API
 //! shows it, priced from the catalogue.
 
-use serde::Serialize;
 use shop_guest::error::ApiError;
 use shop_guest::json::{FieldValue, Fields};
 use shop_guest::money::Money;
@@ -130,28 +129,7 @@ pub fn not_in_cart(product_id: i64) -> ApiError {
     ApiError::NotFound(format!("Product {product_id} is not in the cart."))
 }
 
-/// A cart as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CartView {
-    pub id: i64,
-    pub items: Vec<ItemView>,
-    pub total: Money,
-    /// The number of units (the sum of the quantities).
-    pub item_count: i64,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-/// One line of a cart as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemView {
-    pub id: i64,
-    pub product_id: i64,
-    pub product_name: String,
-    pub unit_price: Money,
-    pub quantity: i64,
-    pub subtotal: Money,
-}
+pub use crate::api::{CartView, ItemView};
 
 impl CartView {
     /// Prices `items` (oldest first) with the catalogue's current names and prices; a line
@@ -222,7 +200,7 @@ mod tests {
             }
         );
         assert_eq!(
-            AddItem::read(fields(r#"{"product_id": "7", "quantity": 3}"#)).unwrap(),
+            AddItem::read(fields(r#"{"product_id": 7.0, "quantity": 3}"#)).unwrap(),
             AddItem {
                 product_id: 7,
                 quantity: 3

@@ -17,6 +17,9 @@ use spin_sdk::http_component;
 use utoipa::openapi::{InfoBuilder, OpenApi};
 use utoipa::OpenApi as _;
 
+mod accounts;
+mod cart;
+mod orders;
 mod products;
 
 /// Swagger UI's files, from the release that `utoipa-swagger-ui-vendored` packages (build.rs).
@@ -114,6 +117,9 @@ impl Asset {
 /// responses and the bearer-token scheme.
 pub fn document() -> OpenApi {
     let mut document = products::openapi::ProductsApi::openapi();
+    document.merge(accounts::openapi::AccountsApi::openapi());
+    document.merge(cart::openapi::CartsApi::openapi());
+    document.merge(orders::openapi::OrdersApi::openapi());
     document.info = InfoBuilder::new()
         .title("shop API")
         .version(env!("CARGO_PKG_VERSION"))

@@ -3,27 +3,12 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
 use shop_guest::error::ApiError;
 use shop_guest::json::{FieldValue, Fields, JsonKind, TextRules, REQUIRED};
 use shop_guest::money::Money;
 use shop_guest::request::Query;
-use shop_guest::time::Timestamp;
 
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OrderStatus {
-    /// Placed; its stock is reserved.
-    Pending,
-    /// Being prepared.
-    Processing,
-    /// On its way.
-    Shipped,
-    /// With the customer (final).
-    Delivered,
-    /// Called off; its stock goes back (final).
-    Cancelled,
-}
+pub use crate::api::OrderStatus;
 
 impl OrderStatus {
     /// Every status, in the order of the flow.
@@ -72,12 +57,6 @@ impl fmt::Display for OrderStatus {
     }
 }
 
-impl Serialize for OrderStatus {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 /// A status change the flow does not allow (a 409).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.message())]
@@ -108,24 +87,7 @@ impl From<StatusChangeError> for ApiError {
     }
 }
 
-/// An order as the API shows it; the order key and the release flag stay inside the service.
-#[derive(Debug, Clone, Serialize)]
-pub struct Order {
-    pub id: i64,
-    pub user_id: i64,
-    pub status: OrderStatus,
-    pub total_amount: Money,
-    pub shipping_address: String,
-    pub items: Vec<OrderItem>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// The key the order's stock reservation is held under in the products service.
-    #[serde(skip)]
-    pub order_key: String,
-    /// Whether a cancelled order's stock went back (false while a release is owed).
-    #[serde(skip)]
-    pub stock_released: bool,
-}
+pub use crate::api::{Order, OrderItem};
 
 impl Order {
     /// Whether `user` may see and cancel this order: its owner or staff.
@@ -137,16 +99,6 @@ impl Order {
     pub fn owes_stock(&self) -> bool {
         self.status == OrderStatus::Cancelled && !self.stock_released
     }
-}
-
-/// One line of an order, with the product's name and unit price when it was ordered.
-#[derive(Debug, Clone, Serialize)]
-pub struct OrderItem {
-    pub id: i64,
-    pub product_id: i64,
-    pub product_name: String,
-    pub quantity: i64,
-    pub price: Money,
 }
 
 /// A line reserved for a new order: what the products service held, at its price then.

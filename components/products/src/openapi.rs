@@ -2,7 +2,8 @@
 //! which compiles this file with `api.rs`).
 
 use shop_guest::openapi::{
-    BadRequest, Forbidden, NotFound, PageQuery, PayloadTooLarge, Unauthorized, UnsupportedMediaType,
+    BadRequest, Forbidden, NotFound, PageQuery, PatchBodiesOptional, PayloadTooLarge, Unauthorized,
+    UnsupportedMediaType,
 };
 use shop_guest::paging::Page;
 use utoipa::OpenApi;
@@ -14,6 +15,7 @@ use super::api::{Product, ProductPatch, ProductWrite};
 #[openapi(
     paths(list, create, retrieve, update, partial_update, destroy),
     components(schemas(Product, ProductWrite, ProductPatch)),
+    modifiers(&PatchBodiesOptional),
     tags((name = "products", description = "The catalogue: products, prices and stock."))
 )]
 pub struct ProductsApi;
@@ -26,16 +28,16 @@ pub struct ProductQuery {
     /// Words to find, case-insensitively, in the name or the description (all must match).
     #[param(required = false)]
     pub search: String,
-    /// Only products at this price or above (a decimal number).
+    /// Only products at this price or above (a decimal number; empty: no bound).
     #[param(
         required = false,
-        pattern = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+        pattern = r"^\s*([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)?\s*$"
     )]
     pub min_price: String,
-    /// Only products at this price or below (a decimal number).
+    /// Only products at this price or below (a decimal number; empty: no bound).
     #[param(
         required = false,
-        pattern = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+        pattern = r"^\s*([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)?\s*$"
     )]
     pub max_price: String,
     /// `true` for products in stock only (`false` for those out of stock).

@@ -175,6 +175,25 @@ error_responses! {
     ServiceUnavailable => ErrorDetail, "A service or database is unavailable; retry later.";
 }
 
+/// Marks every PATCH body optional: a PATCH changes any subset of the fields, none included
+/// (utoipa has no attribute for it). Use as `#[openapi(modifiers(&PatchBodiesOptional))]`.
+pub struct PatchBodiesOptional;
+
+impl utoipa::Modify for PatchBodiesOptional {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let bodies = openapi
+            .paths
+            .paths
+            .values_mut()
+            .filter_map(|item| item.patch.as_mut()?.request_body.as_mut());
+        for body in bodies {
+            if let RefOr::T(body) = body {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+}
+
 /// The paging parameters of every list (`?page=N&page_size=M`).
 #[allow(dead_code)] // only its parameters are read
 #[derive(utoipa::IntoParams)]
@@ -184,6 +203,14 @@ pub struct PageQuery {
     #[param(required = false, minimum = 1)]
     pub page: u64,
     /// Items per page: default 20, at most 100 (larger sizes are cut to 100).
-    #[param(required = false, minimum = 1)]
+    #[param(required = false, schema_with = page_size)]
     pub page_size: u32,
+}
+
+/// A page size: any positive integer, without a format's bounds (sizes above 100 are cut).
+fn page_size() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .examples([json!(20)])
 }

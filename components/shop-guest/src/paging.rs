@@ -38,13 +38,16 @@ fn invalid_page() -> ApiError {
 }
 
 impl PageRequest {
-    /// Reads `page` and `page_size`: an invalid `page_size` falls back to the default, a large
-    /// one is clamped; a `page` that is not a positive integer (or `last`) is a 404.
+    /// Reads `page` and `page_size`: a `page_size` that is not a positive integer is a 400 (the
+    /// schema says so; DRF would quietly use the default), a large one is cut to the maximum; a
+    /// `page` that is not a positive integer (or `last`) is a 404.
     pub fn from_query(query: &Query) -> Result<Self, ApiError> {
-        let size = query
-            .get("page_size")
-            .and_then(parse_page_size)
-            .unwrap_or(DEFAULT_PAGE_SIZE);
+        let size = match query.get("page_size") {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => parse_page_size(text).ok_or_else(|| {
+                ApiError::field("page_size", "A valid positive integer is required.")
+            })?,
+        };
         let number = match query.get("page").map(str::trim) {
             None => PageNumber::Number(1),
             Some("last") => PageNumber::Last,
@@ -266,13 +269,8 @@ mod tests {
             100
         );
         for invalid in ["0", "-3", "abc", "", "2.5"] {
-            assert_eq!(
-                page_request(&format!("page_size={invalid}"))
-                    .unwrap()
-                    .size(),
-                20,
-                "{invalid}"
-            );
+            let error = page_request(&format!("page_size={invalid}")).unwrap_err();
+            assert_eq!(error.status(), 400, "{invalid}");
         }
     }
 

@@ -1,0 +1,116 @@
+//! The accounts service's operations in the OpenAPI document (read by the docs component,
+//! which compiles this file with `api.rs`).
+
+use shop_guest::openapi::{
+    BadRequest, PatchBodiesOptional, PayloadTooLarge, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
+};
+use utoipa::OpenApi;
+
+use super::api::{
+    AccessToken, Credentials, ProfileChanges, Refresh, Registration, TokenPair, UserAccount,
+};
+
+/// The accounts service's part of the document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(register, login, refresh, profile, update_profile, partial_update_profile),
+    components(schemas(UserAccount, TokenPair, AccessToken, Registration, Credentials, Refresh, ProfileChanges)),
+    modifiers(&PatchBodiesOptional),
+    tags((name = "accounts", description = "Users, their profiles, and the tokens that \
+                                            authenticate them."))
+)]
+pub struct AccountsApi;
+
+#[utoipa::path(
+    post, path = "/api/accounts/register/", tag = "accounts",
+    operation_id = "accounts_register", summary = "Register a user",
+    request_body(content = Registration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new user.", body = UserAccount),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn register() {}
+
+#[utoipa::path(
+    post, path = "/api/accounts/login/", tag = "accounts",
+    operation_id = "accounts_login", summary = "Log in: get an access and a refresh token",
+    description = "An unknown user and a wrong password get the same 401. After 5 failures \
+                   for a username within 15 minutes, attempts get 429 until the window passes.",
+    request_body(content = Credentials, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The tokens.", body = TokenPair),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+#[allow(dead_code)]
+fn login() {}
+
+#[utoipa::path(
+    post, path = "/api/accounts/token/refresh/", tag = "accounts",
+    operation_id = "accounts_token_refresh", summary = "Trade a refresh token for an access token",
+    request_body(content = Refresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new access token.", body = AccessToken),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn refresh() {}
+
+#[utoipa::path(
+    get, path = "/api/accounts/profile/", tag = "accounts",
+    operation_id = "accounts_profile", summary = "The user's own profile",
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "The user.", body = UserAccount),
+        (status = 401, response = Unauthorized),
+    )
+)]
+#[allow(dead_code)]
+fn profile() {}
+
+#[utoipa::path(
+    put, path = "/api/accounts/profile/", tag = "accounts",
+    operation_id = "accounts_profile_update", summary = "Change the user's own profile",
+    description = "Any subset of the profile's fields; the others are ignored.",
+    request_body(content = ProfileChanges, content_type = "application/json"),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "The user as it is now.", body = UserAccount),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn update_profile() {}
+
+#[utoipa::path(
+    patch, path = "/api/accounts/profile/", tag = "accounts",
+    operation_id = "accounts_profile_partial_update",
+    summary = "Change some fields of the user's own profile",
+    request_body(content = ProfileChanges, content_type = "application/json"),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "The user as it is now.", body = UserAccount),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+#[allow(dead_code)]
+fn partial_update_profile() {}
