@@ -2,7 +2,7 @@
 //! which compiles this file with `api.rs`).
 
 use shop_guest::openapi::{
-    BadRequest, PatchBodiesOptional, PayloadTooLarge, TooManyRequests, Unauthorized,
+    BadRequest, OptionalBodies, PayloadTooLarge, TooManyRequests, Unauthorized,
     UnsupportedMediaType,
 };
 use utoipa::OpenApi;
@@ -11,12 +11,17 @@ use super::api::{
     AccessToken, Credentials, ProfileChanges, Refresh, Registration, TokenPair, UserAccount,
 };
 
+/// The profile takes any subset of its fields, by PUT as by PATCH.
+const OPTIONAL_BODIES: OptionalBodies = OptionalBodies {
+    put: &["/api/accounts/profile/"],
+};
+
 /// The accounts service's part of the document.
 #[derive(OpenApi)]
 #[openapi(
     paths(register, login, refresh, profile, update_profile, partial_update_profile),
     components(schemas(UserAccount, TokenPair, AccessToken, Registration, Credentials, Refresh, ProfileChanges)),
-    modifiers(&PatchBodiesOptional),
+    modifiers(&OPTIONAL_BODIES),
     tags((name = "accounts", description = "Users, their profiles, and the tokens that \
                                             authenticate them."))
 )]

@@ -131,12 +131,19 @@ impl ProductFilter {
         };
         let min_price_cents = price_bound("min_price", money::cents_at_least);
         let max_price_cents = price_bound("max_price", money::cents_at_most);
+        let in_stock = query.get("in_stock").and_then(|text| {
+            let value = parse_bool(text);
+            if value.is_none() {
+                errors.add("in_stock", "Must be `true` or `false`.");
+            }
+            value
+        });
         errors.into_result()?;
         Ok(Self {
             search_terms: search_terms(query.get("search").unwrap_or_default()),
             min_price_cents,
             max_price_cents,
-            in_stock: query.get("in_stock").and_then(parse_bool),
+            in_stock,
         })
     }
 }
@@ -151,11 +158,12 @@ fn search_terms(search: &str) -> Vec<String> {
         .collect()
 }
 
-/// django-filter's boolean widget; anything else is no filter.
+/// The `in_stock` filter's value.
 fn parse_bool(text: &str) -> Option<bool> {
-    match text.trim() {
-        "true" | "True" | "1" => Some(true),
-        "false" | "False" | "0" => Some(false),
+    // Exactly what the schema's `boolean` is sent as: anything else is a 400, not ignored.
+    match text {
+        "true" => Some(true),
+        "false" => Some(false),
         _ => None,
     }
 }
@@ -210,13 +218,14 @@ pub struct CatalogueEntry {
     pub stock: i64,
 }
 
-/// The key an order's reservation is held under: 1 to 255 characters.
+/// The key an order's reservation is held under: 1 to 512 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderKey(String);
 
 impl OrderKey {
-    /// The most characters a key may have.
-    pub const MAX_CHARS: usize = 255;
+    /// The most characters a key may have: orders sends `u<user id>:<client key>`, the client's
+    /// `Idempotency-Key` being up to 255 characters, so up to 276; more leaves room.
+    pub const MAX_CHARS: usize = 512;
 
     /// A key as the orders service sends it; blank or overlong is refused.
     pub fn parse(key: String) -> Result<Self, String> {

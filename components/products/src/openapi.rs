@@ -2,7 +2,7 @@
 //! which compiles this file with `api.rs`).
 
 use shop_guest::openapi::{
-    BadRequest, Forbidden, NotFound, PageQuery, PatchBodiesOptional, PayloadTooLarge, Unauthorized,
+    BadRequest, Forbidden, NotFound, OptionalBodies, PageQuery, PayloadTooLarge, Unauthorized,
     UnsupportedMediaType,
 };
 use shop_guest::paging::Page;
@@ -10,12 +10,15 @@ use utoipa::OpenApi;
 
 use super::api::{Product, ProductPatch, ProductWrite};
 
+/// PATCH bodies are optional.
+const OPTIONAL_BODIES: OptionalBodies = OptionalBodies { put: &[] };
+
 /// The products service's part of the document.
 #[derive(OpenApi)]
 #[openapi(
     paths(list, create, retrieve, update, partial_update, destroy),
     components(schemas(Product, ProductWrite, ProductPatch)),
-    modifiers(&PatchBodiesOptional),
+    modifiers(&OPTIONAL_BODIES),
     tags((name = "products", description = "The catalogue: products, prices and stock."))
 )]
 pub struct ProductsApi;

@@ -18,7 +18,7 @@ use crate::time::Timestamp;
 pub const BEARER: &str = "jwtAuth";
 
 /// The regular expression of a money amount as the API writes it.
-const MONEY_OUT: &str = r"^[0-9]{1,8}\.[0-9]{2}$";
+const MONEY_OUT: &str = r"^[0-9]+\.[0-9]{2}$";
 
 impl PartialSchema for Money {
     fn schema() -> RefOr<Schema> {
@@ -26,7 +26,8 @@ impl PartialSchema for Money {
             .schema_type(Type::String)
             .pattern(Some(MONEY_OUT))
             .description(Some(
-                "An exact amount with two decimal places, from \"0.00\" to \"99999999.99\".",
+                "An exact amount with two decimal places: a price is at most \"99999999.99\", \
+                 a total (price times quantity, summed) may be more.",
             ))
             .examples([json!("19.99")])
             .into()
@@ -175,17 +176,26 @@ error_responses! {
     ServiceUnavailable => ErrorDetail, "A service or database is unavailable; retry later.";
 }
 
-/// Marks every PATCH body optional: a PATCH changes any subset of the fields, none included
-/// (utoipa has no attribute for it). Use as `#[openapi(modifiers(&PatchBodiesOptional))]`.
-pub struct PatchBodiesOptional;
+/// Marks every PATCH body optional, and the PUT bodies of the paths listed: such a write
+/// changes any subset of the fields, none included (utoipa has no attribute for it). Use as
+/// `#[openapi(modifiers(&OptionalBodies { put: &[...] }))]`.
+pub struct OptionalBodies {
+    /// The paths whose PUT body is optional too.
+    pub put: &'static [&'static str],
+}
 
-impl utoipa::Modify for PatchBodiesOptional {
+impl utoipa::Modify for OptionalBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let bodies = openapi
-            .paths
-            .paths
-            .values_mut()
-            .filter_map(|item| item.patch.as_mut()?.request_body.as_mut());
+        let bodies = openapi.paths.paths.iter_mut().flat_map(|(path, item)| {
+            let put = item
+                .put
+                .as_mut()
+                .filter(|_| self.put.contains(&path.as_str()));
+            [item.patch.as_mut(), put]
+                .into_iter()
+                .flatten()
+                .filter_map(|operation| operation.request_body.as_mut())
+        });
         for body in bodies {
             if let RefOr::T(body) = body {
                 body.required = Some(utoipa::openapi::Required::False);
