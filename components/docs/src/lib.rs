@@ -31,6 +31,8 @@ const FAVICON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/favicon-32x32.p
 const PAGE: &str = include_str!("docs.html");
 const INIT_JS: &str = include_str!("init.js");
 
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
 /// The page's content security policy: everything from the shop itself.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
@@ -42,21 +44,14 @@ fn handle(request: IncomingRequest) -> Response {
 }
 
 fn route(request: &ApiRequest) -> Result<Response, ApiError> {
-    let segments = routing::segments(request.path()).ok_or_else(ApiError::not_found)?;
-    let asset = match segments.as_slice() {
-        ["api", "schema"] => None,
-        ["api", "docs"] => Some(Asset::page()),
-        ["api", "docs", "init.js"] => Some(Asset::new(
-            "text/javascript; charset=utf-8",
-            INIT_JS.as_bytes(),
-        )),
-        ["api", "docs", "swagger-ui-bundle.js"] => {
-            Some(Asset::new("text/javascript; charset=utf-8", SWAGGER_UI_JS))
-        }
-        ["api", "docs", "swagger-ui.css"] => {
-            Some(Asset::new("text/css; charset=utf-8", SWAGGER_UI_CSS))
-        }
-        ["api", "docs", "favicon.png"] => Some(Asset::new("image/png", FAVICON)),
+    // The page's files are named like files (no trailing `/`); the API's paths end in `/`.
+    let asset = match request.path() {
+        "/api/schema/" => None,
+        "/api/docs/" => Some(Asset::page()),
+        "/api/docs/init.js" => Some(Asset::new(JAVASCRIPT, INIT_JS.as_bytes())),
+        "/api/docs/swagger-ui-bundle.js" => Some(Asset::new(JAVASCRIPT, SWAGGER_UI_JS)),
+        "/api/docs/swagger-ui.css" => Some(Asset::new("text/css; charset=utf-8", SWAGGER_UI_CSS)),
+        "/api/docs/favicon.png" => Some(Asset::new("image/png", FAVICON)),
         _ => return Err(ApiError::not_found()),
     };
     match request.method() {
