@@ -7,6 +7,7 @@ mod cluster;
 mod components;
 mod deploy;
 mod docs;
+mod edge;
 mod helpers;
 mod limits;
 mod orders;
