@@ -119,3 +119,18 @@ fn update_profile() {}
 )]
 #[allow(dead_code)]
 fn partial_update_profile() {}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn the_description_follows_the_api_conventions() {
+        let document = super::AccountsApi::openapi();
+        assert!(!document.paths.paths.is_empty());
+        assert_eq!(
+            shop_guest::openapi::convention_problems(&document),
+            Vec::<String>::new()
+        );
+    }
+}

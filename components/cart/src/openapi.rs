@@ -88,3 +88,18 @@ fn remove_item() {}
 )]
 #[allow(dead_code)]
 fn update_quantity() {}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn the_description_follows_the_api_conventions() {
+        let document = super::CartsApi::openapi();
+        assert!(!document.paths.paths.is_empty());
+        assert_eq!(
+            shop_guest::openapi::convention_problems(&document),
+            Vec::<String>::new()
+        );
+    }
+}

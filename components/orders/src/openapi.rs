@@ -142,3 +142,18 @@ fn cancel() {}
 )]
 #[allow(dead_code)]
 fn set_status() {}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn the_description_follows_the_api_conventions() {
+        let document = super::OrdersApi::openapi();
+        assert!(!document.paths.paths.is_empty());
+        assert_eq!(
+            shop_guest::openapi::convention_problems(&document),
+            Vec::<String>::new()
+        );
+    }
+}

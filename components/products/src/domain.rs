@@ -342,8 +342,13 @@ mod tests {
                 in_stock: Some(true),
             }
         );
-        let none = ProductFilter::from_query(&Query::parse("min_price=&in_stock=maybe")).unwrap();
+        let none = ProductFilter::from_query(&Query::parse("min_price=&max_price=")).unwrap();
         assert_eq!(none, ProductFilter::default());
+        for invalid in ["maybe", "", "True", "1"] {
+            let query = Query::parse(&format!("in_stock={invalid}"));
+            let error = ProductFilter::from_query(&query).unwrap_err();
+            assert_eq!(error.status(), 400, "{invalid}");
+        }
     }
 
     #[test]
@@ -389,6 +394,7 @@ mod tests {
                 "name": ["This field may not be blank."],
                 "price": ["Ensure that there are no more than 2 decimal places."],
                 "stock": ["Ensure this value is greater than or equal to 0."],
+                "description": ["Not a valid string."],
             })
         );
         let object = shop_guest::json::parse_object(br#"{"name": " Lamp ", "price": 5}"#).unwrap();
@@ -423,6 +429,8 @@ mod tests {
     fn order_keys_are_not_blank() {
         assert_eq!(OrderKey::parse("u7:abc".into()).unwrap().as_str(), "u7:abc");
         assert!(OrderKey::parse("  ".into()).is_err());
-        assert!(OrderKey::parse("k".repeat(256)).is_err());
+        // `u<user id>:` and a client key of up to 255 characters fit.
+        assert!(OrderKey::parse(format!("u9223372036854775807:{}", "k".repeat(255))).is_ok());
+        assert!(OrderKey::parse("k".repeat(513)).is_err());
     }
 }

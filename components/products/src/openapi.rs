@@ -153,3 +153,18 @@ fn partial_update() {}
 )]
 #[allow(dead_code)]
 fn destroy() {}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    #[test]
+    fn the_description_follows_the_api_conventions() {
+        let document = super::ProductsApi::openapi();
+        assert!(!document.paths.paths.is_empty());
+        assert_eq!(
+            shop_guest::openapi::convention_problems(&document),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -224,3 +224,54 @@ fn page_size() -> ObjectBuilder {
         .minimum(Some(1))
         .examples([json!(20)])
 }
+
+/// What is wrong with a service's part of the document, by the conventions of this API (empty
+/// if nothing): every path ends in `/`; every operation has an id, a tag, a success answer; one
+/// that needs a token documents the 401, one with a body documents the 400, 413 and 415.
+/// Each service's unit tests run it on its own description.
+pub fn convention_problems(document: &utoipa::openapi::OpenApi) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (path, item) in &document.paths.paths {
+        if !path.ends_with('/') {
+            problems.push(format!("{path}: does not end in `/`"));
+        }
+        let operations = [
+            ("GET", &item.get),
+            ("PUT", &item.put),
+            ("POST", &item.post),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let name = format!("{method} {path}");
+            let statuses: Vec<&str> = operation
+                .responses
+                .responses
+                .keys()
+                .map(String::as_str)
+                .collect();
+            if operation.operation_id.is_none() || operation.tags.is_none() {
+                problems.push(format!("{name}: no operation id or tag"));
+            }
+            if !statuses.iter().any(|status| status.starts_with('2')) {
+                problems.push(format!("{name}: no success answer"));
+            }
+            let secured = operation
+                .security
+                .as_ref()
+                .is_some_and(|security| !security.is_empty());
+            if secured && !statuses.contains(&"401") {
+                problems.push(format!("{name}: needs a token but documents no 401"));
+            }
+            if operation.request_body.is_some() {
+                for status in ["400", "413", "415"] {
+                    if !statuses.contains(&status) {
+                        problems.push(format!("{name}: takes a body but documents no {status}"));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
