@@ -92,3 +92,20 @@ fn orders_imports_inventory_carts_and_profiles() {
         assert!(imports.iter().any(|i| i == wanted), "{imports:?}");
     }
 }
+
+#[test]
+fn docs_needs_nothing_but_wasi_and_exports_only_its_handler() {
+    // It compiles the services' descriptions, not their code: no database, no variables, no
+    // link to another service, and none of the services' exports.
+    let (imports, exports) = world_of("docs");
+    let odd: Vec<&String> = imports
+        .iter()
+        .filter(|i| !(i.starts_with("wasi:") && i.contains("@0.2.")))
+        .collect();
+    assert!(odd.is_empty(), "docs: unexpected imports {odd:?}");
+    assert_eq!(
+        exports,
+        ["wasi:http/incoming-handler@0.2.0"],
+        "docs: {exports:?}"
+    );
+}
