@@ -86,37 +86,6 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// Unpadded base64url, enough to hand-craft a token.
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// An unsigned token (`alg: none`) with otherwise valid claims.
-fn alg_none_token(user_id: i64, token_type: &str, is_staff: bool) -> String {
-    let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
-    let claims = json!({
-        "sub": user_id.to_string(),
-        "iat": now_secs(),
-        "exp": now_secs() + 900,
-        "jti": unique_suffix(),
-        "token_type": token_type,
-        "is_staff": is_staff,
-    });
-    let body = base64_url(claims.to_string().as_bytes());
-    format!("{header}.{body}.")
-}
-
 /// Every way a token can be wrong for the endpoint that expects `token_type`.
 fn bad_tokens(user_id: i64, token_type: &str, other_type: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -650,3 +650,38 @@ impl TestApp {
         answer.body["stock"].as_i64().unwrap()
     }
 }
+
+/// Unpadded base64url, as JWTs encode their parts: enough to hand-craft a token.
+pub fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// An unsigned token (`alg: none`) with otherwise valid claims: every service must refuse it.
+pub fn alg_none_token(user_id: i64, token_type: &str, is_staff: bool) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "sub": user_id.to_string(),
+        "iat": now,
+        "exp": now + 900,
+        "jti": unique_suffix(),
+        "token_type": token_type,
+        "is_staff": is_staff,
+    });
+    let body = base64_url(claims.to_string().as_bytes());
+    format!("{header}.{body}.")
+}

@@ -242,21 +242,7 @@ async fn writes_need_staff(app: TestApp) {
         401,
     );
     // alg "none": an unsigned token claiming staff.
-    let unsigned = {
-        use std::io::Write;
-        let b64 = |v: &Value| {
-            let mut out = Vec::new();
-            write!(out, "{v}").unwrap();
-            base64url(&out)
-        };
-        format!(
-            "{}.{}.",
-            b64(&json!({"alg": "none", "typ": "JWT"})),
-            b64(
-                &json!({"sub": "1", "exp": 4102444800i64, "iat": 0, "jti": "x", "token_type": "access", "is_staff": true})
-            )
-        )
-    };
+    let unsigned = alg_none_token(1, "access", true);
     assert_detail(
         &app.json("POST", "/api/products/", Some(&unsigned), &body)
             .await,
@@ -283,23 +269,6 @@ async fn writes_need_staff(app: TestApp) {
     // Reads are open to anyone.
     assert_eq!(app.get(&path, None).await.status, 200);
     assert_eq!(app.get(&path, Some(&user)).await.status, 200);
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 async fn list_pagination(app: TestApp) {
