@@ -1,10 +1,7 @@
 //! The accounts service's operations in the OpenAPI document (read by the docs component,
 //! which compiles this file with `api.rs`).
 
-use shop_guest::openapi::{
-    BadRequest, OptionalBodies, PayloadTooLarge, TooManyRequests, Unauthorized,
-    UnsupportedMediaType,
-};
+use shop_guest::openapi::{BodyErrors, OptionalBodies, TooManyRequests, Unauthorized};
 use utoipa::OpenApi;
 
 use super::api::{
@@ -33,9 +30,7 @@ pub struct AccountsApi;
     request_body(content = Registration, content_type = "application/json"),
     responses(
         (status = 201, description = "The new user.", body = UserAccount),
-        (status = 400, response = BadRequest),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -49,11 +44,9 @@ fn register() {}
     request_body(content = Credentials, content_type = "application/json"),
     responses(
         (status = 200, description = "The tokens.", body = TokenPair),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -65,10 +58,8 @@ fn login() {}
     request_body(content = Refresh, content_type = "application/json"),
     responses(
         (status = 200, description = "A new access token.", body = AccessToken),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -94,10 +85,8 @@ fn profile() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The user as it is now.", body = UserAccount),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -111,10 +100,8 @@ fn update_profile() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The user as it is now.", body = UserAccount),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]

@@ -1,10 +1,7 @@
 //! The cart service's operations in the OpenAPI document (read by the docs component, which
 //! compiles this file with `api.rs`).
 
-use shop_guest::openapi::{
-    BadRequest, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized,
-    UnsupportedMediaType,
-};
+use shop_guest::openapi::{BodyErrors, Conflict, NotFound, ServiceUnavailable, Unauthorized};
 use utoipa::OpenApi;
 
 use super::api::{AddItem, CartView, ItemView, RemoveItem, SetQuantity};
@@ -39,13 +36,11 @@ fn cart() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The cart as it is now.", body = CartView),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -58,12 +53,10 @@ fn add_item() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The cart as it is now.", body = CartView),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -77,13 +70,11 @@ fn remove_item() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The cart as it is now.", body = CartView),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]

@@ -2,8 +2,8 @@
 //! compiles this file with `api.rs`).
 
 use shop_guest::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PageQuery, PayloadTooLarge, ServiceUnavailable,
-    Unauthorized, UnsupportedMediaType,
+    BadRequest, BodyErrors, Conflict, Forbidden, NotFound, PageQuery, ServiceUnavailable,
+    Unauthorized,
 };
 use shop_guest::paging::Page;
 use utoipa::OpenApi;
@@ -59,12 +59,10 @@ fn status_filter() -> utoipa::openapi::schema::ObjectBuilder {
     security(("jwtAuth" = [])),
     responses(
         (status = 201, description = "The order (the first one, for a retry).", body = Order),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -130,14 +128,12 @@ fn cancel() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The order as it is now.", body = Order),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
         (status = 503, response = ServiceUnavailable),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]

@@ -2,8 +2,7 @@
 //! which compiles this file with `api.rs`).
 
 use shop_guest::openapi::{
-    BadRequest, Forbidden, NotFound, OptionalBodies, PageQuery, PayloadTooLarge, Unauthorized,
-    UnsupportedMediaType,
+    BadRequest, BodyErrors, Forbidden, NotFound, OptionalBodies, PageQuery, Unauthorized,
 };
 use shop_guest::paging::Page;
 use utoipa::OpenApi;
@@ -74,11 +73,9 @@ fn list() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 201, description = "The new product.", body = Product),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -106,12 +103,10 @@ fn retrieve() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The product as it is now.", body = Product),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]
@@ -127,12 +122,10 @@ fn update() {}
     security(("jwtAuth" = [])),
     responses(
         (status = 200, description = "The product as it is now.", body = Product),
-        (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
+        BodyErrors,
     )
 )]
 #[allow(dead_code)]

@@ -204,6 +204,26 @@ impl utoipa::Modify for OptionalBodies {
     }
 }
 
+/// The answers every operation that reads a JSON body may give besides its own: 400, 413 and
+/// 415. List it among an operation's responses: `responses((status = 200, ...), BodyErrors)`.
+pub struct BodyErrors;
+
+impl utoipa::IntoResponses for BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        [
+            ("400", "BadRequest"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+        ]
+        .into_iter()
+        .map(|(status, name)| {
+            let reference = utoipa::openapi::schema::Ref::from_response_name(name);
+            (status.to_owned(), RefOr::Ref(reference))
+        })
+        .collect()
+    }
+}
+
 /// The paging parameters of every list (`?page=N&page_size=M`).
 #[allow(dead_code)] // only its parameters are read
 #[derive(utoipa::IntoParams)]
