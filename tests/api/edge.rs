@@ -780,28 +780,10 @@ async fn garbage_authorization_is_401(app: TestApp) {
                 .send()
                 .await
                 .unwrap();
-            let answer = into_answer(response).await;
             let what = format!("{method} {path} with {:?}", String::from_utf8_lossy(header));
+            let answer = answer_of(response, &what).await;
             assert_error(&answer, 401, &what);
         }
-    }
-}
-
-async fn into_answer(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let raw = response.bytes().await.unwrap().to_vec();
-    let body = serde_json::from_slice(&raw).unwrap_or_else(|e| {
-        panic!(
-            "answer is not JSON ({e}): {}",
-            String::from_utf8_lossy(&raw)
-        )
-    });
-    Answer {
-        status,
-        headers,
-        body,
-        raw,
     }
 }
 

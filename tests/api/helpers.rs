@@ -503,25 +503,7 @@ impl TestApp {
             req = req.header("content-type", content_type).body(bytes);
         }
         let res = req.send().await.expect("request reached the host");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let raw = res.bytes().await.unwrap().to_vec();
-        let body = if raw.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&raw).unwrap_or_else(|e| {
-                panic!(
-                    "answer to {path} is not JSON ({e}): {}",
-                    String::from_utf8_lossy(&raw)
-                )
-            })
-        };
-        Answer {
-            status,
-            headers,
-            body,
-            raw,
-        }
+        answer_of(res, path).await
     }
 
     /// GET without a body.
@@ -684,4 +666,27 @@ pub fn alg_none_token(user_id: i64, token_type: &str, is_staff: bool) -> String 
     });
     let body = base64_url(claims.to_string().as_bytes());
     format!("{header}.{body}.")
+}
+
+/// Reads a whole answer; its body must be JSON (or empty). `what` names the request in panics.
+pub async fn answer_of(response: reqwest::Response, what: &str) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let raw = response.bytes().await.unwrap().to_vec();
+    let body = if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or_else(|e| {
+            panic!(
+                "answer to {what} is not JSON ({e}): {}",
+                String::from_utf8_lossy(&raw)
+            )
+        })
+    };
+    Answer {
+        status,
+        headers,
+        body,
+        raw,
+    }
 }
