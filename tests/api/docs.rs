@@ -84,8 +84,9 @@ const METHODS: &[&str] = &[
 // ---------------------------------------------------------------------------------------------
 
 /// `/api/schema/` is JSON, OpenAPI 3.1 (checked by `openapi-spec-validator` too), and names every
-/// operation of API.md under its service's tag; a bearer scheme guards every operation that
-/// needs a user, staff-only ones say so and document 403, public ones need no token.
+/// operation of API.md under its service's tag, with JSON schemas for its body and answers; a
+/// bearer scheme guards every operation that needs a user, staff-only ones say so and document
+/// 403, public ones need no token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_names_every_operation_with_its_security() {
     let app = docs_app();
@@ -141,6 +142,19 @@ async fn schema_names_every_operation_with_its_security() {
         }
         if !responses_of(op).iter().any(|code| code.starts_with('2')) {
             problems.push(format!("{label}: documents no 2xx answer"));
+        }
+        // Every answer but a 204 is JSON of a documented shape, errors included.
+        for (code, answer) in op["responses"].as_object().into_iter().flatten() {
+            let answer = resolve_ref(&doc, answer);
+            if code != "204" && answer["content"]["application/json"]["schema"].is_null() {
+                problems.push(format!("{label}: its {code} answer has no JSON schema"));
+            }
+        }
+        // Every write but a cancel reads a JSON body (the API.md tables' "body" column).
+        let reads_body = matches!(method, "POST" | "PUT" | "PATCH") && !path.ends_with("/cancel/");
+        let body = resolve_ref(&doc, &op["requestBody"]);
+        if reads_body && body["content"]["application/json"]["schema"].is_null() {
+            problems.push(format!("{label}: no JSON request body schema"));
         }
         let security = op
             .get("security")
@@ -234,6 +248,14 @@ fn operations_of(doc: &Value) -> Vec<(String, String, Value)> {
         }
     }
     found
+}
+
+/// `value`, or what its `$ref` (`#/components/...`) points to in `doc`.
+fn resolve_ref<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => doc.pointer(pointer).unwrap_or(&Value::Null),
+        None => value,
+    }
 }
 
 /// The status codes an operation documents.
@@ -715,7 +737,12 @@ async fn seed(app: &TestApp) -> Vec<Identity> {
                 "POST",
                 "/api/products/",
                 Some(staff),
-                &json!({"name": name, "description": "seeded for schemathesis", "price": price, "stock": 1000}),
+                &json!({
+                    "name": name,
+                    "description": "seeded for schemathesis",
+                    "price": price,
+                    "stock": 1000,
+                }),
             )
             .await;
         assert_eq!(product.status, 201, "{}", product.body);
@@ -734,9 +761,9 @@ async fn seed(app: &TestApp) -> Vec<Identity> {
 
 /// Writes `auth.json` (the identities, in Web Fuzzing Commons form) and `schemathesis.toml` (the
 /// app's tests/schemathesis.toml with them added) in `dir`. The two shoppers are peers: neither
-/// may read what the other owns (the `object_level_authorization` check). schemathesis starts every operation with the first
-/// identity and moves on to the next when answered 401 or 403, so staff-only operations end up
-/// called as staff and the role checks are exercised on the way.
+/// may read what the other owns (the `object_level_authorization` check). schemathesis starts
+/// every operation with the first identity and moves on to the next when answered 401 or 403, so
+/// staff-only operations end up called as staff and the role checks are exercised on the way.
 fn write_auth(dir: &Path, identities: &[Identity]) {
     let auth: Vec<Value> = identities
         .iter()
@@ -784,9 +811,9 @@ fn schemathesis(base: &str, dir: &Path, log: &Path) -> ExitStatus {
         .args(["--seed", "20261125"])
         // Examples found in one run must not steer the next: each run starts from the seed.
         .args(["--generation-database", "none"])
-        // One worker: CPython 3.11.7 (this machine's) can fail `ast.parse` in several threads at once
-        // ("AST constructor recursion depth mismatch", python/cpython#106905), which hypothesis
-        // calls while describing strategies; a run on one thread is also the reproducible one.
+        // One worker: CPython 3.11.7 (this machine's) can fail `ast.parse` in several threads at
+        // once ("AST constructor recursion depth mismatch", python/cpython#106905), which
+        // hypothesis calls while describing strategies; one thread is also the reproducible run.
         .args(["--workers", "1"])
         .args(["--request-timeout", "30"])
         .args(["--report", "junit"])
@@ -795,7 +822,7 @@ fn schemathesis(base: &str, dir: &Path, log: &Path) -> ExitStatus {
         .arg("--no-color")
         // Whole responses in the failures: they are what tells a wrong schema from a wrong service.
         .args(["--output-truncate", "false"])
-        // To look closer at one operation, say: SHOP_SCHEMATHESIS_ARGS="--include-path /api/orders/"
+        // To look closer at one operation: SHOP_SCHEMATHESIS_ARGS="--include-path /api/orders/"
         .args(
             std::env::var("SHOP_SCHEMATHESIS_ARGS")
                 .unwrap_or_default()
