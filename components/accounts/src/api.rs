@@ -29,6 +29,8 @@ pub struct UserAccount {
 
 /// The answer to a successful login.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln",
+                          "access": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
 pub struct TokenPair {
     /// A refresh token (7 days): trade it for new access tokens.
     pub refresh: String,
@@ -38,6 +40,7 @@ pub struct TokenPair {
 
 /// The answer to a refresh.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
 pub struct AccessToken {
     /// A new access token.
     pub access: String,
@@ -89,6 +92,7 @@ pub struct Credentials {
 /// The body of `POST /api/accounts/token/refresh/`.
 #[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
+#[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln"}))]
 pub struct Refresh {
     /// The refresh token from the login.
     #[schema(pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
