@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::helpers::*;
 
 const TOKEN: &str = "swap-test-admin-token-0123456789";
@@ -253,4 +255,51 @@ async fn products_swapped_under_load_without_a_failed_request() {
         assert!(Instant::now() < deadline, "the watcher never swapped in B");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// In the whole app, cart imports `shop:products/catalogue` and orders imports
+/// `shop:products/inventory`: a products build without them (here the docs component, a real
+/// HTTP component that exports nothing else) is refused, and the old products serves on, its
+/// links included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_drops_an_imported_interface_is_refused() {
+    build_components();
+    let workdir = fresh_workdir("swap-links");
+    let token_file = workdir.join("admin-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut cmd = host_command(&workdir);
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-watch",
+        "--admin-token-file",
+    ])
+    .arg(&token_file);
+    let (base, log) = spawn_until_serving(cmd, &workdir);
+    wait_healthy(&base);
+    let client = reqwest::Client::new();
+
+    let docs = std::fs::read(repo_root().join("target/wasm32-wasip2/release/docs.wasm")).unwrap();
+    let (status, body) = put(&client, &base, Some(TOKEN), docs).await;
+    assert_eq!(status, 400, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("shop:products/"), "{body}");
+    assert!(read_log_of(&log).contains("refused"));
+
+    // Products still answers over HTTP, and over the link: a cart prices its lines through
+    // `catalogue` from the products that kept serving.
+    let app = TestApp {
+        base: base.clone(),
+        engine: Engine::Sqlite,
+        client,
+    };
+    let product = app
+        .create_product(json!({"name": "still here", "price": "2.50", "stock": 3}))
+        .await;
+    let buyer = user_token(fresh_user_id());
+    let cart = app
+        .add_to_cart(&buyer, product["id"].as_i64().unwrap(), 2)
+        .await;
+    assert_eq!(cart["total"], "5.00", "{cart}");
 }
