@@ -7,17 +7,27 @@
 //! goes away (the guest drops it or its store ends) with a transaction possibly still open,
 //! the transaction is rolled back in the background before the connection returns to the
 //! pool.
+//!
+//! Every pooled connection is confined to its own file when it is opened (see [`confine`]): no
+//! other database can be attached (so no `ATTACH`, `VACUUM` or `VACUUM INTO`), no extension
+//! can be loaded, and an authorizer refuses what would reach past the file or leave state on
+//! the connection for a later resource (TEMP objects, PRAGMAs that set something). The host's
+//! own statements (migrations, health checks) run on the same connections: they need nothing
+//! the authorizer refuses, and a migration must not need it either.
 
 use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::PathBuf;
+use std::ptr;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use futures_util::TryStreamExt as _;
+use libsqlite3_sys as ffi;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous, SqliteValueRef,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous, SqliteValueRef,
 };
 use sqlx::{
     Arguments as _, Column as _, Decode, Either, Executor as _, Row as _, Sqlite, Statement as _,
@@ -43,6 +53,11 @@ pub struct SqliteDatabases {
 impl SqliteDatabases {
     /// Opens (creating if missing, with their folders) the database file of every label.
     pub async fn open(paths: HashMap<String, PathBuf>) -> Result<Self> {
+        Self::open_with_pool_size(paths, POOL_SIZE).await
+    }
+
+    /// [`Self::open`] with `pool_size` connections per database.
+    async fn open_with_pool_size(paths: HashMap<String, PathBuf>, pool_size: u32) -> Result<Self> {
         let mut pools = HashMap::with_capacity(paths.len());
         for (label, path) in paths {
             if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
@@ -61,11 +76,13 @@ impl SqliteDatabases {
                 .busy_timeout(BUSY_TIMEOUT)
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(POOL_SIZE)
+                .max_connections(pool_size)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 // A returned connection is checked when it goes back; checking it again on
                 // every acquire would cost a round trip to its worker thread per request.
                 .test_before_acquire(false)
+                // After sqlx's own PRAGMAs (WAL, busy timeout, foreign keys), before any use.
+                .after_connect(|conn, _| Box::pin(confine(conn)))
                 .connect_with(options)
                 .await
                 .with_context(|| {
@@ -93,6 +110,158 @@ impl SqliteDatabases {
                 .with_context(|| format!("SQLite database `{label}` does not answer"))?;
         }
         Ok(())
+    }
+}
+
+/// PRAGMAs a guest may read, without an argument and on `main` only: each reads a value of
+/// the guest's own database (its header, its size) or a fixed setting of the connection, and
+/// does no work. Left out: those that write or work even without an argument (`optimize`,
+/// `wal_checkpoint`, `integrity_check`, `shrink_memory`, ...) and those that show more than
+/// the database (`database_list` names the host's path, `compile_options`, `function_list`).
+const READABLE_PRAGMAS: &[&str] = &[
+    "application_id",
+    "data_version",
+    "encoding",
+    "foreign_keys",
+    "freelist_count",
+    "journal_mode",
+    "page_count",
+    "page_size",
+    "schema_version",
+    "user_version",
+];
+
+/// SQL functions a guest may not call. `load_extension` would load native code from a file
+/// (also switched off on the connection); the others answer for the pooled connection's
+/// earlier statements, which may be another resource's: the connection resource's
+/// `last-insert-rowid` and `changes` answer for the resource itself. No other function of the
+/// bundled SQLite touches files (`readfile`, `writefile` and `edit` are the CLI's).
+const DENIED_FUNCTIONS: &[&str] = &[
+    "load_extension",
+    "last_insert_rowid",
+    "changes",
+    "total_changes",
+];
+
+/// Confines a new pooled connection to its own database file: no attached database (which also
+/// rules out `VACUUM` and `VACUUM INTO`), no extension loading, defensive mode (no SQL that
+/// could corrupt the file, such as `writable_schema`), and [`authorize`] on every statement.
+async fn confine(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let (off, on): (c_int, c_int) = (0, 1);
+    let no_result = ptr::null_mut::<c_int>();
+    // SAFETY: `db` is an open connection, and while `handle` lives sqlx's worker thread makes no
+    // call on it. `sqlite3_db_config` with these options takes an int and an int pointer
+    // (NULL: the new value is not read back). The authorizer is a plain function with no
+    // user data, so it outlives the connection and holds nothing that could dangle.
+    let (attached, results) = unsafe {
+        ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0);
+        let results = [
+            ffi::sqlite3_db_config(
+                db,
+                ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+                off,
+                no_result,
+            ),
+            ffi::sqlite3_db_config(
+                db,
+                ffi::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER,
+                off,
+                no_result,
+            ),
+            ffi::sqlite3_db_config(db, ffi::SQLITE_DBCONFIG_DEFENSIVE, on, no_result),
+            ffi::sqlite3_set_authorizer(db, Some(authorize), ptr::null_mut()),
+        ];
+        // A negative value reads the limit back.
+        (
+            ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, -1),
+            results,
+        )
+    };
+    if attached != 0 || results.iter().any(|&result| result != ffi::SQLITE_OK) {
+        return Err(sqlx::Error::Configuration(
+            format!(
+                "cannot confine a SQLite connection to its database \
+                 (attached databases allowed: {attached}, results: {results:?})"
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The authorizer of guest connections: `SQLITE_DENY` (the statement fails to prepare, "not
+/// authorized") for what [`guest_may`] refuses.
+///
+/// # Safety
+///
+/// For SQLite to call: each string is NULL or NUL-terminated, and valid for the call.
+unsafe extern "C" fn authorize(
+    _user_data: *mut c_void,
+    action: c_int,
+    arg1: *const c_char,
+    arg2: *const c_char,
+    arg3: *const c_char,
+    _trigger_or_view: *const c_char,
+) -> c_int {
+    // SAFETY: as the function's contract says SQLite passes them.
+    let (arg1, arg2, arg3) = unsafe { (c_text(arg1), c_text(arg2), c_text(arg3)) };
+    if guest_may(action, arg1, arg2, arg3) {
+        ffi::SQLITE_OK
+    } else {
+        ffi::SQLITE_DENY
+    }
+}
+
+/// The bytes of a C string, `None` for NULL.
+///
+/// # Safety
+///
+/// `text` is NULL or a NUL-terminated string valid for `'a`.
+unsafe fn c_text<'a>(text: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: as the function's contract says.
+    (!text.is_null()).then(|| unsafe { CStr::from_ptr(text) }.to_bytes())
+}
+
+/// Whether a guest statement may do `action`, with SQLite's authorizer arguments (the third,
+/// where it applies, names the database; ALTER TABLE names it first).
+///
+/// No allocation, no panic: this runs inside SQLite's prepare, called from C.
+fn guest_may(action: c_int, arg1: Option<&[u8]>, arg2: Option<&[u8]>, arg3: Option<&[u8]>) -> bool {
+    let is = |text: Option<&[u8]>, name: &str| {
+        text.is_some_and(|text| text.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let database = if action == ffi::SQLITE_ALTER_TABLE {
+        arg1
+    } else {
+        arg3
+    };
+    // Only `main` and `temp` exist (ATTACH is refused and the limit is 0). SQLite names the
+    // database when a table of it is used (NULL, for example, for a function or a subquery).
+    let on_main = database.is_none() || is(database, "main");
+    match action {
+        ffi::SQLITE_ATTACH | ffi::SQLITE_DETACH => false,
+        // Would outlive the resource on the pooled connection.
+        ffi::SQLITE_CREATE_TEMP_INDEX
+        | ffi::SQLITE_CREATE_TEMP_TABLE
+        | ffi::SQLITE_CREATE_TEMP_TRIGGER
+        | ffi::SQLITE_CREATE_TEMP_VIEW => false,
+        // Arg 2 is the PRAGMA's argument: with one, it sets something.
+        ffi::SQLITE_PRAGMA => {
+            arg2.is_none() && on_main && READABLE_PRAGMAS.iter().any(|name| is(arg1, name))
+        }
+        ffi::SQLITE_FUNCTION => !DENIED_FUNCTIONS.iter().any(|name| is(arg2, name)),
+        // ALTER TABLE's own statements read and rewrite the temp schema's table to follow the
+        // renamed table or column into temp triggers and views. That table is always empty
+        // (nothing can be created in temp), and SQL cannot write it (it is read-only without
+        // `writable_schema`), so a guest reading it learns nothing.
+        ffi::SQLITE_READ | ffi::SQLITE_UPDATE
+            if is(database, "temp") && is(arg1, "sqlite_temp_master") =>
+        {
+            true
+        }
+        _ => on_main,
     }
 }
 
@@ -349,15 +518,25 @@ enum StorageClass {
 fn io_error(error: sqlx::Error) -> wit::Error {
     match &error {
         sqlx::Error::Database(db) => {
-            // SQLITE_FULL, possibly as an extended code: the low byte is the primary code.
-            let full = db
+            // Possibly an extended code: the low byte is the primary code.
+            let primary = db
                 .code()
                 .and_then(|code| code.parse::<i32>().ok())
-                .is_some_and(|code| code & 0xff == 13);
-            if full {
-                wit::Error::DatabaseFull
-            } else {
-                wit::Error::Io(db.message().to_owned())
+                .map(|code| code & 0xff);
+            // The authorizer refused the statement (see `guest_may`): SQLITE_AUTH, except
+            // for a function, which SQLite reports as a plain error.
+            let refused = primary == Some(ffi::SQLITE_AUTH)
+                || db.message().starts_with("not authorized to use function");
+            match primary {
+                Some(ffi::SQLITE_FULL) => wit::Error::DatabaseFull,
+                _ if refused => wit::Error::Io(format!(
+                    "refused by the host ({}): a component reaches only its own database, \
+                     with no ATTACH, VACUUM, TEMP objects, extension loading, PRAGMA that sets \
+                     something, or last_insert_rowid()/changes()/total_changes() (the \
+                     connection's last-insert-rowid and changes answer those)",
+                    db.message()
+                )),
+                _ => wit::Error::Io(db.message().to_owned()),
             }
         }
         _ => wit::Error::Io(error.to_string()),
@@ -570,6 +749,44 @@ mod tests {
                 .unwrap();
         assert!(path.exists());
         databases
+    }
+
+    /// `products`, and `accounts` (another service's file, holding a `users` table), with
+    /// `pool_size` connections each.
+    async fn two_databases(dir: &TempDir, pool_size: u32) -> SqliteDatabases {
+        let paths = HashMap::from([
+            ("products".to_string(), dir.0.join("products.db")),
+            ("accounts".to_string(), dir.0.join("accounts.db")),
+        ]);
+        let databases = SqliteDatabases::open_with_pool_size(paths, pool_size)
+            .await
+            .unwrap();
+        let accounts = databases.pool("accounts").unwrap();
+        sqlx::raw_sql("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('alice')")
+            .execute(accounts)
+            .await
+            .unwrap();
+        databases
+    }
+
+    /// The message of a statement the host must refuse.
+    async fn refused(view: &mut SqliteView<'_>, conn: &Resource<Connection>, sql: &str) -> String {
+        match exec(view, conn, sql, vec![]).await {
+            Err(wit::Error::Io(message)) => message,
+            other => panic!("`{sql}` was not refused: {other:?}"),
+        }
+    }
+
+    /// The single integer a query answers.
+    async fn integer(view: &mut SqliteView<'_>, conn: &Resource<Connection>, sql: &str) -> i64 {
+        let result = exec(view, conn, sql, vec![]).await.unwrap();
+        match result.rows.as_slice() {
+            [row] => match row.values.as_slice() {
+                [Value::Integer(value)] => *value,
+                other => panic!("`{sql}` answered {other:?}"),
+            },
+            other => panic!("`{sql}` answered {} rows", other.len()),
+        }
     }
 
     fn view<'a>(
@@ -814,5 +1031,287 @@ mod tests {
             exec(&mut view, &conn, "ROLLBACK", vec![]).await.unwrap();
             wit::HostConnection::drop(&mut view, conn).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_guest_reaches_nothing_but_its_own_database() {
+        let dir = TempDir::new();
+        let databases = two_databases(&dir, POOL_SIZE).await;
+        let accounts_path = dir.0.join("accounts.db");
+        let accounts = accounts_path.display().to_string();
+
+        // Without the host's confinement, the attach and the read would succeed.
+        let mut plain = <SqliteConnection as sqlx::Connection>::connect_with(
+            &SqliteConnectOptions::new().filename(dir.0.join("products.db")),
+        )
+        .await
+        .unwrap();
+        sqlx::query(&format!("ATTACH '{accounts}' AS a"))
+            .execute(&mut plain)
+            .await
+            .unwrap();
+        let name: String = sqlx::query_scalar("SELECT name FROM a.users")
+            .fetch_one(&mut plain)
+            .await
+            .unwrap();
+        assert_eq!(name, "alice");
+        sqlx::Connection::close(plain).await.unwrap();
+
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        exec(&mut view, &conn, "CREATE TABLE t (a INTEGER)", vec![])
+            .await
+            .unwrap();
+
+        let new_file = dir.0.join("new.db");
+        let new_file_sql = new_file.display().to_string();
+        let escapes = [
+            format!("ATTACH '{accounts}' AS a"),
+            format!("ATTACH DATABASE '{new_file_sql}' AS b"),
+            format!("VACUUM INTO '{new_file_sql}'"),
+            "VACUUM".to_string(),
+            "DETACH temp".to_string(),
+            "SELECT load_extension('x')".to_string(),
+            "PRAGMA foreign_keys = OFF".to_string(),
+            "PRAGMA writable_schema = 1".to_string(),
+            "PRAGMA main.journal_mode = DELETE".to_string(),
+            "PRAGMA query_only(1)".to_string(),
+            "PRAGMA temp.foreign_keys".to_string(),
+            "PRAGMA database_list".to_string(),
+            "PRAGMA optimize".to_string(),
+            "SELECT * FROM pragma_table_info('t')".to_string(),
+            "CREATE TEMP TABLE tt (a)".to_string(),
+            "CREATE TABLE temp.tt (a)".to_string(),
+            "CREATE TEMPORARY VIEW tv AS SELECT 1".to_string(),
+            "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END".to_string(),
+            "CREATE VIRTUAL TABLE temp.f USING fts5(a)".to_string(),
+            "SELECT last_insert_rowid()".to_string(),
+            "SELECT changes() + total_changes()".to_string(),
+        ];
+        for sql in &escapes {
+            let message = refused(&mut view, &conn, sql).await;
+            // SQLite's words: "not authorized", "access to ... is prohibited" for a read,
+            // "authorization denied" for VACUUM (its own ATTACH is refused).
+            assert!(
+                message.contains("refused by the host"),
+                "`{sql}`: {message}"
+            );
+            // The connection stays usable.
+            assert_eq!(integer(&mut view, &conn, "SELECT count(*) FROM t").await, 0);
+        }
+        assert!(
+            !new_file.exists(),
+            "ATTACH or VACUUM INTO created {new_file:?}"
+        );
+
+        // The temp schema's table can be read (ALTER TABLE needs it) but it is always empty,
+        // and SQL cannot write it.
+        let temp = exec(&mut view, &conn, "SELECT * FROM temp.sqlite_master", vec![])
+            .await
+            .unwrap();
+        assert!(temp.rows.is_empty());
+        let message = refused(&mut view, &conn, "UPDATE temp.sqlite_master SET sql = ''").await;
+        assert!(message.contains("may not be modified"), "{message}");
+        let message = refused(&mut view, &conn, "UPDATE sqlite_master SET sql = ''").await;
+        assert!(message.contains("may not be modified"), "{message}");
+
+        // Another label stays closed to this component.
+        assert!(matches!(
+            view.open("accounts".into()).await.unwrap(),
+            Err(wit::Error::AccessDenied)
+        ));
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+        databases.check().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_guest_works_freely_in_its_own_database() {
+        let dir = TempDir::new();
+        let databases = two_databases(&dir, POOL_SIZE).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        for sql in [
+            "CREATE TABLE p (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, n INTEGER)",
+            "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id) \
+             ON DELETE CASCADE, q INTEGER CHECK (q >= 1))",
+            "CREATE INDEX c_p ON c (p)",
+            "CREATE VIEW pc AS SELECT p.name, c.q FROM p JOIN c ON c.p = p.id",
+            "CREATE TRIGGER c_counts AFTER INSERT ON c BEGIN \
+             UPDATE p SET n = coalesce(n, 0) + 1 WHERE id = NEW.p; END",
+            "CREATE VIRTUAL TABLE words USING fts5(w)",
+            "BEGIN IMMEDIATE",
+            "INSERT INTO c (p, q) SELECT id, 2 FROM p",
+            "SAVEPOINT s",
+            "RELEASE s",
+            "COMMIT",
+            "ANALYZE",
+        ] {
+            exec(&mut view, &conn, sql, vec![]).await.unwrap();
+        }
+        let inserted = exec(
+            &mut view,
+            &conn,
+            "INSERT INTO p (name) VALUES ($1) RETURNING id",
+            vec![Value::Text("tea".into())],
+        )
+        .await
+        .unwrap();
+        assert!(matches!(inserted.rows[0].values[..], [Value::Integer(1)]));
+        exec(
+            &mut view,
+            &conn,
+            "INSERT INTO c (p, q) VALUES (1, 3)",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let query = "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < 3) \
+                     SELECT (SELECT n FROM p WHERE id = 1) * 100 + sum(pc.q) \
+                     + (SELECT max(x) FROM k) \
+                     FROM pc JOIN p ON p.name = pc.name WHERE p.id IN (SELECT p FROM c)";
+        assert_eq!(integer(&mut view, &conn, query).await, 100 + 3 + 3);
+        assert_eq!(
+            integer(&mut view, &conn, "SELECT count(*) FROM json_each('[1, 2]')").await,
+            2
+        );
+        let error = exec(
+            &mut view,
+            &conn,
+            "INSERT INTO c (p, q) VALUES (9, 1)",
+            vec![],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::Io(m) if m.contains("FOREIGN KEY")),
+            "{error:?}"
+        );
+        for (pragma, expected) in [
+            ("PRAGMA foreign_keys", 1),
+            ("pragma Main.user_version", 0),
+            ("PRAGMA freelist_count", 0),
+        ] {
+            assert_eq!(
+                integer(&mut view, &conn, pragma).await,
+                expected,
+                "{pragma}"
+            );
+        }
+        let mode = exec(&mut view, &conn, "PRAGMA journal_mode", vec![])
+            .await
+            .unwrap();
+        assert!(matches!(&mode.rows[0].values[..], [Value::Text(m)] if m == "wal"));
+        // ALTER TABLE rewrites the schema through SQLite's own statements, temp's included.
+        for sql in [
+            "ALTER TABLE c ADD COLUMN z TEXT",
+            "ALTER TABLE c RENAME COLUMN z TO y",
+            "ALTER TABLE c DROP COLUMN y",
+            "ALTER TABLE p RENAME TO product",
+            "DROP VIEW pc",
+            "DROP TRIGGER c_counts",
+            "DELETE FROM product",
+            "DROP TABLE c",
+            "DROP TABLE words",
+        ] {
+            exec(&mut view, &conn, sql, vec![])
+                .await
+                .unwrap_or_else(|e| panic!("`{sql}`: {e:?}"));
+        }
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn nothing_outlives_a_connection_resource() {
+        let dir = TempDir::new();
+        // One connection: the second resource gets the first one's.
+        let databases = two_databases(&dir, 1).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+
+        let first = open(&mut view).await;
+        for sql in [
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE child (parent INTEGER REFERENCES parent (id))",
+            "INSERT INTO parent VALUES (7)",
+        ] {
+            exec(&mut view, &first, sql, vec![]).await.unwrap();
+        }
+        for sql in [
+            "PRAGMA foreign_keys = OFF",
+            "PRAGMA query_only = ON",
+            "PRAGMA busy_timeout = 0",
+            "PRAGMA recursive_triggers = ON",
+            "PRAGMA temp_store = MEMORY",
+            "CREATE TEMP TABLE leftover (a)",
+            "CREATE TEMP TRIGGER spy AFTER INSERT ON child BEGIN DELETE FROM parent; END",
+            "CREATE TEMP VIEW peek AS SELECT * FROM parent",
+        ] {
+            refused(&mut view, &first, sql).await;
+        }
+        // And a transaction left open, rolled back when the resource goes.
+        exec(&mut view, &first, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        exec(&mut view, &first, "INSERT INTO parent VALUES (8)", vec![])
+            .await
+            .unwrap();
+        wit::HostConnection::drop(&mut view, first).await.unwrap();
+
+        let second = open(&mut view).await;
+        assert_eq!(integer(&mut view, &second, "PRAGMA foreign_keys").await, 1);
+        assert_eq!(
+            integer(
+                &mut view,
+                &second,
+                "SELECT count(*) FROM sqlite_temp_master"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            integer(&mut view, &second, "SELECT count(*) FROM parent").await,
+            1
+        );
+        // Writable, and foreign keys still enforced.
+        exec(&mut view, &second, "INSERT INTO child VALUES (7)", vec![])
+            .await
+            .unwrap();
+        let error = exec(&mut view, &second, "INSERT INTO child VALUES (9)", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::Io(m) if m.contains("FOREIGN KEY")),
+            "{error:?}"
+        );
+        wit::HostConnection::drop(&mut view, second).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_services_migrations_run_on_confined_connections() {
+        let dir = TempDir::new();
+        let migrations = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let services = ["accounts", "cart", "orders", "products"];
+        let paths = services
+            .iter()
+            .map(|service| (service.to_string(), dir.0.join(format!("{service}.db"))))
+            .collect();
+        let databases = SqliteDatabases::open(paths).await.unwrap();
+        for service in services {
+            let pool = databases.pool(service).unwrap();
+            let dir = migrations.join(service).join("sqlite");
+            assert!(dir.is_dir(), "{dir:?}");
+            // Twice: the second run reads what the first recorded.
+            for _ in 0..2 {
+                crate::migrate::migrate_sqlite(service, pool, &dir)
+                    .await
+                    .unwrap_or_else(|e| panic!("{service}: {e:#}"));
+            }
+        }
+        databases.check().await.unwrap();
     }
 }
