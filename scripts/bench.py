@@ -9,12 +9,13 @@ Scenarios: `products` (GET detail and list over 1,000 products, wrk at 32 connec
 filling a cart and placing an order in a loop: orders/s and p50/p99 of the placement).
 
 Prints requests/s, p50/p99 latency (from wrk --latency) and the host's RSS for each run.
-Needs `wrk` (Debian package) and, for Postgres, `psql` and a server (SHOP_BENCH_POSTGRES).
+Needs `wrk` (Debian package), `openssl` (for the Ed25519 key that signs the bench's tokens) and,
+for Postgres, `psql` and a server (SHOP_BENCH_POSTGRES).
 """
 import argparse
+import atexit
 import base64
-import hashlib
-import hmac
+import functools
 import json
 import os
 import re
@@ -26,20 +27,41 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECRET = "bench-secret-0123456789abcdef0123"
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+@functools.lru_cache(maxsize=None)
+def jwt_keys():
+    """The bench's Ed25519 key pair, made once per run: (key file, private PEM, public PEM)."""
+    folder = tempfile.mkdtemp(prefix="shop-bench-key-")
+    atexit.register(shutil.rmtree, folder, True)
+    key = os.path.join(folder, "jwt.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True)
+    public = subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True, capture_output=True, text=True).stdout
+    with open(key) as f:
+        return key, f.read(), public
+
+
+def sign_token(claims) -> str:
+    """An EdDSA JWT of `claims`, signed as the accounts service signs (with the bench's key)."""
+    header = b64(json.dumps({"alg": "EdDSA", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    key = jwt_keys()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        message, signature = os.path.join(folder, "message"), os.path.join(folder, "signature")
+        with open(message, "w") as f:
+            f.write(f"{header}.{body}")
+        subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key, "-rawin", "-in", message, "-out", signature], check=True)
+        with open(signature, "rb") as f:
+            return f"{header}.{body}.{b64(f.read())}"
+
+
 def staff_token() -> str:
     now = int(time.time())
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = {"sub": "1", "iat": now, "exp": now + 3600, "jti": "bench", "token_type": "access", "is_staff": True}
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(sig)}"
+    return sign_token({"sub": "1", "iat": now, "exp": now + 3600, "jti": "bench", "token_type": "access", "is_staff": True})
 
 
 def build():
@@ -49,7 +71,9 @@ def build():
 
 
 def start_host(extra, workdir):
-    env = dict(os.environ, SPIN_VARIABLE_JWT_SECRET=SECRET, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    _, private_key, public_key = jwt_keys()
+    env = dict(os.environ, SPIN_VARIABLE_JWT_PRIVATE_KEY=private_key, SPIN_VARIABLE_JWT_PUBLIC_KEY=public_key,
+               RUST_LOG=os.environ.get("RUST_LOG", "info"))
     log = open(os.path.join(workdir, "host.log"), "w")
     proc = subprocess.Popen(
         [os.path.join(ROOT, "target/release/shop"), "up", "--manifest", os.path.join(ROOT, "spin.toml"),
@@ -159,11 +183,7 @@ def bench_orders(base, args):
 
 def user_token_for(user_id):
     now = int(time.time())
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = {"sub": str(user_id), "iat": now, "exp": now + 3600, "jti": f"b{user_id}", "token_type": "access", "is_staff": False}
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64(sig)}"
+    return sign_token({"sub": str(user_id), "iat": now, "exp": now + 3600, "jti": f"b{user_id}", "token_type": "access", "is_staff": False})
 
 
 def wrk(url, connections, duration, script=None):

@@ -230,6 +230,7 @@ async fn load_data(options: &AppOptions) -> Result<AppData> {
     let app_variables = AppVariables::resolve(&manifest.variables, |name| {
         env(name).or_else(|| generated.get(name).cloned())
     })?;
+    secrets::check_key_pairs(&manifest.variables, &app_variables)?;
     let served_ids = served_component_ids(&manifest);
     let mut configs = Vec::with_capacity(served_ids.len());
     for id in &served_ids {

@@ -66,16 +66,19 @@ async fn refresh(app: &TestApp, token: &str) -> Answer {
     .await
 }
 
-/// The claims of a token signed with the test secret (its signature and expiry checked).
+/// The claims of a token signed with the test private key (its algorithm, EdDSA, its
+/// signature and its expiry checked).
 fn claims(token: &str) -> Value {
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    let header = jsonwebtoken::decode_header(token).expect("a JWT header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA, "{header:?}");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.leeway = 0;
     jsonwebtoken::decode::<Value>(
         token,
-        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &jsonwebtoken::DecodingKey::from_ed_pem(TEST_PUBLIC_KEY.as_bytes()).unwrap(),
         &validation,
     )
-    .expect("the service signs with the configured secret")
+    .expect("the service signs with the configured private key")
     .claims
 }
 
@@ -91,20 +94,24 @@ fn bad_tokens(user_id: i64, token_type: &str, other_type: &str) -> Vec<(&'static
     vec![
         (
             "forged with another key",
-            token_with("another-secret", user_id, false, token_type, 900),
+            token_with(OTHER_PRIVATE_KEY, user_id, false, token_type, 900),
         ),
         (
             "expired",
-            token_with(JWT_SECRET, user_id, false, token_type, -10),
+            token_with(TEST_PRIVATE_KEY, user_id, false, token_type, -10),
         ),
         ("alg none", alg_none_token(user_id, token_type, true)),
         (
+            "HS256 keyed with the public key",
+            hs256_token_with(TEST_PUBLIC_KEY, user_id, false, token_type, 900),
+        ),
+        (
             "wrong token_type",
-            token_with(JWT_SECRET, user_id, false, other_type, 900),
+            token_with(TEST_PRIVATE_KEY, user_id, false, other_type, 900),
         ),
         (
             "unknown token_type",
-            token_with(JWT_SECRET, user_id, false, "id", 900),
+            token_with(TEST_PRIVATE_KEY, user_id, false, "id", 900),
         ),
         ("garbage", "not.a.token".to_owned()),
         ("three dots", "...".to_owned()),
@@ -538,7 +545,7 @@ async fn refresh_rejects_bad_tokens(app: TestApp) {
     cases.push(("an access token from login", access));
     cases.push((
         "a refresh token of no user",
-        token_with(JWT_SECRET, i64::MAX, false, "refresh", 900),
+        token_with(TEST_PRIVATE_KEY, i64::MAX, false, "refresh", 900),
     ));
     for (why, token) in cases {
         let answer = refresh(&app, &token).await;
@@ -802,6 +809,46 @@ async fn login_token_is_not_staff_for_products(app: TestApp) {
     assert_eq!(app.get("/api/products/", Some(&access)).await.status, 200);
 }
 
+/// Whoever holds only the public key (any service) cannot make a token: not by HMAC-signing
+/// with the key's text (algorithm confusion), nor with an Ed25519 key of their own.
+async fn tokens_not_signed_by_accounts_are_refused(app: TestApp) {
+    let username = fresh_username("forged");
+    let id = register(&app, &username).await["id"].as_i64().unwrap();
+    let product = json!({"name": format!("Forged {username}"), "price": "1.00"});
+    let forged = [
+        (
+            "HS256 keyed with the public key PEM",
+            hs256_token_with(TEST_PUBLIC_KEY, id, true, "access", 900),
+        ),
+        (
+            "HS256 keyed with the trimmed public key PEM",
+            hs256_token_with(TEST_PUBLIC_KEY.trim(), id, true, "access", 900),
+        ),
+        (
+            "EdDSA with another key",
+            token_with(OTHER_PRIVATE_KEY, id, true, "access", 900),
+        ),
+    ];
+    for (why, token) in &forged {
+        let profile = app.get("/api/accounts/profile/", Some(token)).await;
+        assert_eq!(profile.status, 401, "{why}: {}", profile.body);
+        assert_detail(&profile, 401);
+        let create = app
+            .json("POST", "/api/products/", Some(token), &product)
+            .await;
+        assert_eq!(create.status, 401, "{why}: {}", create.body);
+        assert_detail(&create, 401);
+    }
+    // The same claims signed with the accounts key are accepted: only the signature differs.
+    let genuine = token_with(TEST_PRIVATE_KEY, id, true, "access", 900);
+    let profile = app.get("/api/accounts/profile/", Some(&genuine)).await;
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    let invalid = app
+        .json("POST", "/api/products/", Some(&genuine), &json!({}))
+        .await;
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+}
+
 async fn methods_and_paths(app: TestApp) {
     for (path, allow) in [
         ("/api/accounts/register/", "POST, OPTIONS"),
@@ -854,6 +901,7 @@ e2e!(
     concurrent_guesses_are_counted,
     success_clears_failures,
     login_token_is_not_staff_for_products,
+    tokens_not_signed_by_accounts_are_refused,
     methods_and_paths,
 );
 

@@ -38,7 +38,7 @@ async fn needs_a_user(app: TestApp) {
             .await,
         401,
     );
-    let forged = token_with("another-key", 5, false, "access", 900);
+    let forged = token_with(OTHER_PRIVATE_KEY, 5, false, "access", 900);
     assert_detail(&app.get("/api/carts/", Some(&forged)).await, 401);
 }
 

@@ -136,10 +136,14 @@ fn host_deployment_migrates_then_serves_on_its_port_with_probes() {
         .iter()
         .map(|e| str_of(&e["name"]))
         .collect();
-    assert!(
-        env.contains(&"DATABASE_URL") && env.contains(&"SPIN_VARIABLE_JWT_SECRET"),
-        "{env:?}"
-    );
+    for name in [
+        "DATABASE_URL",
+        "SPIN_VARIABLE_JWT_PRIVATE_KEY",
+        "SPIN_VARIABLE_JWT_PUBLIC_KEY",
+    ] {
+        assert!(env.contains(&name), "{name} not in {env:?}");
+    }
+    assert!(!env.contains(&"SPIN_VARIABLE_JWT_SECRET"), "{env:?}");
     for e in shop["env"].as_sequence().unwrap() {
         assert_eq!(e["valueFrom"]["secretKeyRef"]["name"], "shop-secrets");
     }
@@ -150,4 +154,33 @@ fn host_deployment_migrates_then_serves_on_its_port_with_probes() {
         deployment["spec"]["template"]["metadata"]["labels"]
     );
     assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+}
+
+/// Only accounts signs tokens: spin.toml gives it the private key, and every service the
+/// public key, whichever runtime (Spin, SpinKube or the shop host) serves them.
+#[test]
+fn only_accounts_is_given_the_private_key() {
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()).unwrap();
+    for (id, component) in manifest["component"].as_table().unwrap() {
+        let variables = component.get("variables").and_then(|v| v.as_table());
+        let names = |name: &str| {
+            variables.is_some_and(|vars| {
+                vars.iter()
+                    .any(|(key, value)| key == name || value.as_str().unwrap_or("").contains(name))
+            })
+        };
+        assert_eq!(
+            names("jwt_private_key"),
+            id == "accounts",
+            "component `{id}`"
+        );
+        if id != "docs" {
+            assert!(
+                names("jwt_public_key"),
+                "component `{id}` cannot verify tokens"
+            );
+        }
+        assert!(!names("jwt_secret"), "component `{id}`");
+    }
 }

@@ -722,7 +722,7 @@ async fn seed(app: &TestApp) -> Vec<Identity> {
         assert_eq!(user.status, 201, "register {name}: {}", user.body);
         let id = user.body["id"].as_i64().unwrap();
         // Minted like every e2e token, but for a whole run: no refresh halfway.
-        let token = token_with(JWT_SECRET, id, is_staff, "access", 3600);
+        let token = token_with(TEST_PRIVATE_KEY, id, is_staff, "access", 3600);
         identities.push(Identity { name, token });
     }
     let staff = &identities[2].token;

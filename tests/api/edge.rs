@@ -742,14 +742,22 @@ async fn garbage_authorization_is_401(app: TestApp) {
         format!("Bearer {unsigned_staff}").into_bytes(),
         format!(
             "Bearer {}",
-            token_with("another secret", 1, true, "access", 900)
+            token_with(OTHER_PRIVATE_KEY, 1, true, "access", 900)
         )
         .into_bytes(),
-        format!("Bearer {}", token_with(JWT_SECRET, 1, true, "refresh", 900)).into_bytes(),
-        format!("Bearer {}", token_with(JWT_SECRET, 1, true, "access", -900)).into_bytes(),
         format!(
             "Bearer {}",
-            token_with(JWT_SECRET, 1, true, "nonsense", 900)
+            token_with(TEST_PRIVATE_KEY, 1, true, "refresh", 900)
+        )
+        .into_bytes(),
+        format!(
+            "Bearer {}",
+            token_with(TEST_PRIVATE_KEY, 1, true, "access", -900)
+        )
+        .into_bytes(),
+        format!(
+            "Bearer {}",
+            token_with(TEST_PRIVATE_KEY, 1, true, "nonsense", 900)
         )
         .into_bytes(),
         b"Bearer \xff\xfe\xfd".to_vec(),

@@ -13,8 +13,30 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// The secret the test hosts sign and verify tokens with.
-pub const JWT_SECRET: &str = "e2e-test-secret-0123456789abcdef";
+/// The Ed25519 private key (PKCS#8 PEM) the test hosts' accounts service signs tokens with,
+/// made with `openssl genpkey -algorithm ed25519`.
+pub const TEST_PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIDVe/xYboFIkzg5xrNOkJm0+CS6JsGnmLI7pVQOrrB+h
+-----END PRIVATE KEY-----
+";
+
+/// Its public key (SPKI PEM, `openssl pkey -pubout`), which every service verifies with.
+pub const TEST_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEATQb/TOwSBWiDS1TlHuawgdmnUqwbGhRmVGtSSoby5hs=
+-----END PUBLIC KEY-----
+";
+
+/// Another Ed25519 private key, unknown to the hosts: a forger's.
+pub const OTHER_PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
+-----END PRIVATE KEY-----
+";
+
+/// The public key of [`OTHER_PRIVATE_KEY`]: a valid key that is not the test pair's.
+pub const OTHER_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA3mle0LTbj6Ai6ESpOb/wQ/Gn+aq4FCx9r8H3b7bJ+64=
+-----END PUBLIC KEY-----
+";
 
 /// Which database engine a host runs its services on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,11 +191,13 @@ pub fn start_host(extra: &[&str], label: &str) -> HostInfo {
     HostInfo { base, workdir }
 }
 
-/// A `shop` command in `workdir` with the test secret; `spawn_until_serving` adds the manifest.
+/// A `shop` command in `workdir` with the test key pair; `spawn_until_serving` adds the
+/// manifest.
 pub fn host_command(workdir: &Path) -> Command {
     let mut cmd = Command::new(shop_bin());
     cmd.current_dir(workdir)
-        .env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET)
+        .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", TEST_PRIVATE_KEY)
+        .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", TEST_PUBLIC_KEY)
         .env("RUST_LOG", "info");
     cmd
 }
@@ -317,7 +341,8 @@ pub fn write_test_manifest(dir: &Path, products: &Path, tests: &[&str]) -> PathB
 name = "shop-test"
 
 [variables]
-jwt_secret = {{ required = true, secret = true }}
+jwt_private_key = {{ required = true, secret = true }}
+jwt_public_key = {{ required = true }}
 products_database = {{ default = "products" }}
 
 [[trigger.http]]
@@ -329,7 +354,7 @@ source = "{}"
 sqlite_databases = ["products"]
 [component.products.variables]
 products_database = "{{{{ products_database }}}}"
-jwt_secret = "{{{{ jwt_secret }}}}"
+jwt_public_key = "{{{{ jwt_public_key }}}}"
 "#,
         products.display()
     );
@@ -445,42 +470,63 @@ impl Answer {
     }
 }
 
-/// Mints an HS256 token signed with `secret`.
+/// Mints an EdDSA token signed with `private_key` (a PKCS#8 PEM, say [`TEST_PRIVATE_KEY`]).
 pub fn token_with(
+    private_key: &str,
+    user_id: i64,
+    is_staff: bool,
+    token_type: &str,
+    ttl_secs: i64,
+) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &token_claims(user_id, is_staff, token_type, ttl_secs),
+        &jsonwebtoken::EncodingKey::from_ed_pem(private_key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Mints an HS256 token with `secret` as the HMAC key: what a service that holds only the
+/// public key could make, if verification trusted the token's `alg`.
+pub fn hs256_token_with(
     secret: &str,
     user_id: i64,
     is_staff: bool,
     token_type: &str,
     ttl_secs: i64,
 ) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &token_claims(user_id, is_staff, token_type, ttl_secs),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The claims of the shop's tokens (simplejwt's, plus `is_staff`), valid for `ttl_secs`.
+fn token_claims(user_id: i64, is_staff: bool, token_type: &str, ttl_secs: i64) -> Value {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let claims = serde_json::json!({
+    serde_json::json!({
         "sub": user_id.to_string(),
         "iat": now,
         "exp": now + ttl_secs,
         "jti": unique_suffix(),
         "token_type": token_type,
         "is_staff": is_staff,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    })
 }
 
 /// An access token of a staff user.
 pub fn staff_token() -> String {
-    token_with(JWT_SECRET, 1, true, "access", 900)
+    token_with(TEST_PRIVATE_KEY, 1, true, "access", 900)
 }
 
 /// An access token of an ordinary user.
 pub fn user_token(user_id: i64) -> String {
-    token_with(JWT_SECRET, user_id, false, "access", 900)
+    token_with(TEST_PRIVATE_KEY, user_id, false, "access", 900)
 }
 
 impl TestApp {

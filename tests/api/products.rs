@@ -218,19 +218,19 @@ async fn writes_need_staff(app: TestApp) {
         .json("POST", "/api/products/", Some(&user_token(42)), &body)
         .await;
     assert_detail(&user, 403);
-    let forged = token_with("not-the-secret", 1, true, "access", 900);
+    let forged = token_with(OTHER_PRIVATE_KEY, 1, true, "access", 900);
     assert_detail(
         &app.json("POST", "/api/products/", Some(&forged), &body)
             .await,
         401,
     );
-    let expired = token_with(JWT_SECRET, 1, true, "access", -120);
+    let expired = token_with(TEST_PRIVATE_KEY, 1, true, "access", -120);
     assert_detail(
         &app.json("POST", "/api/products/", Some(&expired), &body)
             .await,
         401,
     );
-    let refresh = token_with(JWT_SECRET, 1, true, "refresh", 900);
+    let refresh = token_with(TEST_PRIVATE_KEY, 1, true, "refresh", 900);
     assert_detail(
         &app.json("POST", "/api/products/", Some(&refresh), &body)
             .await,

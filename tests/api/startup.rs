@@ -7,17 +7,30 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 
 /// Runs `shop` with `args` in `workdir` and expects it to exit with an error; returns stderr.
-fn expect_refusal(workdir: &Path, args: &[&str], with_secret: bool) -> String {
+fn expect_refusal(workdir: &Path, args: &[&str], with_keys: bool) -> String {
+    let keys: &[(&str, &str)] = if with_keys {
+        &[
+            ("SPIN_VARIABLE_JWT_PRIVATE_KEY", TEST_PRIVATE_KEY),
+            ("SPIN_VARIABLE_JWT_PUBLIC_KEY", TEST_PUBLIC_KEY),
+        ]
+    } else {
+        &[]
+    };
+    expect_refusal_with(workdir, args, keys)
+}
+
+/// [`expect_refusal`] with the JWT key variables set to `keys` (unset if not among them).
+fn expect_refusal_with(workdir: &Path, args: &[&str], keys: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(shop_bin());
     cmd.current_dir(workdir)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .env("RUST_BACKTRACE", "1");
-    if with_secret {
-        cmd.env("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET);
-    } else {
-        cmd.env_remove("SPIN_VARIABLE_JWT_SECRET");
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("SPIN_VARIABLE_JWT_PRIVATE_KEY")
+        .env_remove("SPIN_VARIABLE_JWT_PUBLIC_KEY");
+    for (name, value) in keys {
+        cmd.env(name, value);
     }
     let mut child = cmd.spawn().expect("spawn shop");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -164,6 +177,68 @@ key = "{{{{ api_key }}}}"
     let stderr = expect_refusal(&dir, &["up", "--listen", "127.0.0.1:0"], true);
     assert!(stderr.contains("api_key"), "{stderr}");
     assert!(stderr.contains("SPIN_VARIABLE_API_KEY"), "{stderr}");
+}
+
+#[test]
+fn a_bad_private_key_is_named() {
+    let dir = temp_dir("badkey");
+    let line = TEST_PRIVATE_KEY.lines().nth(1).unwrap();
+    let truncated = TEST_PRIVATE_KEY.replace(line, &line[..40]);
+    let cut_off = &TEST_PRIVATE_KEY[..TEST_PRIVATE_KEY.len() / 2];
+    for bad in ["garbage", truncated.as_str(), cut_off, TEST_PUBLIC_KEY] {
+        let stderr = expect_refusal_with(
+            &dir,
+            &[
+                "up",
+                "--manifest",
+                &repo_manifest(),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &[
+                ("SPIN_VARIABLE_JWT_PRIVATE_KEY", bad),
+                ("SPIN_VARIABLE_JWT_PUBLIC_KEY", TEST_PUBLIC_KEY),
+            ],
+        );
+        assert!(
+            stderr.contains(
+                "SPIN_VARIABLE_JWT_PRIVATE_KEY is not an Ed25519 private key in PKCS#8 PEM"
+            ),
+            "{bad:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("openssl genpkey -algorithm ed25519"),
+            "{stderr}"
+        );
+    }
+    // Nothing was generated in its place.
+    assert!(!dir.join(".shop/secrets").exists());
+}
+
+#[test]
+fn a_mismatched_key_pair_is_named() {
+    let dir = temp_dir("keypair");
+    let manifest = repo_manifest();
+    let local = vec!["up", "--manifest", &manifest, "--listen", "127.0.0.1:0"];
+    let mut deployed = local.clone();
+    // Refused before the (unreachable) database is tried.
+    deployed.extend(["--database-url", "postgres://postgres@127.0.0.1:9/test"]);
+    for args in [local, deployed] {
+        let stderr = expect_refusal_with(
+            &dir,
+            &args,
+            &[
+                ("SPIN_VARIABLE_JWT_PRIVATE_KEY", TEST_PRIVATE_KEY),
+                ("SPIN_VARIABLE_JWT_PUBLIC_KEY", OTHER_PUBLIC_KEY),
+            ],
+        );
+        assert!(
+            stderr.contains(
+                "SPIN_VARIABLE_JWT_PUBLIC_KEY is not the public key of SPIN_VARIABLE_JWT_PRIVATE_KEY"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

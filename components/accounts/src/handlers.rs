@@ -77,7 +77,7 @@ fn taken_errors(
 /// [`domain::MAX_LOGIN_FAILURES`] failures for the username within the window.
 pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
     let credentials = Credentials::read(Fields::from_request(request)?)?;
-    let secret = auth::secret()?;
+    let signing_key = auth::private_key()?;
     let lifetimes = TokenLifetimes::from_variables()?;
     let key = credentials.key();
     let db = Db::open(crate::SERVICE)?;
@@ -108,14 +108,14 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
             TokenType::Refresh,
             issued_at,
             lifetimes.refresh_secs,
-            secret.as_bytes(),
+            &signing_key,
         )?,
         access: auth::issue_token(
             user,
             TokenType::Access,
             issued_at,
             lifetimes.access_secs,
-            secret.as_bytes(),
+            &signing_key,
         )?,
     })
 }
@@ -125,9 +125,9 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
 /// existing user.
 pub fn refresh(request: &ApiRequest) -> Result<Response, ApiError> {
     let token = domain::read_refresh_token(Fields::from_request(request)?)?;
-    let secret = auth::secret()?;
+    let signing_key = auth::private_key()?;
     let lifetimes = TokenLifetimes::from_variables()?;
-    let claimed = auth::verify_token(&token, TokenType::Refresh, secret.as_bytes())
+    let claimed = auth::verify_token(&token, TokenType::Refresh, &auth::public_key()?)
         .map_err(|_| ApiError::TokenNotValid)?;
     let db = Db::open(crate::SERVICE)?;
     let account = storage::find(&db, claimed.id)?.ok_or(ApiError::TokenNotValid)?;
@@ -141,7 +141,7 @@ pub fn refresh(request: &ApiRequest) -> Result<Response, ApiError> {
             TokenType::Access,
             Timestamp::now(),
             lifetimes.access_secs,
-            secret.as_bytes(),
+            &signing_key,
         )?,
     })
 }

@@ -1,5 +1,7 @@
-//! Who is calling: HS256 access and refresh tokens (as djangorestframework-simplejwt issues
-//! them), issued and verified with the component's `jwt_secret` variable.
+//! Who is calling: EdDSA (Ed25519) access and refresh tokens with djangorestframework-simplejwt's
+//! claims. Only the accounts service holds the private key (`jwt_private_key`) and issues
+//! tokens; every service verifies them with the public key (`jwt_public_key`), so a service
+//! that can read its own variables still cannot mint a token.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -8,8 +10,48 @@ use crate::error::ApiError;
 use crate::request::ApiRequest;
 use crate::time::Timestamp;
 
-/// The component variable that holds the HS256 key.
-pub const SECRET_VARIABLE: &str = "jwt_secret";
+/// The component variable that holds the Ed25519 private key (PKCS#8 PEM); accounts only.
+pub const PRIVATE_KEY_VARIABLE: &str = "jwt_private_key";
+
+/// The component variable that holds the Ed25519 public key (SPKI PEM); every service.
+pub const PUBLIC_KEY_VARIABLE: &str = "jwt_public_key";
+
+/// The only algorithm tokens are signed and verified with.
+const ALGORITHM: Algorithm = Algorithm::EdDSA;
+
+/// The Ed25519 key that signs tokens; it can only hold a key that signs.
+pub struct PrivateKey(EncodingKey);
+
+impl PrivateKey {
+    /// Reads an Ed25519 private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`); the error
+    /// says why the text is not one.
+    pub fn parse(pem: &str) -> Result<Self, String> {
+        let key = EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+        // `from_ed_pem` checks the PEM label and the algorithm; the key itself is read when
+        // signing, so sign once now to report a bad key as such.
+        jsonwebtoken::crypto::sign(b"", &key, ALGORITHM).map_err(|e| e.to_string())?;
+        Ok(Self(key))
+    }
+}
+
+/// The Ed25519 key that verifies tokens; it can only hold a valid public key.
+pub struct PublicKey(DecodingKey);
+
+impl PublicKey {
+    /// Reads an Ed25519 public key in SPKI PEM (`-----BEGIN PUBLIC KEY-----`); the error says
+    /// why the text is not one.
+    pub fn parse(pem: &str) -> Result<Self, String> {
+        let key = DecodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+        // jsonwebtoken reads the point only when verifying, and slices 32 bytes unchecked:
+        // check both now, so that a bad key is a configuration error, not a 401 or a panic.
+        let length = key.try_get_as_bytes().map_err(|e| e.to_string())?.len();
+        if length != 32 {
+            return Err(format!("the key is {length} bytes, not 32"));
+        }
+        jsonwebtoken::crypto::verify("", b"", &key, ALGORITHM).map_err(|e| e.to_string())?;
+        Ok(Self(key))
+    }
+}
 
 /// An authenticated caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +108,7 @@ pub fn issue_token(
     token_type: TokenType,
     now: Timestamp,
     lifetime_secs: i64,
-    secret: &[u8],
+    key: &PrivateKey,
 ) -> Result<String, ApiError> {
     let iat = now.as_datetime().timestamp();
     let claims = Claims {
@@ -77,12 +119,8 @@ pub fn issue_token(
         token_type: token_type.as_str().to_owned(),
         is_staff: user.is_staff,
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .map_err(|e| ApiError::Internal(format!("signing a token: {e}")))
+    jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &key.0)
+        .map_err(|e| ApiError::Internal(format!("signing a token: {e}")))
 }
 
 /// `bytes` random bytes from the OS RNG, as lower-case hex (token ids, like simplejwt's
@@ -100,8 +138,7 @@ pub fn authenticate(request: &ApiRequest) -> Result<Option<User>, ApiError> {
     let Some(token) = bearer_token(request)? else {
         return Ok(None);
     };
-    let secret = secret()?;
-    verify_access_token(token, secret.as_bytes()).map(Some)
+    verify_access_token(token, &public_key()?).map(Some)
 }
 
 /// The caller, or a 401 if there is none.
@@ -119,22 +156,21 @@ pub fn require_staff(request: &ApiRequest) -> Result<User, ApiError> {
     }
 }
 
-/// Verifies an HS256 access token and reads its user; any other algorithm, a bad signature,
+/// Verifies an EdDSA access token and reads its user; any other algorithm, a bad signature,
 /// an expired token, a refresh token or a malformed one is a 401.
-pub fn verify_access_token(token: &str, secret: &[u8]) -> Result<User, ApiError> {
-    verify_token(token, TokenType::Access, secret)
+pub fn verify_access_token(token: &str, key: &PublicKey) -> Result<User, ApiError> {
+    verify_token(token, TokenType::Access, key)
 }
 
-/// Verifies an HS256 token of `token_type` and reads its user; any other algorithm, a bad
-/// signature, an expired token, a token of the other type or a malformed one is
-/// [`ApiError::InvalidToken`].
-pub fn verify_token(token: &str, token_type: TokenType, secret: &[u8]) -> Result<User, ApiError> {
-    let mut validation = Validation::new(Algorithm::HS256);
+/// Verifies an EdDSA token of `token_type` and reads its user; any other algorithm (HS256
+/// included, whatever its key), a bad signature, an expired token, a token of the other type
+/// or a malformed one is [`ApiError::InvalidToken`].
+pub fn verify_token(token: &str, token_type: TokenType, key: &PublicKey) -> Result<User, ApiError> {
+    let mut validation = Validation::new(ALGORITHM);
     validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "sub"]);
-    let data =
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
-            .map_err(|_| ApiError::InvalidToken)?;
+    let data = jsonwebtoken::decode::<Claims>(token, &key.0, &validation)
+        .map_err(|_| ApiError::InvalidToken)?;
     let claims = data.claims;
     if claims.token_type != token_type.as_str() {
         return Err(ApiError::InvalidToken);
@@ -169,37 +205,75 @@ fn bearer_token(request: &ApiRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The HS256 key from the component's variables; an empty key is refused (a 500: the
-/// deployment is misconfigured), since anyone could sign tokens with it.
-pub fn secret() -> Result<String, ApiError> {
-    let secret = spin_sdk::variables::get(SECRET_VARIABLE).map_err(|e| {
-        ApiError::Internal(format!("reading the `{SECRET_VARIABLE}` variable: {e}"))
-    })?;
-    if secret.is_empty() {
+/// The signing key from the component's `jwt_private_key` variable (only accounts has it).
+pub fn private_key() -> Result<PrivateKey, ApiError> {
+    let pem = key_variable(PRIVATE_KEY_VARIABLE)?;
+    PrivateKey::parse(&pem).map_err(|reason| {
+        ApiError::Internal(format!(
+            "the `{PRIVATE_KEY_VARIABLE}` variable is not an Ed25519 private key in PKCS#8 PEM: {reason}"
+        ))
+    })
+}
+
+/// The verifying key from the component's `jwt_public_key` variable.
+pub fn public_key() -> Result<PublicKey, ApiError> {
+    let pem = key_variable(PUBLIC_KEY_VARIABLE)?;
+    PublicKey::parse(&pem).map_err(|reason| {
+        ApiError::Internal(format!(
+            "the `{PUBLIC_KEY_VARIABLE}` variable is not an Ed25519 public key in SPKI PEM: {reason}"
+        ))
+    })
+}
+
+/// A key variable's text; a missing or empty one is a 500 (the deployment is misconfigured).
+fn key_variable(name: &str) -> Result<String, ApiError> {
+    let pem = spin_sdk::variables::get(name)
+        .map_err(|e| ApiError::Internal(format!("reading the `{name}` variable: {e}")))?;
+    if pem.trim().is_empty() {
         return Err(ApiError::Internal(format!(
-            "the `{SECRET_VARIABLE}` variable is empty"
+            "the `{name}` variable is empty"
         )));
     }
-    Ok(secret)
+    Ok(pem)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
-    const SECRET: &[u8] = b"test-secret";
+    /// A fixed pair made with `openssl genpkey -algorithm ed25519` and `openssl pkey -pubout`.
+    const PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIDVe/xYboFIkzg5xrNOkJm0+CS6JsGnmLI7pVQOrrB+h
+-----END PRIVATE KEY-----
+";
+    const PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEATQb/TOwSBWiDS1TlHuawgdmnUqwbGhRmVGtSSoby5hs=
+-----END PUBLIC KEY-----
+";
+    /// Another Ed25519 private key: a forger's.
+    const OTHER_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
+-----END PRIVATE KEY-----
+";
+
+    fn private_key() -> PrivateKey {
+        PrivateKey::parse(PRIVATE_PEM).unwrap()
+    }
+
+    fn public_key() -> PublicKey {
+        PublicKey::parse(PUBLIC_PEM).unwrap()
+    }
 
     fn now() -> i64 {
         i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap()
     }
 
-    fn token(claims: serde_json::Value, secret: &[u8]) -> String {
+    fn token(claims: serde_json::Value, private_pem: &str) -> String {
         jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
+            &Header::new(Algorithm::EdDSA),
             &claims,
-            &EncodingKey::from_secret(secret),
+            &EncodingKey::from_ed_pem(private_pem.as_bytes()).unwrap(),
         )
         .unwrap()
     }
@@ -216,12 +290,12 @@ mod tests {
     }
 
     fn verify(token: &str) -> Result<User, ApiError> {
-        verify_access_token(token, SECRET)
+        verify_access_token(token, &public_key())
     }
 
     #[test]
     fn accepts_a_valid_access_token() {
-        let user = verify(&token(claims("access", 300, true), SECRET)).unwrap();
+        let user = verify(&token(claims("access", 300, true), PRIVATE_PEM)).unwrap();
         assert_eq!(
             user,
             User {
@@ -231,19 +305,19 @@ mod tests {
         );
         let mut without_staff = claims("access", 300, false);
         without_staff.as_object_mut().unwrap().remove("is_staff");
-        assert!(!verify(&token(without_staff, SECRET)).unwrap().is_staff);
+        assert!(!verify(&token(without_staff, PRIVATE_PEM)).unwrap().is_staff);
     }
 
     #[test]
-    fn rejects_a_forged_key() {
-        let error = verify(&token(claims("access", 300, true), b"another-secret")).unwrap_err();
+    fn rejects_a_token_signed_by_another_key() {
+        let error = verify(&token(claims("access", 300, true), OTHER_PRIVATE_PEM)).unwrap_err();
         assert!(matches!(error, ApiError::InvalidToken));
     }
 
     #[test]
     fn rejects_an_expired_token() {
         assert!(matches!(
-            verify(&token(claims("access", -1, true), SECRET)),
+            verify(&token(claims("access", -1, true), PRIVATE_PEM)),
             Err(ApiError::InvalidToken)
         ));
     }
@@ -251,7 +325,7 @@ mod tests {
     #[test]
     fn rejects_a_refresh_token() {
         assert!(matches!(
-            verify(&token(claims("refresh", 300, true), SECRET)),
+            verify(&token(claims("refresh", 300, true), PRIVATE_PEM)),
             Err(ApiError::InvalidToken)
         ));
     }
@@ -261,13 +335,19 @@ mod tests {
         let body = base64_url(&claims("access", 300, true).to_string());
         let none = format!("{}.{body}.", base64_url(r#"{"alg":"none","typ":"JWT"}"#));
         assert!(matches!(verify(&none), Err(ApiError::InvalidToken)));
-        let hs512 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &claims("access", 300, true),
-            &EncodingKey::from_secret(SECRET),
-        )
-        .unwrap();
-        assert!(matches!(verify(&hs512), Err(ApiError::InvalidToken)));
+        // Algorithm confusion: HMAC keyed with the public key's text, which every service has.
+        for algorithm in [Algorithm::HS256, Algorithm::HS512] {
+            let hmac = jsonwebtoken::encode(
+                &Header::new(algorithm),
+                &claims("access", 300, true),
+                &EncodingKey::from_secret(PUBLIC_PEM.as_bytes()),
+            )
+            .unwrap();
+            assert!(
+                matches!(verify(&hmac), Err(ApiError::InvalidToken)),
+                "{algorithm:?}"
+            );
+        }
     }
 
     #[test]
@@ -281,12 +361,12 @@ mod tests {
         let mut claims = claims("access", 300, true);
         claims["sub"] = json!("not-a-number");
         assert!(matches!(
-            verify(&token(claims.clone(), SECRET)),
+            verify(&token(claims.clone(), PRIVATE_PEM)),
             Err(ApiError::InvalidToken)
         ));
         claims["sub"] = json!(42);
         assert!(matches!(
-            verify(&token(claims, SECRET)),
+            verify(&token(claims, PRIVATE_PEM)),
             Err(ApiError::InvalidToken)
         ));
     }
@@ -298,25 +378,34 @@ mod tests {
             is_staff: true,
         };
         let now = Timestamp::now();
-        let access = issue_token(user, TokenType::Access, now, 900, SECRET).unwrap();
-        let refresh = issue_token(user, TokenType::Refresh, now, 86_400, SECRET).unwrap();
+        let key = private_key();
+        let access = issue_token(user, TokenType::Access, now, 900, &key).unwrap();
+        let refresh = issue_token(user, TokenType::Refresh, now, 86_400, &key).unwrap();
         assert_eq!(verify(&access).unwrap(), user);
         assert_eq!(
-            verify_token(&refresh, TokenType::Refresh, SECRET).unwrap(),
+            verify_token(&refresh, TokenType::Refresh, &public_key()).unwrap(),
             user
         );
         assert!(matches!(verify(&refresh), Err(ApiError::InvalidToken)));
         assert!(matches!(
-            verify_token(&access, TokenType::Refresh, SECRET),
+            verify_token(&access, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
         ));
+        let forged = issue_token(
+            user,
+            TokenType::Refresh,
+            now,
+            86_400,
+            &PrivateKey::parse(OTHER_PRIVATE_PEM).unwrap(),
+        )
+        .unwrap();
         assert!(matches!(
-            verify_token(&refresh, TokenType::Refresh, b"another-secret"),
+            verify_token(&forged, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
         ));
-        let expired = issue_token(user, TokenType::Refresh, now, -1, SECRET).unwrap();
+        let expired = issue_token(user, TokenType::Refresh, now, -1, &key).unwrap();
         assert!(matches!(
-            verify_token(&expired, TokenType::Refresh, SECRET),
+            verify_token(&expired, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
         ));
     }
@@ -328,12 +417,17 @@ mod tests {
             is_staff: false,
         };
         let now = Timestamp::now();
-        let token = issue_token(user, TokenType::Access, now, 900, SECRET).unwrap();
-        let other = issue_token(user, TokenType::Access, now, 900, SECRET).unwrap();
-        let mut validation = Validation::new(Algorithm::HS256);
+        let token = issue_token(user, TokenType::Access, now, 900, &private_key()).unwrap();
+        let other = issue_token(user, TokenType::Access, now, 900, &private_key()).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().alg,
+            Algorithm::EdDSA
+        );
+        let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
+        let decoding = DecodingKey::from_ed_pem(PUBLIC_PEM.as_bytes()).unwrap();
         let read = |token: &str| {
-            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(SECRET), &validation)
+            jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
                 .unwrap()
                 .claims
         };
@@ -345,6 +439,33 @@ mod tests {
         assert_eq!(claims.exp, claims.iat + 900);
         assert_eq!(claims.jti.len(), 32);
         assert_ne!(claims.jti, read(&other).jti, "every token has its own jti");
+    }
+
+    #[test]
+    fn reads_only_ed25519_keys_of_the_right_kind() {
+        // Without the trailing newline, as a variable may well hold it.
+        assert!(PrivateKey::parse(PRIVATE_PEM.trim()).is_ok());
+        assert!(PublicKey::parse(PUBLIC_PEM.trim()).is_ok());
+        let truncated_public = &PUBLIC_PEM[..PUBLIC_PEM.len() / 2];
+        let truncated_private = &PRIVATE_PEM[..PRIVATE_PEM.len() - 40];
+        let short_line = PUBLIC_PEM.replace("bGhRmVGtSSoby5hs=", "");
+        // A well-formed SPKI with a 31-byte key, and one whose 32 bytes are not a curve point.
+        let short_key = "-----BEGIN PUBLIC KEY-----\nMCkwBQYDK2VwAyAAAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHw==\n-----END PUBLIC KEY-----\n";
+        let off_curve = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAAgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n-----END PUBLIC KEY-----\n";
+        for bad in [
+            "",
+            "garbage",
+            PRIVATE_PEM,
+            truncated_public,
+            &short_line,
+            short_key,
+            off_curve,
+        ] {
+            assert!(PublicKey::parse(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["", "garbage", PUBLIC_PEM, truncated_private] {
+            assert!(PrivateKey::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
