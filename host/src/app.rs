@@ -20,11 +20,12 @@ use crate::links::{self, Link, Links, Provider, ProviderTable};
 use crate::manifest::{ComponentDecl, Manifest, RuntimeConfig};
 use crate::migrate;
 use crate::postgres::PostgresPools;
+use crate::provision::{self, ServiceRole};
 use crate::router::{Route, Router};
 use crate::secrets;
 use crate::sqlite::SqliteDatabases;
 use crate::state::{ComponentConfig, Databases, HostState};
-use crate::variables::{AppVariables, ComponentVariables};
+use crate::variables::{env_var_name, AppVariables, ComponentVariables};
 
 /// A component variable `<service>_database` names that service's database: a SQLite label or
 /// a Postgres URL. A component reads its own, `<id>_database`; under Spin, a component that
@@ -179,12 +180,20 @@ pub async fn up(options: UpOptions) -> Result<()> {
     crate::server::serve(app, listener, shutdown_signal(), options.shutdown_timeout).await
 }
 
-/// Applies every service's migrations to the databases `shop up` would use, and stops: the step
-/// a deployment on Spin needs before `spin up`.
-pub async fn migrate(options: &AppOptions) -> Result<()> {
+/// Applies every service's migrations to the databases `shop up` would use (provisioning each
+/// service's role with `--database-url`), and stops: the step a deployment on Spin needs before
+/// `spin up`. `print_urls`: also print the variable that gives each service its own login.
+pub async fn migrate(options: &AppOptions, print_urls: bool) -> Result<()> {
     let data = load_data(options).await?;
     for config in &data.configs {
-        println!("migrated `{}`", config.id);
+        match &config.postgres_database {
+            Some(url) if print_urls => {
+                println!("{}={url}", env_var_name(&database_variable(&config.id)))
+            }
+            // stdout stays a list of variables for the shell to read.
+            _ if print_urls => eprintln!("migrated `{}`", config.id),
+            _ => println!("migrated `{}`", config.id),
+        }
     }
     Ok(())
 }
@@ -227,30 +236,47 @@ async fn load_data(options: &AppOptions) -> Result<AppData> {
     } else {
         Default::default()
     };
+    let server = match &options.database_url {
+        Some(url) => server_variables(url)?,
+        None => Default::default(),
+    };
     let app_variables = AppVariables::resolve(&manifest.variables, |name| {
-        env(name).or_else(|| generated.get(name).cloned())
+        env(name)
+            .or_else(|| generated.get(name).cloned())
+            .or_else(|| server.get(name).cloned())
     })?;
     secrets::check_key_pairs(&manifest.variables, &app_variables)?;
     let served_ids = served_component_ids(&manifest);
     let mut configs = Vec::with_capacity(served_ids.len());
+    let mut roles = Vec::new();
     for id in &served_ids {
         let decl = &manifest.components[id];
         check_source_exists(&manifest, id, decl)?;
-        configs.push(component_config(
-            id,
-            decl,
-            &app_variables,
-            options.database_url.as_deref(),
-        )?);
+        let role = match &options.database_url {
+            Some(url) if decl.variables.contains_key(&database_variable(id)) => {
+                Some(provision::service_role(url, id)?)
+            }
+            _ => None,
+        };
+        configs.push(component_config(id, decl, &app_variables, role.as_ref())?);
+        roles.extend(role);
     }
 
     if let Some(url) = &options.database_url {
-        // One connection now, so that an unreachable Postgres stops the host at once.
+        // One connection now, so that an unreachable Postgres stops the host at once; then
+        // each service gets the role it logs in as.
         migrate::connect_postgres(url).await?;
+        provision::provision(url, &roles).await?;
     }
     let databases = open_databases(&configs, &runtime_config, options.postgres_pool_size).await?;
     for config in &configs {
-        apply_migrations(&manifest, config, &databases).await?;
+        apply_migrations(
+            &manifest,
+            config,
+            &databases,
+            options.database_url.is_none(),
+        )
+        .await?;
     }
 
     Ok(AppData {
@@ -363,43 +389,86 @@ fn check_source_exists(manifest: &Manifest, id: &str, decl: &ComponentDecl) -> R
     )
 }
 
+/// The values `--database-url` gives the manifest's `db_host` and `db_port` variables (the
+/// templates of `allowed_outbound_hosts`) unless the environment sets them, keyed by their
+/// `SPIN_VARIABLE_*` names.
+fn server_variables(url: &str) -> Result<HashMap<String, String>> {
+    let (host, port) = crate::postgres::address_host_port(url)
+        .map_err(|reason| anyhow::anyhow!("--database-url: {reason}"))?;
+    Ok(HashMap::from([
+        (env_var_name("db_host"), host),
+        (env_var_name("db_port"), port.to_string()),
+    ]))
+}
+
+/// What the host gives component `id`: its variables, and exactly the database its own
+/// `<id>_database` variable names, which its `sqlite_databases` or `allowed_outbound_hosts`
+/// must permit. `role` is its Postgres login when `--database-url` provisions one.
 fn component_config(
     id: &str,
     decl: &ComponentDecl,
     app_variables: &AppVariables,
-    database_url: Option<&str>,
+    role: Option<&ServiceRole>,
 ) -> Result<ComponentConfig> {
     let mut variables = ComponentVariables::resolve(id, &decl.variables, app_variables)?;
-    if let Some(url) = database_url {
-        // Every service's database variable, its own and those of services it embeds under
-        // Spin, points at that service's schema.
-        let services: Vec<String> = variables
-            .names()
-            .filter_map(|name| name.strip_suffix(DATABASE_SUFFIX))
-            .map(str::to_string)
-            .collect();
-        for service in services {
-            variables.set(
-                &database_variable(&service),
-                migrate::with_search_path(url, &service),
-            );
-        }
-    }
     let own = database_variable(id);
-    if let Some(label) = variables.get(&own) {
-        if !is_postgres_url(label) && !decl.sqlite_databases.iter().any(|l| l == label) {
-            bail!(
-                "component `{id}`: its `{own}` variable names the SQLite database `{label}`, \
-                 which is not in its sqlite_databases {:?}; add it there or set a postgres:// URL",
-                decl.sqlite_databases
-            );
-        }
+    // A service embedded under Spin (a dependency) runs here in its own instance, with its own
+    // configuration: the importer sees neither its database nor its variable.
+    let foreign: Vec<String> = variables
+        .names()
+        .filter(|name| name.ends_with(DATABASE_SUFFIX) && *name != own)
+        .map(str::to_string)
+        .collect();
+    for name in foreign {
+        variables.remove(&name);
     }
+    if let Some(role) = role {
+        variables.set(&own, role.url.clone());
+    }
+    let allowed_outbound_hosts = decl
+        .allowed_outbound_hosts
+        .iter()
+        .map(|entry| {
+            app_variables.expand(entry).map_err(|err| {
+                anyhow::anyhow!("component `{id}`, allowed_outbound_hosts entry {entry:?}: {err}")
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sqlite_databases = match variables.get(&own) {
+        None => Vec::new(),
+        Some(url) if is_postgres_url(url) => {
+            if let Err(reason) =
+                crate::postgres::check_address_allowed(url, &allowed_outbound_hosts)
+            {
+                bail!(
+                    "component `{id}`: its database ({own}) is not reachable under its \
+                     allowed_outbound_hosts {allowed_outbound_hosts:?}: {reason} (or set the \
+                     db_host and db_port variables that spin.toml's entries use)"
+                );
+            }
+            Vec::new()
+        }
+        Some(label) => {
+            if !decl.sqlite_databases.iter().any(|l| l == label) {
+                bail!(
+                    "component `{id}`: its `{own}` variable names the SQLite database `{label}`, \
+                     which is not in its sqlite_databases {:?}; add it there or set a postgres:// URL",
+                    decl.sqlite_databases
+                );
+            }
+            vec![label.to_string()]
+        }
+    };
+    let postgres_database = variables
+        .get(&own)
+        .filter(|value| is_postgres_url(value))
+        .map(str::to_string);
     Ok(ComponentConfig {
         id: id.to_string(),
         variables,
-        sqlite_databases: decl.sqlite_databases.clone(),
-        allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+        sqlite_databases,
+        postgres_database,
+        allowed_outbound_hosts,
         environment: decl
             .environment
             .iter()
@@ -420,50 +489,93 @@ async fn open_databases(
 ) -> Result<Databases> {
     let mut paths: HashMap<String, PathBuf> = HashMap::new();
     for config in configs {
-        // Only the labels a `<service>_database` variable names: with --database-url none is,
-        // and no stray SQLite file appears (nor fails on a read-only filesystem).
-        let named: Vec<&str> = config
-            .variables
-            .names()
-            .filter(|name| name.ends_with(DATABASE_SUFFIX))
-            .filter_map(|name| config.variables.get(name))
-            .filter(|value| !is_postgres_url(value))
-            .collect();
-        for label in config
-            .sqlite_databases
-            .iter()
-            .filter(|label| named.contains(&label.as_str()))
-        {
+        // `sqlite_databases` holds just the label the component's own variable names: with
+        // --database-url none, and no stray SQLite file appears (nor fails on a read-only
+        // filesystem).
+        for label in &config.sqlite_databases {
             let path = runtime_config.sqlite_path(label);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| {
-                    format!(
-                        "cannot create {} for SQLite database `{label}`",
-                        parent.display()
-                    )
-                })?;
-            }
+            private_database_file(&path)
+                .with_context(|| format!("preparing SQLite database `{label}`"))?;
             paths.insert(label.clone(), path);
         }
     }
-    let sqlite = SqliteDatabases::open(paths).await?;
+    let sqlite = SqliteDatabases::open(paths.clone()).await?;
+    for path in paths.values() {
+        // SQLite makes the -wal and -shm files with the database's mode; earlier versions of
+        // the host made them with the umask's, so they are set again on every start.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            set_mode_if_present(Path::new(&side), 0o600)?;
+        }
+    }
     Ok(Databases {
         sqlite: Arc::new(sqlite),
         postgres: Arc::new(PostgresPools::new(postgres_pool_size)),
     })
 }
 
-/// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names.
+/// Makes the folders of a SQLite file (0700) and the file itself (0600) if they are missing,
+/// and makes the data folder 0700 and the file 0600 if they were not: the databases hold
+/// password hashes and orders, for the host's user only.
+fn private_database_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+        // The data folder of a local run; a folder the operator chose keeps its mode.
+        if parent.file_name() == Some(std::ffi::OsStr::new(secrets::DATA_DIR)) {
+            set_mode_if_present(parent, 0o700)?;
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    set_mode_if_present(path, 0o600)
+}
+
+/// Sets `path`'s permission bits to `mode` when it exists.
+fn set_mode_if_present(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o777 != mode => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot make {} private", path.display()))
+        }
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names;
+/// `warn_shared_login`: say so when a URL the operator gave logs in as a superuser.
 async fn apply_migrations(
     manifest: &Manifest,
     config: &ComponentConfig,
     databases: &Databases,
+    warn_shared_login: bool,
 ) -> Result<()> {
     let Some(database) = config.variables.get(&database_variable(&config.id)) else {
         return Ok(());
     };
     let dir = manifest.dir.join("migrations").join(&config.id);
     if is_postgres_url(database) {
+        if warn_shared_login && provision::is_superuser(database).await? {
+            tracing::warn!(
+                component = %config.id,
+                "its database URL logs in as a superuser, which can read and change every other \
+                 service's data: give each service its own role (`shop migrate --database-url`, \
+                 README \"Postgres roles\")"
+            );
+        }
         migrate::migrate_postgres(&config.id, database, &dir.join("postgres")).await?;
         // Made now, the pool serves the first request warm and is what /healthz checks.
         databases.postgres.pool(database).await.map_err(|err| {

@@ -592,6 +592,7 @@ mod tests {
             id: id.to_string(),
             variables: Default::default(),
             sqlite_databases: Vec::new(),
+            postgres_database: None,
             allowed_outbound_hosts: Vec::new(),
             environment: Vec::new(),
         })

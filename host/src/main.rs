@@ -12,6 +12,7 @@ mod links;
 mod manifest;
 mod migrate;
 mod postgres;
+mod provision;
 mod router;
 mod secrets;
 mod server;
@@ -116,10 +117,15 @@ enum Command {
         #[arg(long, short = 'f', default_value = "spin.toml")]
         manifest: PathBuf,
     },
-    /// Apply every service's migrations (each its own schema with --database-url), then exit.
+    /// Apply every service's migrations (each its own schema and role with --database-url),
+    /// then exit.
     Migrate {
         #[command(flatten)]
         app: AppArgs,
+        /// Print each service's own database URL (its role's login, password included) as
+        /// `SPIN_VARIABLE_<SERVICE>_DATABASE=...` lines, for a deployment on Spin.
+        #[arg(long)]
+        print_urls: bool,
     },
     /// Precompile the app's components for this machine (the cache `shop up` then loads).
     Compile {
@@ -190,7 +196,9 @@ fn main() -> ExitCode {
                 admin,
                 token_file,
             } => swap::upload(&name, &path, &admin, token_file.as_deref()),
-            Command::Migrate { app } => app::migrate(&app.options(false)).await,
+            Command::Migrate { app, print_urls } => {
+                app::migrate(&app.options(false), print_urls).await
+            }
             Command::Compile { manifest } => {
                 let manifest = manifest::Manifest::load(&manifest)?;
                 app::compile(&manifest)

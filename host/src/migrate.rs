@@ -127,6 +127,8 @@ pub async fn connect_postgres(url: &str) -> Result<PgConnection> {
 pub async fn migrate_postgres(component: &str, url: &str, dir: &Path) -> Result<()> {
     let mut conn = connect_postgres(url).await?;
     if let Some(schema) = search_path(url) {
+        // A service's own role may not create schemas: its schema is made for it (see
+        // `provision`); only an older shared login gets here without one.
         create_schema(&mut conn, &schema)
             .await
             .with_context(|| format!("creating the Postgres schema of component `{component}`"))?;
@@ -148,8 +150,18 @@ pub async fn migrate_postgres(component: &str, url: &str, dir: &Path) -> Result<
     Ok(())
 }
 
-/// `CREATE SCHEMA IF NOT EXISTS`, tolerant of another host creating it at the same moment.
+/// Creates `schema` unless it exists, tolerant of another host creating it at the same moment.
 async fn create_schema(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    // Looked up first: `CREATE SCHEMA IF NOT EXISTS` needs the CREATE right even when the
+    // schema is there, and a service's role has none.
+    let exists = sqlx::query("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+        .bind(schema)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
     let statement = format!(
         "CREATE SCHEMA IF NOT EXISTS \"{}\"",
         schema.replace('"', "\"\"")

@@ -101,6 +101,8 @@ impl PostgresPools {
             .test_before_acquire(false)
             // Several hosts share one server's connection limit: give back what sits idle.
             .idle_timeout(Some(std::time::Duration::from_secs(30)))
+            // What one request set on its session must not reach the next request.
+            .after_release(|conn, _| Box::pin(async move { Ok(reset_session(conn).await) }))
             .connect_lazy_with(options);
         let _ = slot.set((address.into(), pool.clone()));
         Ok(pool)
@@ -127,12 +129,32 @@ impl PostgresPools {
     }
 }
 
+/// What `DISCARD ALL` does but `DEALLOCATE ALL`: sqlx's statement cache stays valid. Settings
+/// (`SET`, `set_config`), cursors, `LISTEN`, advisory locks, temporary tables and cached
+/// sequence values go. Its simple-query batch runs in one implicit transaction.
+const RESET_SESSION: &str = "CLOSE ALL; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); \
+                             DISCARD TEMP; DISCARD SEQUENCES";
+
+/// Resets a connection returning to its pool; `false` (close it) when that fails, e.g. while a
+/// transaction the guest left open is still aborted.
+async fn reset_session(conn: &mut sqlx::PgConnection) -> bool {
+    match conn.execute(RESET_SESSION).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(%error, "resetting a pooled Postgres connection failed; closing it");
+            false
+        }
+    }
+}
+
 /// What a guest's `spin:postgres` calls reach: its store's resources, the pools, its permissions.
 pub struct PostgresView<'a> {
     /// The store's resource table, where the guest's connections live.
     pub table: &'a mut ResourceTable,
     /// The app's Postgres pools.
     pub pools: &'a PostgresPools,
+    /// The one address the component may open: the URL its own `<id>_database` variable names.
+    pub database: Option<&'a str>,
     /// The component's `allowed_outbound_hosts`, as in spin.toml.
     pub allowed_outbound_hosts: &'a [String],
 }
@@ -271,6 +293,15 @@ impl wit::HostConnection for PostgresView<'_> {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        // The URL is the login: another one, even to the same server, is another service's role
+        // (or the operator's), so only the component's own is opened.
+        if self.database != Some(address.as_str()) {
+            return Ok(Err(wit::Error::ConnectionFailed(
+                "refused by the host: a component may open only its own database, the URL its \
+                 `<component>_database` variable names"
+                    .into(),
+            )));
+        }
         if let Err(reason) = check_address_allowed(&address, self.allowed_outbound_hosts) {
             return Ok(Err(wit::Error::ConnectionFailed(reason)));
         }
@@ -397,13 +428,7 @@ fn redact(address: &str) -> String {
 
 /// `Ok` if `allowed` (a component's `allowed_outbound_hosts`) lets it reach the Postgres
 /// server of `address`; else the reason, for `connection-failed`.
-fn check_address_allowed(address: &str, allowed: &[String]) -> Result<(), String> {
-    // The common case needs no parsing.
-    if allowed.iter().any(|entry| {
-        entry == "postgres://*:*" || entry == "*://*:*" || entry == "insecure:allow-all"
-    }) {
-        return Ok(());
-    }
+pub(crate) fn check_address_allowed(address: &str, allowed: &[String]) -> Result<(), String> {
     let (host, port) = address_host_port(address)?;
     if allowed
         .iter()
@@ -418,7 +443,7 @@ fn check_address_allowed(address: &str, allowed: &[String]) -> Result<(), String
 }
 
 /// The server a `postgres://` URL names (a `host`/`port` query parameter wins, as in libpq).
-fn address_host_port(address: &str) -> Result<(String, u16), String> {
+pub(crate) fn address_host_port(address: &str) -> Result<(String, u16), String> {
     let url = url::Url::parse(address).map_err(|e| format!("invalid Postgres address: {e}"))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err(format!(
@@ -1564,6 +1589,28 @@ mod tests {
         assert!(parse_uuid("0011").is_err());
     }
 
+    #[tokio::test]
+    async fn only_the_components_own_database_opens() {
+        let own =
+            "postgres://shop_products@127.0.0.1:5432/shop?options=-c%20search_path%3Dproducts";
+        let mut guest = Guest::new(1);
+        guest.database = Some(own.to_string());
+        for other in [
+            "postgres://postgres@127.0.0.1:5432/shop",
+            "postgres://shop_accounts@127.0.0.1:5432/shop?options=-c%20search_path%3Daccounts",
+            "postgres://shop_products@127.0.0.1:5432/shop",
+            "postgres://shop_products@db.example.com:5432/shop?options=-c%20search_path%3Dproducts",
+        ] {
+            let refused = guest.view().open(other.into()).await.unwrap();
+            assert!(
+                matches!(&refused, Err(wit::Error::ConnectionFailed(m)) if m.contains("only its own database")),
+                "{other}: {:?}",
+                refused.map(|_| ())
+            );
+        }
+        assert!(guest.pools.find(own).is_none() && guest.table.is_empty());
+    }
+
     #[test]
     fn allowed_hosts_follow_spins_rules() {
         let check = |address: &str, allowed: &[&str]| {
@@ -1667,6 +1714,8 @@ mod tests {
         table: ResourceTable,
         pools: PostgresPools,
         allowed: Vec<String>,
+        /// The component's own database: the address the test opens.
+        database: Option<String>,
     }
 
     impl Guest {
@@ -1675,6 +1724,7 @@ mod tests {
                 table: ResourceTable::new(),
                 pools: PostgresPools::new(max_connections),
                 allowed: vec!["postgres://127.0.0.1:5432".into()],
+                database: None,
             }
         }
 
@@ -1682,11 +1732,13 @@ mod tests {
             PostgresView {
                 table: &mut self.table,
                 pools: &self.pools,
+                database: self.database.as_deref(),
                 allowed_outbound_hosts: &self.allowed,
             }
         }
 
         async fn open(&mut self, address: &str) -> Result<Resource<Connection>, wit::Error> {
+            self.database = Some(address.to_string());
             self.view().open(address.into()).await.unwrap()
         }
 

@@ -22,8 +22,10 @@ pub struct ComponentConfig {
     pub id: String,
     /// Its resolved variables.
     pub variables: ComponentVariables,
-    /// The SQLite labels it may open.
+    /// The SQLite labels it may open: the one its own `<id>_database` variable names, if any.
     pub sqlite_databases: Vec<String>,
+    /// The Postgres URL it may open: the one its own `<id>_database` variable names, if any.
+    pub postgres_database: Option<String>,
     /// The outbound hosts it may reach.
     pub allowed_outbound_hosts: Vec<String>,
     /// Its WASI environment variables.
@@ -159,6 +161,7 @@ impl HostState {
         PostgresView {
             table: &mut self.table,
             pools: &self.databases.postgres,
+            database: self.component.postgres_database.as_deref(),
             allowed_outbound_hosts: &self.component.allowed_outbound_hosts,
         }
     }

@@ -150,6 +150,11 @@ impl ComponentVariables {
         self.values.insert(name.to_string(), value);
     }
 
+    /// Takes a variable away: on this host a component does not see another service's database.
+    pub fn remove(&mut self, name: &str) {
+        self.values.remove(name);
+    }
+
     /// Answers a guest's `get` with Spin's errors.
     pub fn lookup(&self, name: &str) -> Result<String, Error> {
         validate_name(name).map_err(Error::InvalidName)?;

@@ -114,7 +114,7 @@ pub fn bearer_scheme() -> SecurityScheme {
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("JWT")
             .description(Some(
-                "An access token from POST /api/accounts/login/ (HS256 JWT, 15 minutes).",
+                "An access token from POST /api/accounts/login/ (an EdDSA JWT, 15 minutes).",
             ))
             .build(),
     )
