@@ -9,6 +9,7 @@ mod deploy;
 mod docs;
 mod edge;
 mod helpers;
+mod isolation;
 mod limits;
 mod orders;
 mod products;
