@@ -3,6 +3,7 @@
 
 mod accounts;
 mod carts;
+mod checkout_cuts;
 mod cluster;
 mod components;
 mod deploy;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::e2e;
 use crate::helpers::*;
 
-async fn product(app: &TestApp, price: &str, stock: i64) -> (i64, String) {
+pub(crate) async fn product(app: &TestApp, price: &str, stock: i64) -> (i64, String) {
     let name = format!("order item {}", unique_suffix());
     let made = app
         .create_product(json!({"name": name, "price": price, "stock": stock}))
@@ -14,7 +14,7 @@ async fn product(app: &TestApp, price: &str, stock: i64) -> (i64, String) {
     (made["id"].as_i64().unwrap(), name)
 }
 
-async fn place(app: &TestApp, token: &str, key: Option<&str>) -> Answer {
+pub(crate) async fn place(app: &TestApp, token: &str, key: Option<&str>) -> Answer {
     let body = json!({"shipping_address": "1 Test Street, Testville"});
     let mut req = app
         .client
@@ -38,7 +38,7 @@ async fn place(app: &TestApp, token: &str, key: Option<&str>) -> Answer {
 }
 
 /// Units of `product_id` held by orders that are not cancelled, over every order (staff view).
-async fn units_held(app: &TestApp, product_id: i64) -> i64 {
+pub(crate) async fn units_held(app: &TestApp, product_id: i64) -> i64 {
     let staff = staff_token();
     let mut held = 0;
     let mut page = 1;
@@ -532,6 +532,56 @@ async fn two_hundred_buyers_for_one_unit(app: TestApp) {
     race(&app, 1, 200).await;
 }
 
+/// A double click, a retrying proxy: the same user places the same cart `placements` times at
+/// once, without an Idempotency-Key. One order is made, the stock is taken once, and every
+/// other placement sees the emptied cart.
+async fn concurrent_placements_of_one_cart(app: &TestApp, placements: usize) {
+    let (id, _) = product(app, "4.00", 10).await;
+    let token = user_token(fresh_user_id());
+    app.add_to_cart(&token, id, 2).await;
+    let mut answers = tokio::task::JoinSet::new();
+    for _ in 0..placements {
+        let app = TestApp {
+            base: app.base.clone(),
+            engine: app.engine,
+            client: app.client.clone(),
+        };
+        let token = token.clone();
+        answers.spawn(async move { place(&app, &token, None).await });
+    }
+    let mut made = Vec::new();
+    while let Some(answer) = answers.join_next().await {
+        let answer = answer.unwrap();
+        match answer.status {
+            201 => made.push(answer.body["id"].as_i64().unwrap()),
+            400 => assert_eq!(
+                answer.body["detail"], "Your cart is empty.",
+                "{:?}",
+                answer.body
+            ),
+            other => panic!("unexpected {other}: {:?}", answer.body),
+        }
+    }
+    assert_eq!(
+        made.len(),
+        1,
+        "{placements} placements of one cart made orders {made:?}"
+    );
+    assert_eq!(app.stock_of(id).await, 8, "the stock is taken once");
+    let mine = app.get("/api/orders/", Some(&token)).await;
+    assert_eq!(mine.body["count"], 1, "{:?}", mine.body);
+    let cart = app.get("/api/carts/", Some(&token)).await;
+    assert_eq!(cart.body["item_count"], 0, "{:?}", cart.body);
+}
+
+async fn five_placements_of_one_cart_make_one_order(app: TestApp) {
+    concurrent_placements_of_one_cart(&app, 5).await;
+}
+
+async fn twenty_placements_of_one_cart_make_one_order(app: TestApp) {
+    concurrent_placements_of_one_cart(&app, 20).await;
+}
+
 async fn methods_and_paths(app: TestApp) {
     let token = user_token(fresh_user_id());
     let wrong = app
@@ -565,5 +615,7 @@ e2e!(
     staff_move_orders_through_the_flow,
     fifty_buyers_for_ten_units,
     two_hundred_buyers_for_one_unit,
+    five_placements_of_one_cart_make_one_order,
+    twenty_placements_of_one_cart_make_one_order,
     methods_and_paths,
 );

@@ -168,10 +168,26 @@ impl OrderKey {
         shop_guest::auth::random_hex(16).map(|hex| Self(format!("r{hex}")))
     }
 
+    /// A key read back from the database.
+    pub fn stored(key: String) -> Self {
+        Self(key)
+    }
+
     /// The key.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// How long a checkout may take before it counts as dead and what it holds is given back: the
+/// `checkout_expiry_seconds` variable (default 60), which must outlast the runtime's request
+/// deadline. Anything but a whole number of seconds from 1 to 86,400 gives the default.
+pub fn checkout_expiry_seconds(variable: Option<&str>) -> i64 {
+    const DEFAULT: i64 = 60;
+    variable
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .filter(|seconds| (1..=86_400).contains(seconds))
+        .unwrap_or(DEFAULT)
 }
 
 /// The body of `POST /api/orders/`: an optional shipping address.
@@ -254,6 +270,16 @@ impl OrderFilter {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn checkout_expiry_defaults_and_refuses_nonsense() {
+        use super::checkout_expiry_seconds as expiry;
+        assert_eq!(expiry(None), 60);
+        assert_eq!(expiry(Some(" 3 ")), 3);
+        for bad in ["0", "-5", "1.5", "", "abc", "86401"] {
+            assert_eq!(expiry(Some(bad)), 60, "{bad:?}");
+        }
+    }
+
     use super::*;
     use shop_guest::json::parse_object;
     use shop_guest::User;

@@ -32,6 +32,8 @@ pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     let filter = OrderFilter::for_caller(user, &query)?;
     let pages = PageRequest::from_query(&query)?;
     let db = Db::open(crate::SERVICE)?;
+    // A checkout that died mid-way holds stock until someone looks: listings are one such look.
+    checkout::settle_stale_checkouts(&db, checkout::checkout_expiry());
     let count = storage::count(&db, &filter)?;
     let window = pages.window_for(count)?;
     let orders = storage::list(&db, &filter, window)?;

@@ -50,7 +50,10 @@ fn status_filter() -> utoipa::openapi::schema::ObjectBuilder {
     description = "Takes the stock of every line of the cart at once, or none (409 naming the \
                    product that is short); then the cart is emptied. An empty cart is a 400. A \
                    retry with the same `Idempotency-Key` returns the first order instead of \
-                   making a second one.",
+                   making a second one. Without a key, one cart still makes at most one order: \
+                   placements racing on the same cart make one, the others see the emptied \
+                   cart (400); one still waiting after 5 s for another checkout of the user is \
+                   a 409.",
     params(("Idempotency-Key" = Option<String>, Header, max_length = 255,
             pattern = r"^[!-~]{1,255}$",
             description = "Any key of 1 to 255 visible ASCII characters, new for each order \

@@ -122,10 +122,22 @@ pub struct NewOrder<'a> {
     pub lines: &'a [OrderLine],
 }
 
-/// Writes a pending order and its items in one transaction, stamped `now`. A taken order key
-/// or idempotency key (a concurrent retry placed the order first) is a `UniqueViolation`.
-pub fn insert(db: &Db, new: &NewOrder<'_>, now: Timestamp) -> Result<Order, StorageError> {
+/// Writes a pending order and its items in one transaction, stamped `now`, if the user's
+/// checkout under the order key is still live: `None` when it was abandoned (its request ran
+/// past the checkout expiry, and its reservation is being given back). A taken order key or
+/// idempotency key (a concurrent retry placed the order first) is a `UniqueViolation`.
+pub fn insert(db: &Db, new: &NewOrder<'_>, now: Timestamp) -> Result<Option<Order>, StorageError> {
     db.transaction(|db| {
+        // In the order's transaction: a settler that abandons the checkout either comes first
+        // (and then no order is written) or waits for this one and finds the order.
+        let live = db.execute(
+            "UPDATE checkouts SET state = 'placing' \
+             WHERE user_id = $1 AND order_key = $2 AND state = 'placing'",
+            &[Param::Int(new.user_id), new.order_key.as_str().into()],
+        )?;
+        if live == 0 {
+            return Ok(None);
+        }
         let row = db
             .query_one(
                 &format!(
@@ -164,8 +176,94 @@ pub fn insert(db: &Db, new: &NewOrder<'_>, now: Timestamp) -> Result<Order, Stor
                 .ok_or_else(|| StorageError::Query("INSERT returned no row".to_owned()))?;
             placed.items.push(item(&row)?);
         }
-        Ok(placed)
+        Ok(Some(placed))
     })
+}
+
+/// A checkout that outlived the checkout expiry, or is being settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleCheckout {
+    pub user_id: i64,
+    pub order_key: OrderKey,
+}
+
+/// Starts the user's checkout under `order_key`: false when another checkout of the user is
+/// in progress.
+pub fn claim_checkout(
+    db: &Db,
+    user_id: i64,
+    order_key: &OrderKey,
+    now: Timestamp,
+) -> Result<bool, StorageError> {
+    let claimed = db.execute(
+        "INSERT INTO checkouts (user_id, order_key, state, started_at) \
+         VALUES ($1, $2, 'placing', $3)",
+        &[Param::Int(user_id), order_key.as_str().into(), now.into()],
+    );
+    match claimed {
+        Ok(_) => Ok(true),
+        Err(StorageError::UniqueViolation(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether a checkout of the user is in progress (or not yet settled).
+pub fn checkout_in_progress(db: &Db, user_id: i64) -> Result<bool, StorageError> {
+    Ok(!db
+        .query(
+            "SELECT 1 AS one FROM checkouts WHERE user_id = $1",
+            &[Param::Int(user_id)],
+        )?
+        .is_empty())
+}
+
+/// Up to `limit` checkouts started before `cutoff` or abandoned: their requests are over.
+pub fn stale_checkouts(
+    db: &Db,
+    cutoff: Timestamp,
+    limit: i64,
+) -> Result<Vec<StaleCheckout>, StorageError> {
+    let rows = db.query(
+        "SELECT user_id, order_key FROM checkouts \
+         WHERE started_at < $1 OR state = 'abandoned' ORDER BY started_at LIMIT $2",
+        &[cutoff.into(), Param::Int(limit)],
+    )?;
+    rows.iter()
+        .map(|row| {
+            Ok(StaleCheckout {
+                user_id: row.int("user_id")?,
+                order_key: OrderKey::stored(row.text("order_key")?),
+            })
+        })
+        .collect()
+}
+
+/// Marks a stale checkout abandoned, so that no order can be written under it any more;
+/// false when it is not stale (or is gone): then it is not this caller's to settle.
+pub fn abandon_checkout(
+    db: &Db,
+    stale: &StaleCheckout,
+    cutoff: Timestamp,
+) -> Result<bool, StorageError> {
+    let changed = db.execute(
+        "UPDATE checkouts SET state = 'abandoned' WHERE user_id = $1 AND order_key = $2 \
+         AND (started_at < $3 OR state = 'abandoned')",
+        &[
+            Param::Int(stale.user_id),
+            stale.order_key.as_str().into(),
+            cutoff.into(),
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Ends the user's checkout under `order_key` (done, or settled).
+pub fn end_checkout(db: &Db, user_id: i64, order_key: &OrderKey) -> Result<(), StorageError> {
+    db.execute(
+        "DELETE FROM checkouts WHERE user_id = $1 AND order_key = $2",
+        &[Param::Int(user_id), order_key.as_str().into()],
+    )?;
+    Ok(())
 }
 
 /// `WHERE ...` for the list filters.
