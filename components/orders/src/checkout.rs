@@ -55,7 +55,7 @@ pub fn place_order(
     );
     match &outcome {
         // The claim is the settler's now, or it stays so that the settler clears the cart.
-        Err(Placing::ClaimLost) | Ok((_, Cart::NotCleared)) => {}
+        Err(Placing::ClaimLost | Placing::Holding(_)) | Ok((_, Cart::NotCleared)) => {}
         _ => {
             if let Err(error) = storage::end_checkout(&db, user.id, &order_key) {
                 eprintln!(
@@ -68,7 +68,7 @@ pub fn place_order(
     }
     match outcome {
         Ok((order, _)) => Ok(order),
-        Err(Placing::Refused(error)) => Err(error),
+        Err(Placing::Refused(error) | Placing::Holding(error)) => Err(error),
         Err(Placing::ClaimLost) => Err(ApiError::ServiceUnavailable(
             "The checkout took too long and was undone; try again.".to_owned(),
         )),
@@ -81,6 +81,9 @@ enum Placing {
     Refused(ApiError),
     /// The checkout ran past its expiry and was abandoned: its stock is given back.
     ClaimLost,
+    /// A failure after the reservation, which could not be given back now: the claim stays
+    /// for its settler.
+    Holding(ApiError),
 }
 
 impl From<ApiError> for Placing {
@@ -141,7 +144,10 @@ fn place_claimed(
                     return Ok((status::settle_stock(db, order), Cart::Cleared));
                 }
             }
-            release_after_failure(order_key);
+            if !release_after_failure(order_key) {
+                // The claim stays: its settler gives the stock back once it expires.
+                return Err(Placing::Holding(error));
+            }
             return Err(error.into());
         }
     };
@@ -336,11 +342,16 @@ fn answer_concurrent_retry(db: &Db, order_key: &OrderKey) -> Result<Order, ApiEr
 
 /// Gives back a reservation no order will hold; a failure is logged (the products service
 /// cannot answer now) since the client's answer is the original error.
-fn release_after_failure(order_key: &OrderKey) {
-    if let Err(reason) = services::release(order_key.as_str()) {
-        eprintln!(
-            "the reservation {} could not be released: {reason}",
-            order_key.as_str()
-        );
+/// Answers whether the stock is back.
+fn release_after_failure(order_key: &OrderKey) -> bool {
+    match services::release(order_key.as_str()) {
+        Ok(_) => true,
+        Err(reason) => {
+            eprintln!(
+                "the reservation {} could not be released yet: {reason}",
+                order_key.as_str()
+            );
+            false
+        }
     }
 }
