@@ -101,8 +101,6 @@ impl PostgresPools {
             .test_before_acquire(false)
             // Several hosts share one server's connection limit: give back what sits idle.
             .idle_timeout(Some(std::time::Duration::from_secs(30)))
-            // What one request set on its session must not reach the next request.
-            .after_release(|conn, _| Box::pin(async move { Ok(reset_session(conn).await) }))
             .connect_lazy_with(options);
         let _ = slot.set((address.into(), pool.clone()));
         Ok(pool)
@@ -135,8 +133,7 @@ impl PostgresPools {
 const RESET_SESSION: &str = "CLOSE ALL; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); \
                              DISCARD TEMP; DISCARD SEQUENCES";
 
-/// Resets a connection returning to its pool; `false` (close it) when that fails, e.g. while a
-/// transaction the guest left open is still aborted.
+/// Resets a connection before it returns to its pool; `false` (close it) when that fails.
 async fn reset_session(conn: &mut sqlx::PgConnection) -> bool {
     match conn.execute(RESET_SESSION).await {
         Ok(_) => true,
@@ -180,6 +177,10 @@ pub struct Connection {
     conn: Option<PoolConnection<Postgres>>,
     /// Set once a statement may have opened a transaction, cleared by a successful COMMIT.
     transaction_may_be_open: bool,
+    /// Set once a statement may have left state in the session: it is reset before the
+    /// connection serves another request. Plain queries and DML (every request of the shop)
+    /// leave none, and cost no reset.
+    session_may_change: bool,
 }
 
 impl Connection {
@@ -188,6 +189,7 @@ impl Connection {
             pool,
             conn: None,
             transaction_may_be_open: false,
+            session_may_change: false,
         }
     }
 
@@ -198,6 +200,9 @@ impl Connection {
     ) -> Result<&mut PoolConnection<Postgres>, wit::Error> {
         if opens_transaction(statement) {
             self.transaction_may_be_open = true;
+        }
+        if may_change_session(statement) {
+            self.session_may_change = true;
         }
         match &mut self.conn {
             Some(conn) => Ok(conn),
@@ -271,15 +276,23 @@ impl Drop for Connection {
             drop(conn.detach());
             return;
         };
-        if !self.transaction_may_be_open {
+        let (rollback, reset) = (self.transaction_may_be_open, self.session_may_change);
+        if !rollback && !reset {
             return; // dropping it returns it to the pool
         }
         runtime.spawn(async move {
             let mut conn = conn;
             // Outside a transaction ROLLBACK only warns; if it fails the connection is broken
             // and the pool's check on return closes it.
-            if let Err(error) = (&mut *conn).execute("ROLLBACK").await {
-                tracing::warn!(%error, "rolling back a dropped Postgres connection failed; closing it");
+            if rollback {
+                if let Err(error) = (&mut *conn).execute("ROLLBACK").await {
+                    tracing::warn!(%error, "rolling back a dropped Postgres connection failed; closing it");
+                    conn.close_on_drop();
+                    return;
+                }
+            }
+            // What one request set on its session must not reach the next request.
+            if reset && !reset_session(&mut conn).await {
                 conn.close_on_drop();
             }
         });
@@ -558,6 +571,51 @@ fn opens_transaction(statement: &str) -> bool {
         }
     });
     opens
+}
+
+/// Whether `statement` may leave state in the session for a later request: anything but a query,
+/// DML or transaction control (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE ..., DO, LOCK), or a
+/// statement naming a temporary object or a function that sets session state. A function of the
+/// service's own that does so unseen reaches only the service's own later requests: the pool is
+/// the service's role's alone.
+fn may_change_session(statement: &str) -> bool {
+    const PLAIN: [&str; 15] = [
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "WITH",
+        "VALUES",
+        "TABLE",
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+    ];
+    const SESSION: [&str; 7] = [
+        "TEMP",
+        "TEMPORARY",
+        "set_config",
+        "pg_advisory_lock",
+        "pg_advisory_lock_shared",
+        "pg_try_advisory_lock",
+        "pg_try_advisory_lock_shared",
+    ];
+    let mut changes = false;
+    let mut first = true;
+    for_each_word(statement, |word, _| {
+        let is = |k: &&str| word.eq_ignore_ascii_case(k);
+        if first {
+            first = false;
+            changes |= !PLAIN.iter().any(is);
+        }
+        changes |= SESSION.iter().any(is);
+    });
+    changes
 }
 
 /// Whether `statement` is exactly COMMIT, END, ROLLBACK or ABORT (with an optional WORK or
@@ -1651,6 +1709,38 @@ mod tests {
             &["postgres://*.*:*"]
         ));
         assert!(check("postgres://anything:1/x", &["insecure:allow-all"]));
+    }
+
+    #[test]
+    fn statements_that_leave_session_state_are_recognised() {
+        for plain in [
+            "SELECT id, name FROM products WHERE id = $1",
+            "INSERT INTO orders (a) VALUES ($1) RETURNING id",
+            "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1",
+            "WITH x AS (SELECT 1) DELETE FROM t WHERE id IN (SELECT * FROM x)",
+            "BEGIN",
+            "COMMIT",
+            "SELECT 'SET search_path TO x; set_config' AS text -- TEMP",
+            "",
+        ] {
+            assert!(!may_change_session(plain), "{plain}");
+        }
+        for stateful in [
+            "SET search_path TO accounts",
+            "set statement_timeout = 1",
+            "RESET ALL",
+            "LISTEN channel",
+            "PREPARE p AS SELECT 1",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "CREATE TEMP TABLE t (a int)",
+            "SELECT * INTO TEMPORARY t FROM products",
+            "SELECT set_config('application_name', 'x', false)",
+            "SELECT pg_advisory_lock(1)",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "  /* c */ Set role postgres",
+        ] {
+            assert!(may_change_session(stateful), "{stateful}");
+        }
     }
 
     #[test]
