@@ -506,7 +506,7 @@ async fn open_databases(
         for suffix in ["-wal", "-shm"] {
             let mut side = path.clone().into_os_string();
             side.push(suffix);
-            set_mode_if_present(Path::new(&side), 0o600)?;
+            secrets::set_mode_if_present(Path::new(&side), 0o600)?;
         }
     }
     Ok(Databases {
@@ -519,16 +519,12 @@ async fn open_databases(
 /// and makes the data folder 0700 and the file 0600 if they were not: the databases hold
 /// password hashes and orders, for the host's user only.
 fn private_database_file(path: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+        secrets::create_private_dir(parent)?;
         // The data folder of a local run; a folder the operator chose keeps its mode.
         if parent.file_name() == Some(std::ffi::OsStr::new(secrets::DATA_DIR)) {
-            set_mode_if_present(parent, 0o700)?;
+            secrets::set_mode_if_present(parent, 0o700)?;
         }
     }
     std::fs::OpenOptions::new()
@@ -538,21 +534,7 @@ fn private_database_file(path: &Path) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    set_mode_if_present(path, 0o600)
-}
-
-/// Sets `path`'s permission bits to `mode` when it exists.
-fn set_mode_if_present(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.permissions().mode() & 0o777 != mode => {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                .with_context(|| format!("cannot make {} private", path.display()))
-        }
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
+    secrets::set_mode_if_present(path, 0o600)
 }
 
 /// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names;

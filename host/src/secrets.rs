@@ -230,13 +230,8 @@ fn hex(bytes: &[u8]) -> String {
 /// Makes the secrets folder `dir` (mode 0700) if needed and writes `value` to `path` in it,
 /// readable by its owner only.
 fn write_private(path: &Path, value: &str) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = path.parent().expect("a secret file has a folder");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    create_private_dir(path.parent().expect("a secret file has a folder"))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -246,7 +241,17 @@ fn write_private(path: &Path, value: &str) -> Result<()> {
         .with_context(|| format!("cannot write the generated secret {}", path.display()))?;
     file.write_all(value.as_bytes())?;
     // `mode` applies only to a file it creates.
-    set_mode(path, 0o600)
+    set_mode_if_present(path, 0o600)
+}
+
+/// Makes `dir` and whatever of its parents is missing, each new folder 0700.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// Makes an existing secrets folder 0700 and the files in it 0600.
@@ -256,22 +261,29 @@ fn tighten_permissions(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
     };
-    set_mode(dir, 0o700)?;
+    set_mode_if_present(dir, 0o700)?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
         // Not through a link: its target is not ours to change.
         if entry.file_type()?.is_file() {
-            set_mode(&entry.path(), 0o600)?;
+            set_mode_if_present(&entry.path(), 0o600)?;
         }
     }
     Ok(())
 }
 
-/// Sets the permission bits of `path`.
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+/// Sets the permission bits of `path` to `mode` when it exists and has others.
+pub fn set_mode_if_present(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot restrict the permissions of {}", path.display()))
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & 0o777 != mode => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot restrict the permissions of {}", path.display()))
+        }
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 #[cfg(test)]
