@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::helpers::{
-    build_components, fresh_postgres_database, fresh_user_id, fresh_workdir, host_command,
-    repo_root, spawn_serving, user_token, wait_healthy, Engine, TestApp,
+    build_components, fresh_user_id, fresh_workdir, host_command, repo_root, serve_on, user_token,
+    Engine, TestApp,
 };
 use crate::orders::{place, product, units_held};
 
@@ -36,22 +36,10 @@ fn start(engine: Engine) -> Option<CutHost> {
     )
     .args(["up", "--listen", "127.0.0.1:0", "--no-watch"])
     .args(["--request-timeout", DEADLINE]);
-    let admin_url = match engine {
-        Engine::Sqlite => None,
-        Engine::Postgres => {
-            let url = fresh_postgres_database()?;
-            cmd.args(["--database-url", &url]);
-            Some(url)
-        }
-    };
-    let host = spawn_serving(cmd, &workdir, &repo_root().join("spin.toml"));
-    wait_healthy(&host.base);
+    let manifest = repo_root().join("spin.toml");
+    let (app, admin_url) = serve_on(engine, cmd, &workdir, &manifest, &[])?;
     Some(CutHost {
-        app: TestApp {
-            base: host.base,
-            engine,
-            client: reqwest::Client::new(),
-        },
+        app,
         workdir,
         admin_url,
     })

@@ -210,6 +210,34 @@ pub fn spawn_until_serving(cmd: Command, workdir: &Path) -> (String, PathBuf) {
     (host.base, host.log)
 }
 
+/// Runs `cmd` (a `shop up ...`) on `manifest` on `engine`: on Postgres with `--database-url` of
+/// a fresh database and `extra_postgres` arguments. Answers a client of the healthy host and
+/// the operator's database URL (Postgres), or `None` when Postgres is skipped.
+pub fn serve_on(
+    engine: Engine,
+    mut cmd: Command,
+    workdir: &Path,
+    manifest: &Path,
+    extra_postgres: &[&str],
+) -> Option<(TestApp, Option<String>)> {
+    let admin_url = match engine {
+        Engine::Sqlite => None,
+        Engine::Postgres => {
+            let url = fresh_postgres_database()?;
+            cmd.args(["--database-url", &url]).args(extra_postgres);
+            Some(url)
+        }
+    };
+    let host = spawn_serving(cmd, workdir, manifest);
+    wait_healthy(&host.base);
+    let app = TestApp {
+        base: host.base,
+        engine,
+        client: reqwest::Client::new(),
+    };
+    Some((app, admin_url))
+}
+
 /// A host process started by [`spawn_serving`].
 #[allow(dead_code)]
 pub struct SpawnedHost {

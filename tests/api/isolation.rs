@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::helpers::{
     build_components, fresh_postgres_database, fresh_workdir, host_command, hs256_token_with,
-    repo_root, spawn_serving, staff_token, test_component, unique_suffix, wait_healthy, Engine,
-    TestApp,
+    repo_root, serve_on, staff_token, test_component, unique_suffix, Engine, TestApp,
 };
 
 /// A host serving the repository's spin.toml with `hostile` in place of orders.
@@ -52,22 +51,10 @@ impl HostileHost {
 
         let mut cmd = host_command(&workdir);
         cmd.args(["up", "--listen", "127.0.0.1:0", "--no-watch"]);
-        let admin_url = match engine {
-            Engine::Sqlite => None,
-            Engine::Postgres => {
-                let url = fresh_postgres_database()?;
-                cmd.args(["--database-url", &url, "--postgres-pool-size", "4"]);
-                Some(url)
-            }
-        };
-        let host = spawn_serving(cmd, &workdir, &manifest_path);
-        wait_healthy(&host.base);
+        let pool = ["--postgres-pool-size", "4"];
+        let (app, admin_url) = serve_on(engine, cmd, &workdir, &manifest_path, &pool)?;
         Some(Self {
-            app: TestApp {
-                base: host.base,
-                engine,
-                client: reqwest::Client::new(),
-            },
+            app,
             workdir,
             admin_url,
         })
