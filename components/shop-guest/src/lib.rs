@@ -7,12 +7,15 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+mod migrations;
 pub mod money;
 pub mod openapi;
 pub mod paging;
 pub mod request;
 pub mod response;
 pub mod routing;
+#[cfg(test)]
+mod sql_split;
 pub mod storage;
 pub mod time;
 

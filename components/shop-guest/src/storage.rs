@@ -4,12 +4,14 @@
 //! SQL uses numbered parameters `$1..$n` on both engines (numbered in order of first
 //! appearance); rows are read by column name into engine-neutral values.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use spin_sdk::{pg4, sqlite3};
 
 use crate::error::ApiError;
+use crate::migrations::{self, Migration};
 use crate::time::Timestamp;
 
 /// Which database engine a connection talks to.
@@ -508,6 +510,13 @@ enum Connection {
 /// An open connection to the component's own database.
 pub struct Db {
     connection: Connection,
+    /// The service's embedded SQLite migrations, applied when a statement finds the schema
+    /// lacking (none for a database opened by address).
+    migrations: &'static [Migration],
+    /// Whether a transaction is open (a migration then runs inside it).
+    in_transaction: Cell<bool>,
+    /// Whether the migrations are being applied (their own statements are not retried).
+    migrating: Cell<bool>,
 }
 
 impl Db {
@@ -519,7 +528,9 @@ impl Db {
         let address = spin_sdk::variables::get(&variable).map_err(|e| {
             StorageError::Unavailable(format!("the `{variable}` variable is not set: {e}"))
         })?;
-        Self::open_address(&address)
+        let mut db = Self::open_address(&address)?;
+        db.migrations = migrations::sqlite(service);
+        Ok(db)
     }
 
     /// Opens a SQLite label or a `postgres://` URL.
@@ -532,7 +543,12 @@ impl Db {
                 pg4::Connection::open(address).map_err(StorageError::from_postgres)?,
             ),
         };
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            migrations: &[],
+            in_transaction: Cell::new(false),
+            migrating: Cell::new(false),
+        })
     }
 
     /// The engine behind this connection (for the rare SQL that differs).
@@ -547,10 +563,7 @@ impl Db {
     pub fn execute(&self, sql: &str, params: &[Param]) -> Result<u64, StorageError> {
         match &self.connection {
             Connection::Sqlite(connection) => {
-                let values: Vec<sqlite3::Value> = params.iter().map(Param::to_sqlite).collect();
-                connection
-                    .execute(sql, &values)
-                    .map_err(StorageError::from_sqlite)?;
+                self.run_sqlite(connection, sql, params)?;
                 Ok(connection.changes())
             }
             Connection::Postgres(connection) => {
@@ -567,10 +580,7 @@ impl Db {
     pub fn query(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StorageError> {
         match &self.connection {
             Connection::Sqlite(connection) => {
-                let values: Vec<sqlite3::Value> = params.iter().map(Param::to_sqlite).collect();
-                let result = connection
-                    .execute(sql, &values)
-                    .map_err(StorageError::from_sqlite)?;
+                let result = self.run_sqlite(connection, sql, params)?;
                 let columns: Rc<[String]> = result.columns.into();
                 Ok(result
                     .rows
@@ -604,6 +614,36 @@ impl Db {
         }
     }
 
+    /// Runs a statement on SQLite; where the schema lacks what it uses, applies the service's
+    /// embedded migrations and runs it once more (a database `spin up` has not migrated).
+    fn run_sqlite(
+        &self,
+        connection: &sqlite3::Connection,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<sqlite3::QueryResult, StorageError> {
+        let values: Vec<sqlite3::Value> = params.iter().map(Param::to_sqlite).collect();
+        match connection.execute(sql, &values) {
+            Ok(result) => Ok(result),
+            Err(error) => {
+                let error = StorageError::from_sqlite(error);
+                if self.migrations.is_empty()
+                    || self.migrating.get()
+                    || !migrations::is_missing_schema(&error)
+                {
+                    return Err(error);
+                }
+                self.migrating.set(true);
+                let migrated = migrations::apply(self, self.migrations, self.in_transaction.get());
+                self.migrating.set(false);
+                migrated?;
+                connection
+                    .execute(sql, &values)
+                    .map_err(StorageError::from_sqlite)
+            }
+        }
+    }
+
     /// Runs a built statement that returns rows.
     pub fn query_statement(&self, statement: &Statement) -> Result<Vec<Row>, StorageError> {
         self.query(statement.sql(), statement.params())
@@ -620,7 +660,10 @@ impl Db {
         E: From<StorageError>,
     {
         self.execute(self.engine().begin(), &[])?;
-        match body(self) {
+        self.in_transaction.set(true);
+        let outcome = body(self);
+        self.in_transaction.set(false);
+        match outcome {
             Ok(value) => match self.execute("COMMIT", &[]) {
                 Ok(_) => Ok(value),
                 Err(error) => {
