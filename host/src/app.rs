@@ -52,6 +52,9 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     /// Whether to run `shop build` first.
     pub build: bool,
+    /// Whether to apply the services' migrations (`shop up --no-migrate` leaves the schema to
+    /// the services, as under `spin up`).
+    pub migrate: bool,
     /// The most connections each Postgres pool (one per service schema) may open.
     pub postgres_pool_size: u32,
     /// The bounds on every request.
@@ -274,6 +277,7 @@ async fn load_data(options: &AppOptions) -> Result<AppData> {
             &manifest,
             config,
             &databases,
+            options.migrate,
             options.database_url.is_none(),
         )
         .await?;
@@ -537,12 +541,14 @@ fn private_database_file(path: &Path) -> Result<()> {
     secrets::set_mode_if_present(path, 0o600)
 }
 
-/// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names;
-/// `warn_shared_login`: say so when a URL the operator gave logs in as a superuser.
+/// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names
+/// (unless `migrate` is false: then only a Postgres pool is opened); `warn_shared_login`: say
+/// so when a URL the operator gave logs in as a superuser.
 async fn apply_migrations(
     manifest: &Manifest,
     config: &ComponentConfig,
     databases: &Databases,
+    migrate: bool,
     warn_shared_login: bool,
 ) -> Result<()> {
     let Some(database) = config.variables.get(&database_variable(&config.id)) else {
@@ -558,7 +564,9 @@ async fn apply_migrations(
                  README \"Postgres roles\")"
             );
         }
-        migrate::migrate_postgres(&config.id, database, &dir.join("postgres")).await?;
+        if migrate {
+            migrate::migrate_postgres(&config.id, database, &dir.join("postgres")).await?;
+        }
         // Made now, the pool serves the first request warm and is what /healthz checks.
         databases.postgres.pool(database).await.map_err(|err| {
             anyhow::anyhow!(
@@ -574,6 +582,9 @@ async fn apply_migrations(
                 config.id
             )
         })?;
+        if !migrate {
+            return Ok(());
+        }
         migrate::migrate_sqlite(&config.id, pool, &dir.join("sqlite")).await
     }
 }

@@ -62,6 +62,7 @@ impl AppArgs {
             database_url: self.database_url,
             postgres_pool_size: self.postgres_pool_size,
             build,
+            migrate: true,
             limits: engine::Limits::default(),
         }
     }
@@ -93,6 +94,10 @@ enum Command {
         /// Do not swap a component when its source file changes.
         #[arg(long)]
         no_watch: bool,
+        /// Apply no migrations, as `spin up` does: each SQLite service then creates its schema
+        /// from its embedded migrations on first use (Postgres needs `shop migrate` first).
+        #[arg(long)]
+        no_migrate: bool,
         /// Turn on the admin API (`/_admin/components`), protected by the token in this file
         /// (or in SHOP_ADMIN_TOKEN).
         #[arg(long, value_name = "PATH")]
@@ -175,10 +180,12 @@ fn main() -> ExitCode {
                 max_memory,
                 shutdown_timeout,
                 no_watch,
+                no_migrate,
                 admin_token_file,
             } => {
                 let admin_token = swap::admin_token(admin_token_file.as_deref())?;
                 let mut app = app.options(build);
+                app.migrate = !no_migrate;
                 app.limits.request_timeout = request_timeout;
                 app.limits.max_memory = max_memory;
                 app::up(app::UpOptions {
