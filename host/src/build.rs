@@ -4,8 +4,12 @@ use anyhow::{bail, Context, Result};
 
 use crate::manifest::Manifest;
 
+/// The target the components are built for.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
 /// Builds every component that has a build command, in manifest order, streaming their output.
 pub async fn build_all(manifest: &Manifest) -> Result<()> {
+    add_missing_wasm_target(manifest).await?;
     let mut built = 0;
     for (id, component) in &manifest.components {
         let Some(build) = &component.build else {
@@ -38,4 +42,91 @@ pub async fn build_all(manifest: &Manifest) -> Result<()> {
         println!("Finished building all components");
     }
     Ok(())
+}
+
+/// Adds the wasm32-wasip2 target with rustup when a build command builds for it and the
+/// toolchain lacks it. rust-toolchain.toml lists the target, but rustup adds a toolchain file's
+/// targets only when it installs the toolchain, not to a stable toolchain already there, so on a
+/// fresh machine the first build would stop at "can't find crate for core". rustup runs in the
+/// manifest's folder with this process's environment: under `cargo run` the toolchain rustup's
+/// proxy chose (RUSTUP_TOOLCHAIN), else the one the toolchain file names.
+async fn add_missing_wasm_target(manifest: &Manifest) -> Result<()> {
+    let commands: Vec<&str> = manifest
+        .components
+        .values()
+        .filter_map(|component| component.build.as_ref())
+        .map(|build| build.command.as_str())
+        .collect();
+    if !builds_for_wasm_target(&commands) {
+        return Ok(());
+    }
+    let listed = tokio::process::Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(&manifest.dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await;
+    // Without rustup (or with a toolchain it does not manage), cargo itself says what is missing.
+    let installed = match listed {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => return Ok(()),
+    };
+    if !lacks_wasm_target(&installed) {
+        return Ok(());
+    }
+    println!(
+        "Adding the {WASM_TARGET} target to the Rust toolchain: rustup target add {WASM_TARGET}"
+    );
+    let added = tokio::process::Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .current_dir(&manifest.dir)
+        .status()
+        .await;
+    match added {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!(
+            "cannot add the {WASM_TARGET} target ({status}): run `rustup target add {WASM_TARGET}` yourself, then build again"
+        ),
+        Err(err) => bail!(
+            "cannot run rustup to add the {WASM_TARGET} target ({err}): run `rustup target add {WASM_TARGET}` yourself, then build again"
+        ),
+    }
+}
+
+/// Whether one of the build commands builds for the wasm32-wasip2 target.
+fn builds_for_wasm_target(commands: &[&str]) -> bool {
+    commands.iter().any(|command| command.contains(WASM_TARGET))
+}
+
+/// Whether `installed`, the output of `rustup target list --installed`, lacks wasm32-wasip2.
+fn lacks_wasm_target(installed: &str) -> bool {
+    !installed.lines().any(|line| line.trim() == WASM_TARGET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_commands_that_name_the_target_need_it() {
+        let cargo = "cargo build --target wasm32-wasip2 --release -p cart";
+        assert!(builds_for_wasm_target(&["make docs", cargo]));
+        assert!(!builds_for_wasm_target(&[
+            "cargo build --release",
+            "npm run build"
+        ]));
+        assert!(!builds_for_wasm_target(&[]));
+    }
+
+    #[test]
+    fn the_target_is_missing_unless_rustup_lists_it_on_a_line_of_its_own() {
+        assert!(!lacks_wasm_target(
+            "x86_64-unknown-linux-gnu\nwasm32-wasip2\n"
+        ));
+        assert!(lacks_wasm_target("x86_64-unknown-linux-gnu\n"));
+        assert!(lacks_wasm_target(
+            "x86_64-unknown-linux-gnu\nwasm32-wasip1\nwasm32-wasip2-threads\n"
+        ));
+        assert!(lacks_wasm_target(""));
+    }
 }
