@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -58,25 +58,64 @@ pub fn shop_bin() -> &'static str {
     env!("CARGO_BIN_EXE_shop")
 }
 
-/// Builds every component of spin.toml to wasm32-wasip2 (release), once per test process.
+/// Builds every component of spin.toml to wasm32-wasip2 (release), once per test process, the
+/// way the README does: `shop build`, which adds the target when the toolchain lacks it and
+/// makes cart-with-products.wasm too.
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
+        let _target = WASM_TARGET_CHECK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let out = Command::new(shop_bin())
             .current_dir(repo_root())
-            .args(["build", "--target", "wasm32-wasip2", "--release"])
-            .args([
-                "-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders", "-p", "docs",
-            ])
+            .arg("build")
+            .arg("--manifest")
+            .arg(repo_root().join("spin.toml"))
             .output()
-            .expect("run cargo to build the components");
+            .expect("run `shop build` to build the components");
         assert!(
             out.status.success(),
-            "building the components failed:\n{}",
+            "`shop build` failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     });
+}
+
+/// Held by whatever may add the wasm32-wasip2 target (`shop build`, [`add_missing_wasm_target`]):
+/// two `rustup target add` at once would race on the toolchain's folder.
+static WASM_TARGET_CHECK: Mutex<()> = Mutex::new(());
+
+/// Adds the wasm32-wasip2 target when rustup manages the toolchain and lacks it, as `shop build`
+/// does before the app's build commands (rust-toolchain.toml's `targets` do not reach a stable
+/// toolchain that was installed before).
+fn add_missing_wasm_target() {
+    let _target = WASM_TARGET_CHECK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(repo_root())
+        .output();
+    // Without rustup (or with a toolchain it does not manage), cargo says what is missing.
+    let Ok(listed) = listed else { return };
+    let installed = String::from_utf8_lossy(&listed.stdout);
+    if !listed.status.success() || installed.lines().any(|line| line.trim() == "wasm32-wasip2") {
+        return;
+    }
+    let out = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run rustup to add the wasm32-wasip2 target");
+    assert!(
+        out.status.success(),
+        "`rustup target add wasm32-wasip2` failed ({}); run it yourself:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The base URL of the Postgres server the tests use (a fresh database is made on it).
@@ -331,6 +370,7 @@ pub fn build_test_components() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            add_missing_wasm_target();
             let target = repo_root().join("target/test-components");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
