@@ -11,6 +11,7 @@ mod migrations;
 pub mod money;
 pub mod openapi;
 pub mod paging;
+pub mod query;
 pub mod request;
 pub mod response;
 pub mod routing;
