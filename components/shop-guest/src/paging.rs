@@ -72,11 +72,14 @@ impl PageRequest {
         }
     }
 
-    /// The rows to fetch once the total is known (the last page for `last`).
+    /// The rows to fetch once the total is known (the last page for `last`); a page past the
+    /// end is the 404 here, so that its offset (up to `i64::MAX`) never reaches a statement.
     pub fn window_for(&self, count: u64) -> Result<PageWindow, ApiError> {
+        let pages = page_count(count, self.size);
         match self.number {
+            PageNumber::Number(number) if number > pages => Err(invalid_page()),
             PageNumber::Number(number) => PageWindow::new(number, self.size),
-            PageNumber::Last => PageWindow::new(page_count(count, self.size), self.size),
+            PageNumber::Last => PageWindow::new(pages, self.size),
         }
     }
 }
@@ -300,6 +303,26 @@ mod tests {
         assert_eq!(last.window().unwrap(), None);
         assert_eq!(last.window_for(25).unwrap().offset(), 20);
         assert_eq!(last.window_for(0).unwrap().offset(), 0);
+    }
+
+    #[test]
+    fn pages_past_the_end_are_404_before_any_query() {
+        let third = page_request("page=3&page_size=10").unwrap();
+        assert_eq!(third.window_for(21).unwrap().offset(), 20);
+        assert_eq!(third.window_for(20).unwrap_err().status(), 404);
+        // Page 1 of an empty list is a page; page 2 is not.
+        assert!(page_request("").unwrap().window_for(0).is_ok());
+        assert!(page_request("page=2").unwrap().window_for(0).is_err());
+        // A page number far past the end never becomes an offset for a statement.
+        for page in [
+            "461168601842738791",
+            "9223372036854775807",
+            "18446744073709551615",
+        ] {
+            let request = page_request(&format!("page={page}")).unwrap();
+            let error = request.window_for(1_000_000).unwrap_err();
+            assert_eq!(error.detail().as_deref(), Some("Invalid page."), "{page}");
+        }
     }
 
     #[test]
