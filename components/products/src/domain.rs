@@ -2,9 +2,10 @@
 
 use std::collections::HashSet;
 
-use shop_guest::error::{ApiError, FieldErrors};
+use shop_guest::error::ApiError;
 use shop_guest::json::{FieldValue, Fields, Presence, TextRules};
 use shop_guest::money::{self, Money};
+use shop_guest::query::{ListParams, TermRules};
 use shop_guest::request::Query;
 use shop_guest::storage::StorageError;
 
@@ -100,6 +101,25 @@ impl NewProduct {
     }
 }
 
+/// What `GET /api/products/` asks for besides the page, every parameter within its bounds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductListQuery {
+    pub filter: ProductFilter,
+    pub ordering: Vec<SortBy>,
+}
+
+impl ProductListQuery {
+    /// Reads the filters and the ordering; every parameter past its bound or invalid is named
+    /// in one 400 (`{"search": ["Ensure this field has no more than 10 terms."]}`).
+    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        let mut params = ListParams::new(query);
+        let filter = ProductFilter::read(&mut params);
+        let ordering = read_ordering(&mut params);
+        params.finish()?;
+        Ok(Self { filter, ordering })
+    }
+}
+
 /// The list filters of `GET /api/products/`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductFilter {
@@ -113,49 +133,54 @@ pub struct ProductFilter {
     pub in_stock: Option<bool>,
 }
 
+/// `search`: DRF `SearchFilter`'s terms (commas and whitespace separate them, all must match),
+/// bounded so that the `WHERE` clause stays far below SQLite's expression depth. A repeated
+/// term counts against the bound but makes no second condition.
+pub const SEARCH: TermRules = TermRules {
+    max_chars: 200,
+    max_terms: 10,
+    noun: "terms",
+    separator: |c| c == ',' || c.is_whitespace(),
+};
+
+/// The most characters of `min_price` and `max_price`: room for any decimal that means
+/// something as a price bound (`1e400` and `-99999999999999999999999` included).
+pub const PRICE_BOUND_MAX_CHARS: usize = 100;
+
 impl ProductFilter {
     /// Reads `search`, `min_price`, `max_price` and `in_stock`; an invalid price bound is a 400
     /// `{"min_price": ["Enter a number."]}`. Empty values are no filter.
-    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
-        let mut errors = FieldErrors::new();
-        let mut price_bound = |name: &str, to_cents: fn(&str) -> Option<i64>| {
-            let text = query
-                .get(name)
-                .map(str::trim)
-                .filter(|text| !text.is_empty())?;
-            let cents = to_cents(text);
-            if cents.is_none() {
-                errors.add(name, "Enter a number.");
+    pub fn read(params: &mut ListParams<'_>) -> Self {
+        let price_bound = |to_cents: fn(&str) -> Option<i64>| {
+            move |text: &str| {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                to_cents(text)
+                    .map(Some)
+                    .ok_or_else(|| "Enter a number.".to_owned())
             }
-            cents
         };
-        let min_price_cents = price_bound("min_price", money::cents_at_least);
-        let max_price_cents = price_bound("max_price", money::cents_at_most);
-        let in_stock = query.get("in_stock").and_then(|text| {
-            let value = parse_bool(text);
-            if value.is_none() {
-                errors.add("in_stock", "Must be `true` or `false`.");
-            }
-            value
-        });
-        errors.into_result()?;
-        Ok(Self {
-            search_terms: search_terms(query.get("search").unwrap_or_default()),
-            min_price_cents,
-            max_price_cents,
-            in_stock,
-        })
+        Self {
+            search_terms: params.terms("search", SEARCH),
+            min_price_cents: params.read(
+                "min_price",
+                PRICE_BOUND_MAX_CHARS,
+                price_bound(money::cents_at_least),
+            ),
+            max_price_cents: params.read(
+                "max_price",
+                PRICE_BOUND_MAX_CHARS,
+                price_bound(money::cents_at_most),
+            ),
+            in_stock: params.read("in_stock", "false".len(), |text| {
+                parse_bool(text)
+                    .map(Some)
+                    .ok_or_else(|| "Must be `true` or `false`.".to_owned())
+            }),
+        }
     }
-}
-
-/// DRF `SearchFilter` terms: commas and whitespace separate terms, NULs are dropped.
-fn search_terms(search: &str) -> Vec<String> {
-    search
-        .replace('\0', "")
-        .replace(',', " ")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The `in_stock` filter's value.
@@ -184,29 +209,37 @@ pub struct SortBy {
     pub descending: bool,
 }
 
-/// `ordering=price,-name`: known terms in order; unknown ones are ignored (empty: by id).
-pub fn ordering_from_query(query: &Query) -> Vec<SortBy> {
-    let Some(ordering) = query.get("ordering") else {
-        return Vec::new();
-    };
+/// `ordering`: at most 4 comma-separated keys (there are only 4 columns to sort by; blank
+/// pieces are not keys) in at most 100 characters.
+pub const ORDERING: TermRules = TermRules {
+    max_chars: 100,
+    max_terms: 4,
+    noun: "keys",
+    separator: |c| c == ',',
+};
+
+/// `ordering=price,-name`: known keys in order; unknown ones are ignored (none: by id). A key
+/// given again, in either direction, is dropped: the first already decided every tie the
+/// second could (`price,-price` sorts as `price`).
+pub fn read_ordering(params: &mut ListParams<'_>) -> Vec<SortBy> {
+    let mut ordering: Vec<SortBy> = Vec::new();
+    for term in params.terms("ordering", ORDERING) {
+        let (descending, name) = match term.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, term.as_str()),
+        };
+        let key = match name {
+            "name" => SortKey::Name,
+            "price" => SortKey::Price,
+            "created_at" => SortKey::CreatedAt,
+            "stock" => SortKey::Stock,
+            _ => continue,
+        };
+        if ordering.iter().all(|sort| sort.key != key) {
+            ordering.push(SortBy { key, descending });
+        }
+    }
     ordering
-        .split(',')
-        .filter_map(|term| {
-            let term = term.trim();
-            let (descending, name) = match term.strip_prefix('-') {
-                Some(name) => (true, name),
-                None => (false, term),
-            };
-            let key = match name {
-                "name" => SortKey::Name,
-                "price" => SortKey::Price,
-                "created_at" => SortKey::CreatedAt,
-                "stock" => SortKey::Stock,
-                _ => return None,
-            };
-            Some(SortBy { key, descending })
-        })
-        .collect()
 }
 
 /// A product as other services read it now (`shop:products/catalogue`).
@@ -327,14 +360,29 @@ pub enum ReserveError {
 mod tests {
     use super::*;
 
+    fn list_query(query: &str) -> Result<ProductListQuery, serde_json::Value> {
+        ProductListQuery::from_query(&Query::parse(query)).map_err(|error| {
+            assert_eq!(error.status(), 400, "{query}");
+            serde_json::from_slice(&error.body()).unwrap()
+        })
+    }
+
+    fn filter(query: &str) -> Result<ProductFilter, serde_json::Value> {
+        list_query(query).map(|list| list.filter)
+    }
+
+    fn ordering(query: &str) -> Vec<SortBy> {
+        list_query(query).unwrap().ordering
+    }
+
+    fn by(key: SortKey, descending: bool) -> SortBy {
+        SortBy { key, descending }
+    }
+
     #[test]
     fn filters_read_from_the_query() {
-        let filter = ProductFilter::from_query(&Query::parse(
-            "search=red,%20shoe&min_price=10.005&max_price=20&in_stock=true",
-        ))
-        .unwrap();
         assert_eq!(
-            filter,
+            filter("search=red,%20shoe&min_price=10.005&max_price=20&in_stock=true").unwrap(),
             ProductFilter {
                 search_terms: vec!["red".into(), "shoe".into()],
                 min_price_cents: Some(1001),
@@ -342,43 +390,156 @@ mod tests {
                 in_stock: Some(true),
             }
         );
-        let none = ProductFilter::from_query(&Query::parse("min_price=&max_price=")).unwrap();
-        assert_eq!(none, ProductFilter::default());
-        for invalid in ["maybe", "", "True", "1"] {
-            let query = Query::parse(&format!("in_stock={invalid}"));
-            let error = ProductFilter::from_query(&query).unwrap_err();
-            assert_eq!(error.status(), 400, "{invalid}");
+        assert_eq!(
+            filter("min_price=&max_price=%20").unwrap(),
+            ProductFilter::default()
+        );
+        for invalid in ["maybe", "", "True", "1", "truetrue"] {
+            assert!(filter(&format!("in_stock={invalid}")).is_err(), "{invalid}");
         }
     }
 
     #[test]
     fn invalid_price_bounds_are_400() {
-        let error =
-            ProductFilter::from_query(&Query::parse("min_price=abc&max_price=x")).unwrap_err();
-        assert_eq!(error.status(), 400);
         assert_eq!(
-            serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap(),
-            serde_json::json!({"min_price": ["Enter a number."], "max_price": ["Enter a number."]})
+            filter("min_price=abc&max_price=x"),
+            Err(
+                serde_json::json!({"min_price": ["Enter a number."], "max_price": ["Enter a number."]})
+            )
         );
     }
 
     #[test]
-    fn ordering_ignores_unknown_terms() {
-        let ordering = ordering_from_query(&Query::parse("ordering=-price,bogus,%20name"));
+    fn price_bounds_beyond_every_price_are_filters_until_too_long() {
+        // A decimal beyond the money range is a bound like any other (django-filter reads a
+        // decimal): it saturates, and no statement fails on it.
+        let far = filter("min_price=1e400&max_price=-99999999999999999999999").unwrap();
+        assert_eq!(far.min_price_cents, Some(i64::MAX));
+        assert_eq!(far.max_price_cents, Some(i64::MIN));
+        let digits = "9".repeat(PRICE_BOUND_MAX_CHARS);
         assert_eq!(
-            ordering,
-            vec![
-                SortBy {
-                    key: SortKey::Price,
-                    descending: true
-                },
-                SortBy {
-                    key: SortKey::Name,
-                    descending: false
-                },
+            filter(&format!("max_price={digits}"))
+                .unwrap()
+                .max_price_cents,
+            Some(i64::MAX)
+        );
+        assert_eq!(
+            filter(&format!("min_price={digits}9&max_price=1")),
+            Err(
+                serde_json::json!({"min_price": ["Ensure this field has no more than 100 characters."]})
+            )
+        );
+    }
+
+    #[test]
+    fn search_keeps_drfs_terms_within_bounds() {
+        let terms = |query: &str| filter(query).map(|filter| filter.search_terms);
+        assert_eq!(terms("search=red,%20shoe%09red").unwrap(), ["red", "shoe"]);
+        assert_eq!(terms("search=re%00d").unwrap(), ["red"]);
+        assert_eq!(terms("search=%20,%20").unwrap(), Vec::<String>::new());
+        let ten = (1..=10).map(|i| format!("t{i}")).collect::<Vec<_>>();
+        assert_eq!(terms(&format!("search={}", ten.join("+"))).unwrap(), ten);
+        // A repeat makes no second condition, but counts against the bound.
+        assert_eq!(
+            terms(&format!("search={}", ["same"; 10].join(","))).unwrap(),
+            ["same"]
+        );
+        let eleven =
+            Err(serde_json::json!({"search": ["Ensure this field has no more than 10 terms."]}));
+        assert_eq!(terms("search=a+b+c+d+e+f+g+h+i+j+k"), eleven);
+        assert_eq!(terms(&format!("search={}", ["same"; 11].join(","))), eleven);
+        assert_eq!(
+            terms(&format!("search={}", "x".repeat(201))),
+            Err(
+                serde_json::json!({"search": ["Ensure this field has no more than 200 characters."]})
+            )
+        );
+        assert_eq!(
+            terms(&format!("search={}", "x".repeat(200))).unwrap().len(),
+            1
+        );
+        let many = (0..2000)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join("+");
+        assert_eq!(
+            terms(&format!("search={many}")),
+            Err(serde_json::json!({"search": [
+                "Ensure this field has no more than 200 characters.",
+                "Ensure this field has no more than 10 terms.",
+            ]}))
+        );
+        // Given 50 times, the last one counts (Django's `QueryDict.get`).
+        let repeated = (0..50).map(|i| format!("search=s{i}")).collect::<Vec<_>>();
+        assert_eq!(terms(&repeated.join("&")).unwrap(), ["s49"]);
+    }
+
+    #[test]
+    fn ordering_ignores_unknown_terms() {
+        assert_eq!(
+            ordering("ordering=-price,bogus,%20name"),
+            [by(SortKey::Price, true), by(SortKey::Name, false)]
+        );
+        assert!(ordering("ordering=id").is_empty());
+        assert!(ordering("ordering=").is_empty());
+    }
+
+    #[test]
+    fn ordering_keeps_the_first_of_each_key() {
+        assert_eq!(
+            ordering("ordering=price,price"),
+            [by(SortKey::Price, false)]
+        );
+        assert_eq!(
+            ordering("ordering=price,-price"),
+            [by(SortKey::Price, false)]
+        );
+        assert_eq!(
+            ordering("ordering=-stock,name,stock,-name"),
+            [by(SortKey::Stock, true), by(SortKey::Name, false)]
+        );
+        assert_eq!(
+            ordering("ordering=name,-price,created_at,-stock"),
+            [
+                by(SortKey::Name, false),
+                by(SortKey::Price, true),
+                by(SortKey::CreatedAt, false),
+                by(SortKey::Stock, true),
             ]
         );
-        assert!(ordering_from_query(&Query::parse("ordering=id")).is_empty());
+        // Blank pieces are not keys; repeats are.
+        assert_eq!(
+            ordering("ordering=,price,%20,-price,,price,"),
+            [by(SortKey::Price, false)]
+        );
+        assert!(list_query("ordering=price,price,price,price,price").is_err());
+    }
+
+    #[test]
+    fn ordering_past_its_bounds_is_a_400() {
+        assert_eq!(
+            list_query("ordering=name,price,created_at,stock,bogus").map(|list| list.ordering),
+            Err(serde_json::json!({"ordering": ["Ensure this field has no more than 4 keys."]}))
+        );
+        let keys = ["price", "-price", "name", "-name", "stock"]
+            .repeat(600)
+            .join(",");
+        assert_eq!(
+            list_query(&format!("ordering={keys}")).map(|list| list.ordering),
+            Err(serde_json::json!({"ordering": [
+                "Ensure this field has no more than 100 characters.",
+                "Ensure this field has no more than 4 keys.",
+            ]}))
+        );
+        // Every parameter's messages in one answer.
+        assert_eq!(
+            list_query("ordering=a,b,c,d,e&search=1+2+3+4+5+6+7+8+9+10+11&min_price=x"),
+            Err(serde_json::json!({
+                "ordering": ["Ensure this field has no more than 4 keys."],
+                "search": ["Ensure this field has no more than 10 terms."],
+                "min_price": ["Enter a number."],
+            }))
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
 use crate::domain::{
-    self, CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductFilter,
+    CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductListQuery,
     ReserveError, ReservedLine, StockLine,
 };
 use crate::{reservations, storage};
@@ -21,8 +21,7 @@ use crate::{reservations, storage};
 /// GET /api/products/: a filtered, ordered page of products.
 pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
     let query = request.query();
-    let filter = ProductFilter::from_query(&query)?;
-    let ordering = domain::ordering_from_query(&query);
+    let ProductListQuery { filter, ordering } = ProductListQuery::from_query(&query)?;
     let pages = PageRequest::from_query(&query)?;
     let db = Db::open(crate::SERVICE)?;
     // Two queries, as DRF makes: a COUNT that can use an index, then one page. A window
