@@ -22,23 +22,35 @@ const OPTIONAL_BODIES: OptionalBodies = OptionalBodies { put: &[] };
 )]
 pub struct ProductsApi;
 
-/// The list's filters and ordering.
+/// The list's filters and ordering. Each parameter is read from its last value when given more
+/// than once; one past its bounds is a 400 naming it. The patterns' whitespace is the set Rust's
+/// `char::is_whitespace` knows, which is what the service splits and trims at.
 #[allow(dead_code)] // only its parameters are read
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProductQuery {
-    /// Words to find, case-insensitively, in the name or the description (all must match).
-    #[param(required = false)]
-    pub search: String,
-    /// Only products at this price or above (a decimal number; empty: no bound).
+    /// Words to find, case-insensitively, in the name or the description (all must match):
+    /// commas and whitespace separate them. At most 200 characters and 10 terms (a repeated
+    /// term counts, but is looked for once).
     #[param(
         required = false,
+        max_length = 200,
+        pattern = r"^[,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(?:[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+[,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+){0,9}(?:[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+[,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$"
+    )]
+    pub search: String,
+    /// Only products at this price or above (a decimal number, at most 100 characters; empty:
+    /// no bound).
+    #[param(
+        required = false,
+        max_length = 100,
         pattern = r"^\s*([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)?\s*$"
     )]
     pub min_price: String,
-    /// Only products at this price or below (a decimal number; empty: no bound).
+    /// Only products at this price or below (a decimal number, at most 100 characters; empty:
+    /// no bound).
     #[param(
         required = false,
+        max_length = 100,
         pattern = r"^\s*([+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)?\s*$"
     )]
     pub max_price: String,
@@ -46,8 +58,15 @@ pub struct ProductQuery {
     #[param(required = false)]
     pub in_stock: bool,
     /// Comma-separated keys among `name`, `price`, `created_at` and `stock`, each optionally
-    /// prefixed by `-` for descending; unknown keys are ignored.
-    #[param(required = false, example = "-price")]
+    /// prefixed by `-` for descending; unknown keys are ignored. At most 100 characters and 4
+    /// keys (blank ones between commas are not counted); a key given again, in either
+    /// direction, is dropped, the first kept (`price,-price` sorts as `price`).
+    #[param(
+        required = false,
+        example = "-price",
+        max_length = 100,
+        pattern = r"^(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*,)*(?:[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*(?:,[^,]*[^,\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^,]*(?:,[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)*){0,3})$"
+    )]
     pub ordering: String,
 }
 
