@@ -6,6 +6,7 @@ use std::fmt;
 use shop_guest::error::ApiError;
 use shop_guest::json::{FieldValue, Fields, JsonKind, TextRules, REQUIRED};
 use shop_guest::money::Money;
+use shop_guest::query::ListParams;
 use shop_guest::request::Query;
 
 pub use crate::api::OrderStatus;
@@ -248,19 +249,24 @@ pub struct OrderFilter {
     pub status: Option<OrderStatus>,
 }
 
+/// The most characters of `?status=`: more than any status has, so that a 400 never echoes a
+/// client's megabyte back.
+pub const STATUS_FILTER_MAX_CHARS: usize = 20;
+
 impl OrderFilter {
     /// The caller's own orders (all orders for staff), filtered by `?status=` (blank: no
     /// filter; unknown: 400, as django-filter answers it).
     pub fn for_caller(user: shop_guest::User, query: &Query) -> Result<Self, ApiError> {
-        let status = match query.get("status").filter(|text| !text.is_empty()) {
-            None => None,
-            Some(text) => Some(OrderStatus::parse(text).ok_or_else(|| {
-                ApiError::field(
-                    "status",
-                    format!("Select a valid choice. {text} is not one of the available choices."),
-                )
-            })?),
-        };
+        let mut params = ListParams::new(query);
+        let status = params.read("status", STATUS_FILTER_MAX_CHARS, |text| {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            OrderStatus::parse(text).map(Some).ok_or_else(|| {
+                format!("Select a valid choice. {text} is not one of the available choices.")
+            })
+        });
+        params.finish()?;
         Ok(Self {
             user_id: (!user.is_staff).then_some(user.id),
             status,
@@ -483,6 +489,31 @@ mod tests {
         let error = OrderFilter::for_caller(staff, &Query::parse("status=lost")).unwrap_err();
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap(),
+            serde_json::json!({"status": ["Select a valid choice. lost is not one of the available choices."]})
+        );
+    }
+
+    #[test]
+    fn the_status_filter_is_bounded() {
+        let staff = User {
+            id: 1,
+            is_staff: true,
+        };
+        let body = |query: &str| {
+            let error = OrderFilter::for_caller(staff, &Query::parse(query)).unwrap_err();
+            assert_eq!(error.status(), 400, "{query}");
+            serde_json::from_slice::<serde_json::Value>(&error.body()).unwrap()
+        };
+        assert_eq!(
+            body(&format!("status={}", "x".repeat(100_000))),
+            serde_json::json!({"status": ["Ensure this field has no more than 20 characters."]})
+        );
+        // Given 50 times, the last one counts.
+        let repeated = ["status=lost"; 50].join("&") + "&status=pending";
+        let filter = OrderFilter::for_caller(staff, &Query::parse(&repeated)).unwrap();
+        assert_eq!(filter.status, Some(Pending));
+        assert_eq!(
+            body(&(["status=pending"; 50].join("&") + "&status=lost")),
             serde_json::json!({"status": ["Select a valid choice. lost is not one of the available choices."]})
         );
     }
