@@ -60,37 +60,56 @@ async fn add_missing_wasm_target(manifest: &Manifest) -> Result<()> {
     if !builds_for_wasm_target(&commands) {
         return Ok(());
     }
-    let listed = tokio::process::Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(&manifest.dir)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .await;
-    // Without rustup (or with a toolchain it does not manage), cargo itself says what is missing.
-    let installed = match listed {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        _ => return Ok(()),
+    // `None` without rustup (or with a toolchain it does not manage): cargo then says what is
+    // missing itself.
+    let installed = async || {
+        let out = tokio::process::Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(&manifest.dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .await
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    if !lacks_wasm_target(&installed) {
+    let Some(listed) = installed().await else {
+        return Ok(());
+    };
+    if !lacks_wasm_target(&listed) {
         return Ok(());
     }
     println!(
         "Adding the {WASM_TARGET} target to the Rust toolchain: rustup target add {WASM_TARGET}"
     );
-    let added = tokio::process::Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .current_dir(&manifest.dir)
-        .status()
-        .await;
-    match added {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => bail!(
-            "cannot add the {WASM_TARGET} target ({status}): run `rustup target add {WASM_TARGET}` yourself, then build again"
-        ),
-        Err(err) => bail!(
-            "cannot run rustup to add the {WASM_TARGET} target ({err}): run `rustup target add {WASM_TARGET}` yourself, then build again"
-        ),
+    // Another build adding it at the same moment makes rustup fail (a conflict, a download
+    // renamed under it): give that one time to finish, check, and try again.
+    let mut failure = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            if installed()
+                .await
+                .is_some_and(|listed| !lacks_wasm_target(&listed))
+            {
+                return Ok(());
+            }
+        }
+        failure = match tokio::process::Command::new("rustup")
+            .args(["target", "add", WASM_TARGET])
+            .current_dir(&manifest.dir)
+            .status()
+            .await
+        {
+            Ok(status) if status.success() => return Ok(()),
+            Ok(status) => format!("rustup {status}"),
+            Err(err) => format!("cannot run rustup: {err}"),
+        };
     }
+    bail!(
+        "cannot add the {WASM_TARGET} target ({failure}): run `rustup target add {WASM_TARGET}` yourself, then build again"
+    )
 }
 
 /// Whether one of the build commands builds for the wasm32-wasip2 target.
