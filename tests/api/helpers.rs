@@ -95,27 +95,43 @@ fn add_missing_wasm_target() {
     let _target = WASM_TARGET_CHECK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let listed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(repo_root())
-        .output();
+    let installed = || {
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(repo_root())
+            .output()
+            .ok()
+            .filter(|listed| listed.status.success())
+            .map(|listed| {
+                String::from_utf8_lossy(&listed.stdout)
+                    .lines()
+                    .any(|line| line.trim() == "wasm32-wasip2")
+            })
+    };
     // Without rustup (or with a toolchain it does not manage), cargo says what is missing.
-    let Ok(listed) = listed else { return };
-    let installed = String::from_utf8_lossy(&listed.stdout);
-    if !listed.status.success() || installed.lines().any(|line| line.trim() == "wasm32-wasip2") {
+    if installed() != Some(false) {
         return;
     }
-    let out = Command::new("rustup")
-        .args(["target", "add", "wasm32-wasip2"])
-        .current_dir(repo_root())
-        .output()
-        .expect("run rustup to add the wasm32-wasip2 target");
-    assert!(
-        out.status.success(),
-        "`rustup target add wasm32-wasip2` failed ({}); run it yourself:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Another test process adding it at the same moment makes rustup fail: wait, look again.
+    let mut failure = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(5));
+            if installed() == Some(true) {
+                return;
+            }
+        }
+        let out = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .current_dir(repo_root())
+            .output()
+            .expect("run rustup to add the wasm32-wasip2 target");
+        if out.status.success() {
+            return;
+        }
+        failure = format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    panic!("`rustup target add wasm32-wasip2` failed ({failure}); run it yourself");
 }
 
 /// The base URL of the Postgres server the tests use (a fresh database is made on it).
