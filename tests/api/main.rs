@@ -15,5 +15,6 @@ mod limits;
 mod orders;
 mod products;
 mod shutdown;
+mod spin_manifest;
 mod startup;
 mod swap;
