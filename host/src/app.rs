@@ -57,6 +57,8 @@ pub struct AppOptions {
     pub migrate: bool,
     /// The most connections each Postgres pool (one per service schema) may open.
     pub postgres_pool_size: u32,
+    /// How long a request waits for a pooled Postgres connection.
+    pub postgres_acquire_timeout: Duration,
     /// The bounds on every request.
     pub limits: Limits,
 }
@@ -271,7 +273,9 @@ async fn load_data(options: &AppOptions) -> Result<AppData> {
         migrate::connect_postgres(url).await?;
         provision::provision(url, &roles).await?;
     }
-    let databases = open_databases(&configs, &runtime_config, options.postgres_pool_size).await?;
+    let postgres = PostgresPools::new(options.postgres_pool_size)
+        .with_acquire_timeout(options.postgres_acquire_timeout);
+    let databases = open_databases(&configs, &runtime_config, postgres).await?;
     for config in &configs {
         apply_migrations(
             &manifest,
@@ -481,7 +485,12 @@ fn component_config(
     })
 }
 
-fn is_postgres_url(value: &str) -> bool {
+/// The address (SQLite label or Postgres URL) of a component's own database, if it has one.
+pub(crate) fn own_database(config: &ComponentConfig) -> Option<&str> {
+    config.variables.get(&database_variable(&config.id))
+}
+
+pub(crate) fn is_postgres_url(value: &str) -> bool {
     value.starts_with("postgres://") || value.starts_with("postgresql://")
 }
 
@@ -489,7 +498,7 @@ fn is_postgres_url(value: &str) -> bool {
 async fn open_databases(
     configs: &[ComponentConfig],
     runtime_config: &RuntimeConfig,
-    postgres_pool_size: u32,
+    postgres: PostgresPools,
 ) -> Result<Databases> {
     let mut paths: HashMap<String, PathBuf> = HashMap::new();
     for config in configs {
@@ -515,7 +524,7 @@ async fn open_databases(
     }
     Ok(Databases {
         sqlite: Arc::new(sqlite),
-        postgres: Arc::new(PostgresPools::new(postgres_pool_size)),
+        postgres: Arc::new(postgres),
     })
 }
 

@@ -3,6 +3,7 @@
 //! This file only parses the command line and starts things; see `app.rs` for `shop up`.
 
 mod admin;
+mod admission;
 mod app;
 mod bindings;
 mod build;
@@ -52,6 +53,10 @@ struct AppArgs {
     /// this under the server's max_connections).
     #[arg(long, default_value_t = app::POSTGRES_POOL_SIZE)]
     postgres_pool_size: u32,
+    /// How long a request waits for a pooled Postgres connection before its service answers 503
+    /// (a server that is down or swamped): `1s`, `500ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    postgres_acquire_timeout: Duration,
 }
 
 impl AppArgs {
@@ -61,6 +66,7 @@ impl AppArgs {
             runtime_config: self.runtime_config,
             database_url: self.database_url,
             postgres_pool_size: self.postgres_pool_size,
+            postgres_acquire_timeout: self.postgres_acquire_timeout,
             build,
             migrate: true,
             limits: engine::Limits::default(),
@@ -88,6 +94,31 @@ enum Command {
         /// with a 503): `64MiB`, `512KiB`, `1GiB` or bytes.
         #[arg(long, default_value = "64MiB", value_parser = parse_size)]
         max_memory: usize,
+        /// How long a client may take to send a request's head (line and headers), the first on
+        /// its connection or the next on a kept-alive one: so also how long a connection may
+        /// stay idle. The host then closes it.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        header_read_timeout: Duration,
+        /// The largest request head the host reads (a bigger one is answered 431), and the most
+        /// any connection buffers: `64KiB`, at least `8KiB`.
+        #[arg(long, default_value = "64KiB", value_parser = parse_head_size)]
+        max_header_size: usize,
+        /// The most client connections open at once; past it a new one is answered 503 and
+        /// closed. Keep it under the open-files limit (`ulimit -n`).
+        #[arg(long, default_value_t = admission::DEFAULT_MAX_CONNECTIONS,
+              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+        max_connections: usize,
+        /// The most requests running in guests at once (each holds a guest instance); past it a
+        /// request is answered 503 at once, with `Retry-After: 1`.
+        #[arg(long, default_value_t = engine::DEFAULT_MAX_CONCURRENT_REQUESTS,
+              value_parser = clap::value_parser!(u32)
+                  .range(1..=i64::from(engine::MAX_CONCURRENT_REQUESTS)))]
+        max_concurrent_requests: u32,
+        /// The most of them hashing a password (login, register: 19 MiB each) at once; the
+        /// others wait up to 5s for their turn, then are answered 503.
+        #[arg(long, default_value_t = admission::DEFAULT_MAX_CONCURRENT_HASHING,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_concurrent_hashing: u32,
         /// On SIGTERM or Ctrl-C, how long to let the requests in flight finish before exiting.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         shutdown_timeout: Duration,
@@ -178,6 +209,11 @@ fn main() -> ExitCode {
                 build,
                 request_timeout,
                 max_memory,
+                header_read_timeout,
+                max_header_size,
+                max_connections,
+                max_concurrent_requests,
+                max_concurrent_hashing,
                 shutdown_timeout,
                 no_watch,
                 no_migrate,
@@ -188,12 +224,19 @@ fn main() -> ExitCode {
                 app.migrate = !no_migrate;
                 app.limits.request_timeout = request_timeout;
                 app.limits.max_memory = max_memory;
+                app.limits.max_concurrent_requests = max_concurrent_requests;
                 app::up(app::UpOptions {
                     app,
                     listen,
                     shutdown_timeout,
                     watch: !no_watch,
                     admin_token,
+                    edge: server::Edge {
+                        header_read_timeout,
+                        max_header_size,
+                        max_connections,
+                        max_concurrent_hashing: max_concurrent_hashing as usize,
+                    },
                 })
                 .await
             }
@@ -261,8 +304,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// Parses a size on the command line: `64MiB`, `512KiB`, `1GiB` (or `M`, `K`, `G`), or bytes.
+/// Parses a memory size on the command line (see [`parse_size_at_least`]): at least 1 MiB.
 fn parse_size(text: &str) -> Result<usize, String> {
+    parse_size_at_least(text, 1 << 20)
+}
+
+/// Parses a request head size: at least the 8 KiB hyper's buffers start with.
+fn parse_head_size(text: &str) -> Result<usize, String> {
+    parse_size_at_least(text, 8 << 10)
+}
+
+/// Parses a size on the command line: `64MiB`, `512KiB`, `1GiB` (or `M`, `K`, `G`), or bytes;
+/// less than `min` bytes is an error.
+fn parse_size_at_least(text: &str, min: usize) -> Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -284,8 +338,15 @@ fn parse_size(text: &str) -> Result<usize, String> {
     };
     number
         .checked_shl(shift)
-        .filter(|bytes| *bytes >> shift == number && *bytes >= 1 << 20)
-        .ok_or_else(|| format!("`{text}`: give at least 1MiB, and less than the address space"))
+        .filter(|bytes| *bytes >> shift == number && *bytes >= min)
+        .ok_or_else(|| {
+            let min = if min >= 1 << 20 {
+                format!("{}MiB", min >> 20)
+            } else {
+                format!("{}KiB", min >> 10)
+            };
+            format!("`{text}`: give at least {min}, and less than the address space")
+        })
 }
 
 fn fail(err: &anyhow::Error) -> ExitCode {

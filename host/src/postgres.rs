@@ -17,7 +17,7 @@ use std::str::FromStr as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use futures_util::TryStreamExt as _;
 use sqlx::error::BoxDynError;
 use sqlx::pool::PoolConnection;
@@ -38,14 +38,17 @@ use crate::bindings::spin::postgres::postgres::{
 
 /// How many distinct addresses may get a pool: guests choose addresses, so this is bounded.
 const MAX_ADDRESSES: usize = 32;
-/// How long a guest waits for a free pooled connection (or a new one) before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a guest waits for a free pooled connection (or a new one) before failing, unless
+/// `shop up --postgres-acquire-timeout` says otherwise: short, so that a server that is down
+/// costs a request a second and a 503, not its whole deadline.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The Postgres pools, one per distinct address, made on first use and kept.
 ///
 /// Looking a pool up takes no lock: pools live in write-once slots filled in order.
 pub struct PostgresPools {
     max_connections: u32,
+    acquire_timeout: Duration,
     slots: [OnceLock<(Box<str>, PgPool)>; MAX_ADDRESSES],
     /// Serialises the making of new pools (never taken to look one up).
     making: tokio::sync::Mutex<()>,
@@ -66,8 +69,28 @@ impl PostgresPools {
     pub fn new(max_connections_per_pool: u32) -> Self {
         Self {
             max_connections: max_connections_per_pool.max(1),
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             slots: std::array::from_fn(|_| OnceLock::new()),
             making: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// How long a request waits for a pooled connection (or for a new one to connect) before
+    /// its statement fails, and the guest answers 503: past it the server is down or swamped.
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Checks that the pool of `address` answers a `SELECT 1`, if it has been made.
+    pub async fn check_address(&self, address: &str) -> Result<()> {
+        match self.find(address) {
+            Some(pool) => sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map(drop)
+                .map_err(Into::into),
+            None => Ok(()),
         }
     }
 
@@ -89,13 +112,13 @@ impl PostgresPools {
         // One direct attempt first: a wrong address or a server that is down fails at once,
         // where the pool would retry until its acquire timeout.
         let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options);
-        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, probe)
+        let probe = tokio::time::timeout(self.acquire_timeout, probe)
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)??;
         let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(self.acquire_timeout)
             // A returned connection is checked as it goes back; checking it again on every
             // acquire would add a round trip to every request.
             .test_before_acquire(false)
@@ -104,17 +127,6 @@ impl PostgresPools {
             .connect_lazy_with(options);
         let _ = slot.set((address.into(), pool.clone()));
         Ok(pool)
-    }
-
-    /// Checks that every pool made so far answers a `SELECT 1`.
-    pub async fn check(&self) -> Result<()> {
-        for (address, pool) in self.slots.iter().map_while(|slot| slot.get()) {
-            sqlx::query("SELECT 1")
-                .execute(pool)
-                .await
-                .with_context(|| format!("Postgres at {} does not answer", redact(address)))?;
-        }
-        Ok(())
     }
 
     fn find(&self, address: &str) -> Option<&PgPool> {
@@ -422,17 +434,6 @@ fn db_error(pg: &PgDatabaseError) -> DbError {
         message: pg.message().to_owned(),
         detail: pg.detail().map(str::to_owned),
         extras,
-    }
-}
-
-/// The address without its password, for messages.
-fn redact(address: &str) -> String {
-    match url::Url::parse(address) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => address.to_owned(),
     }
 }
 
@@ -2165,7 +2166,7 @@ mod tests {
         // Seen from another connection: 2 was rolled back, 3 was committed on its own.
         let other = PostgresPools::new(1);
         let pool = other.pool(&address).await.unwrap();
-        other.check().await.unwrap();
+        other.check_address(&address).await.unwrap();
         let values: Vec<i64> = sqlx::query_scalar("SELECT a FROM t ORDER BY a")
             .fetch_all(&pool)
             .await

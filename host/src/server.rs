@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use bytes::Bytes;
 use http::header::{
-    HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+    HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER,
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -161,7 +161,12 @@ fn payload_too_large() -> Response<ResponseBody> {
     response
 }
 
-/// `GET /healthz`: 200 when every database answers, else 503 naming the failure.
+/// How long `/healthz` waits for the databases, all checked at once: a probe must get its answer
+/// quickly whatever a database does.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `GET /healthz`: 200 when every service's database answers within [`HEALTH_TIMEOUT`], else
+/// 503 naming the services whose database does not (never an address: the answer is public).
 async fn health(app: &App, method: &Method) -> Response<ResponseBody> {
     if method != Method::GET && method != Method::HEAD {
         let body = serde_json::json!({ "detail": format!("Method \"{method}\" not allowed.") });
@@ -171,14 +176,50 @@ async fn health(app: &App, method: &Method) -> Response<ResponseBody> {
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    match app.databases.check().await {
-        Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#),
-        Err(err) => {
-            tracing::warn!("health check failed: {err:#}");
-            let body = serde_json::json!({ "detail": format!("{err:#}") });
-            json(StatusCode::SERVICE_UNAVAILABLE, body.to_string())
+    let mut checks = tokio::task::JoinSet::new();
+    for component in &app.components {
+        let Some(address) = crate::app::own_database(&component.config) else {
+            continue;
+        };
+        let id = component.config.id.clone();
+        let address = address.to_owned();
+        let databases = app.databases.clone();
+        checks.spawn(async move {
+            let check = databases.check_address(&address);
+            (id, tokio::time::timeout(HEALTH_TIMEOUT, check).await)
+        });
+    }
+    let mut down = Vec::new();
+    while let Some(joined) = checks.join_next().await {
+        let Ok((id, outcome)) = joined else {
+            down.push("(a check that failed)".to_owned());
+            continue;
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(component = %id, "health check: its database fails: {err:#}");
+                down.push(id);
+            }
+            Err(_) => {
+                tracing::warn!(component = %id, "health check: its database did not answer within {HEALTH_TIMEOUT:?}");
+                down.push(id);
+            }
         }
     }
+    if down.is_empty() {
+        return json(StatusCode::OK, r#"{"status":"ok"}"#);
+    }
+    down.sort();
+    let body = serde_json::json!({
+        "detail": format!("Database unavailable for: {}.", down.join(", ")),
+        "unavailable": down,
+    });
+    let mut response = json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Runs the request through a fresh instance of component `index`. A guest that fails fails

@@ -42,10 +42,13 @@ pub struct Databases {
 }
 
 impl Databases {
-    /// Checks that every database answers: the health check.
-    pub async fn check(&self) -> Result<()> {
-        self.sqlite.check().await?;
-        self.postgres.check().await
+    /// Checks that the database at `address` (a SQLite label or a `postgres://` URL) answers.
+    pub async fn check_address(&self, address: &str) -> Result<()> {
+        if crate::app::is_postgres_url(address) {
+            self.postgres.check_address(address).await
+        } else {
+            self.sqlite.check_label(address).await
+        }
     }
 }
 

@@ -24,7 +24,14 @@ async fn three_hosts_one_postgres_never_oversell() {
     let hosts: Vec<HostInfo> = (0..3)
         .map(|i| {
             start_host(
-                &["--database-url", &url, "--postgres-pool-size", "4"],
+                &[
+                    "--database-url",
+                    &url,
+                    "--postgres-pool-size",
+                    "4",
+                    "--postgres-acquire-timeout",
+                    "30s",
+                ],
                 &format!("cluster{i}"),
             )
         })

@@ -173,7 +173,16 @@ pub fn shared_host(engine: Engine) -> Option<HostInfo> {
                 // The suite runs several Postgres hosts at once (this one, the three of
                 // `cluster`): 4 services × 8 connections each keeps them all under a default
                 // server's 100 connections.
-                let pool = ["--database-url", &url, "--postgres-pool-size", "8"];
+                // Hundreds of buyers racing on 8 connections wait longer than the default
+                // acquire timeout (a short one, for a server that is down).
+                let pool = [
+                    "--database-url",
+                    &url,
+                    "--postgres-pool-size",
+                    "8",
+                    "--postgres-acquire-timeout",
+                    SHARED_HOST_REQUEST_TIMEOUT,
+                ];
                 let args = [&deadline[..], &pool].concat();
                 Some(start_host(&args, "postgres"))
             })

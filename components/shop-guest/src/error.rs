@@ -243,6 +243,10 @@ impl ApiError {
             } => {
                 builder.header("retry-after", secs.to_string());
             }
+            // A database that is down or swamped: worth a retry soon, not at once.
+            Self::ServiceUnavailable(_) => {
+                builder.header("retry-after", "1");
+            }
             _ => {}
         }
         builder.body(self.body()).build()
