@@ -755,6 +755,59 @@ async fn login_throttling(app: TestApp) {
     assert_eq!(login(&app, &ghost, PASSWORD).await.status, 429);
 }
 
+/// The same host seen from another loopback address: a client whose `spin-client-addr` differs.
+fn from_address(app: &TestApp, last_octet: u8) -> TestApp {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last_octet]))
+        .build()
+        .unwrap();
+    TestApp {
+        base: app.base.clone(),
+        engine: app.engine,
+        client,
+    }
+}
+
+/// Someone else's guesses, from another address, throttle only that address: the owner logs
+/// in as usual from theirs.
+async fn guesses_from_elsewhere_do_not_lock_the_owner_out(app: TestApp) {
+    let username = fresh_username("victim");
+    register(&app, &username).await;
+    let attacker = from_address(&app, 2);
+    for i in 0..5 {
+        let answer = login(&attacker, &username, &format!("guess {i}")).await;
+        assert_eq!(answer.status, 401, "guess {i}: {}", answer.body);
+    }
+    assert_eq!(login(&attacker, &username, PASSWORD).await.status, 429);
+    assert_eq!(login(&app, &username, PASSWORD).await.status, 200);
+    // And the owner's success does not free the attacker.
+    assert_eq!(login(&attacker, &username, PASSWORD).await.status, 429);
+}
+
+/// One address guessing many usernames is throttled as a whole after 100 failures, for every
+/// username; other addresses are not.
+async fn one_address_guessing_many_usernames_is_throttled(app: TestApp) {
+    let username = fresh_username("bystander");
+    register(&app, &username).await;
+    let guesser = from_address(&app, 3);
+    let prefix = fresh_username("nobody");
+    for round in 0..25 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..4 {
+            let guesser = from_address(&guesser, 3);
+            let name = format!("{prefix}_{round}_{i}");
+            tasks.spawn(async move { login(&guesser, &name, PASSWORD).await.status });
+        }
+        while let Some(status) = tasks.join_next().await {
+            assert_eq!(status.unwrap(), 401, "round {round}");
+        }
+    }
+    let refused = login(&guesser, &username, PASSWORD).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(login(&app, &username, PASSWORD).await.status, 200);
+}
+
 async fn concurrent_guesses_are_counted(app: TestApp) {
     let username = fresh_username("burst");
     register(&app, &username).await;
@@ -898,6 +951,8 @@ e2e!(
     profile_updates_ignore_protected_fields,
     profile_update_validation,
     login_throttling,
+    guesses_from_elsewhere_do_not_lock_the_owner_out,
+    one_address_guessing_many_usernames_is_throttled,
     concurrent_guesses_are_counted,
     success_clears_failures,
     login_token_is_not_staff_for_products,

@@ -418,8 +418,29 @@ pub fn read_refresh_token(mut fields: Fields<'_>) -> Result<String, ApiError> {
     token.ok_or_else(|| ApiError::Internal("refresh field missing without an error".to_owned()))
 }
 
-/// Failed logins per username before the next attempts are refused.
+/// Failed logins of one username from one client address before the next attempts of that
+/// pair are refused.
 pub const MAX_LOGIN_FAILURES: usize = 5;
+/// Failed logins of any username from one client address before that address is refused:
+/// bounds a guesser who tries many usernames.
+pub const MAX_ADDRESS_FAILURES: usize = 100;
+
+/// The client's address, without its port, from the runtime's `spin-client-addr` header
+/// (`ip:port`, `[ip6]:port` or a bare address): the throttling scope. Empty when the runtime
+/// says nothing, so that all such attempts share one scope.
+pub fn client_address(header: Option<&str>) -> String {
+    let Some(header) = header.map(str::trim) else {
+        return String::new();
+    };
+    if let Ok(socket) = header.parse::<std::net::SocketAddr>() {
+        return socket.ip().to_string();
+    }
+    match header.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        // Bounded: the scope is stored with every failure.
+        Err(_) => header.chars().take(64).collect(),
+    }
+}
 /// How long a failed login counts.
 pub const LOGIN_FAILURE_WINDOW: TimeDelta = TimeDelta::minutes(15);
 
@@ -501,6 +522,16 @@ impl TokenLifetimes {
 mod tests {
     use super::*;
     use shop_guest::json::parse_object;
+
+    #[test]
+    fn client_addresses_lose_their_port() {
+        assert_eq!(client_address(Some("127.0.0.2:50123")), "127.0.0.2");
+        assert_eq!(client_address(Some("[::1]:8080")), "::1");
+        assert_eq!(client_address(Some("10.1.2.3")), "10.1.2.3");
+        assert_eq!(client_address(Some("2001:db8::1")), "2001:db8::1");
+        assert_eq!(client_address(None), "");
+        assert_eq!(client_address(Some(&"x".repeat(500))).len(), 64);
+    }
 
     fn registration(body: &str) -> Result<Registration, serde_json::Value> {
         let object = parse_object(body.as_bytes()).unwrap();

@@ -74,18 +74,22 @@ fn taken_errors(
 
 /// POST /api/accounts/login/: 200 with an access and a refresh token; 401 for an unknown
 /// user or a wrong password alike (same message, same Argon2 cost); 429 after
-/// [`domain::MAX_LOGIN_FAILURES`] failures for the username within the window.
+/// [`domain::MAX_LOGIN_FAILURES`] failures for the username from the client's address (or
+/// [`domain::MAX_ADDRESS_FAILURES`] from that address for any username) within the window.
 pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
     let credentials = Credentials::read(Fields::from_request(request)?)?;
     let signing_key = auth::private_key()?;
     let lifetimes = TokenLifetimes::from_variables()?;
     let key = credentials.key();
+    let client_addr = domain::client_address(request.header("spin-client-addr"));
     let db = Db::open(crate::SERVICE)?;
     let now = Timestamp::now();
     let window_start = domain::failure_window_start(now);
     // The attempt counts as a failure before the password is checked, so that concurrent
     // guesses see each other; a success takes it back below.
-    if let Some(failed_at) = storage::claim_login_attempt(&db, &key, now, window_start)? {
+    if let Some(failed_at) =
+        storage::claim_login_attempt(&db, &key, &client_addr, now, window_start)?
+    {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: Some(domain::retry_after_secs(failed_at, now)),
         });
@@ -100,7 +104,7 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
         Some((user, _)) if verified => user,
         _ => return Err(ApiError::AuthenticationFailed(BAD_CREDENTIALS.to_owned())),
     };
-    storage::clear_login_failures(&db, &key)?;
+    storage::clear_login_failures(&db, &key, &client_addr)?;
     let issued_at = Timestamp::now();
     response::ok(&TokenPair {
         refresh: auth::issue_token(

@@ -40,7 +40,10 @@ fn register() {}
     post, path = "/api/accounts/login/", tag = "accounts",
     operation_id = "accounts_login", summary = "Log in: get an access and a refresh token",
     description = "An unknown user and a wrong password get the same 401. After 5 failures \
-                   for a username within 15 minutes, attempts get 429 until the window passes.",
+                   for a username from one client address within 15 minutes, that username's \
+                   attempts from that address get 429 until the window passes (from other \
+                   addresses it can still log in); after 100 failures from one address for any \
+                   usernames, every attempt from it does.",
     request_body(content = Credentials, content_type = "application/json"),
     responses(
         (status = 200, description = "The tokens.", body = TokenPair),

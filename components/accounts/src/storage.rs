@@ -5,7 +5,9 @@ use shop_guest::auth::User;
 use shop_guest::storage::{Db, Engine, Param, Row, Statement, StorageError};
 use shop_guest::time::Timestamp;
 
-use crate::domain::{lookup_key, ProfileChanges, UserAccount, MAX_LOGIN_FAILURES};
+use crate::domain::{
+    lookup_key, ProfileChanges, UserAccount, MAX_ADDRESS_FAILURES, MAX_LOGIN_FAILURES,
+};
 
 const COLUMNS: &str =
     "id, username, email, first_name, last_name, phone_number, address, is_staff, date_joined";
@@ -211,42 +213,50 @@ pub fn update_profile(
         .transpose()
 }
 
-/// Counts a login attempt for `username_key` as failed at `now` (until
-/// [`clear_login_failures`] says it succeeded), unless the username is throttled: then
-/// answers when the failure that keeps it throttled happened (the
-/// [`MAX_LOGIN_FAILURES`]-th most recent one after `since`) and records nothing. Failures
-/// from `since` or before are forgotten along the way.
+/// Counts a login attempt for `username_key` from `client_addr` as failed at `now` (until
+/// [`clear_login_failures`] says it succeeded), unless it is throttled: after
+/// [`MAX_LOGIN_FAILURES`] failures of that username from that address, or
+/// [`MAX_ADDRESS_FAILURES`] failures of any username from that address, since `since`. Then
+/// answers when the failure that keeps it throttled happened and records nothing. Failures
+/// from `since` or before are forgotten along the way. Guesses from one address never
+/// throttle the same username from another: nobody can lock the owner out.
 ///
-/// The check and the record are one transaction, serialized per username (SQLite's write
-/// lock; a Postgres advisory lock on the key), so that a burst of concurrent guesses cannot
-/// all pass the check before any of them is counted.
+/// The check and the record are one transaction, serialized per address (SQLite's write
+/// lock; a Postgres advisory lock on the address), so that a burst of concurrent guesses
+/// cannot all pass the check before any of them is counted.
 pub fn claim_login_attempt(
     db: &Db,
     username_key: &str,
+    client_addr: &str,
     now: Timestamp,
     since: Timestamp,
 ) -> Result<Option<Timestamp>, StorageError> {
-    let offset = i64::try_from(MAX_LOGIN_FAILURES.saturating_sub(1)).unwrap_or(0);
     db.transaction(|db| {
         if db.engine() == Engine::Postgres {
             db.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) IS NULL AS locked",
-                &[format!("login_failures:{username_key}").into()],
+                &[format!("login_failures:{client_addr}").into()],
             )?;
         }
-        let throttling = db
-            .query_one(
-                "SELECT failed_at FROM login_failures \
-                 WHERE username_key = $1 AND failed_at > $2 \
-                 ORDER BY failed_at DESC LIMIT 1 OFFSET $3",
-                &[username_key.into(), since.into(), Param::Int(offset)],
-            )?
-            .map(|row| row.timestamp("failed_at"))
-            .transpose()?;
+        let pair = nth_recent_failure(
+            db,
+            &[("username_key", username_key), ("client_addr", client_addr)],
+            since,
+            MAX_LOGIN_FAILURES,
+        )?;
+        let address = nth_recent_failure(
+            db,
+            &[("client_addr", client_addr)],
+            since,
+            MAX_ADDRESS_FAILURES,
+        )?;
+        // Throttled by both: free when the later of the two lets go.
+        let throttling = pair.max(address);
         if throttling.is_none() {
             db.execute(
-                "INSERT INTO login_failures (username_key, failed_at) VALUES ($1, $2)",
-                &[username_key.into(), now.into()],
+                "INSERT INTO login_failures (username_key, client_addr, failed_at) \
+                 VALUES ($1, $2, $3)",
+                &[username_key.into(), client_addr.into(), now.into()],
             )?;
             // Failures from before the window no longer count, for any username.
             db.execute(
@@ -258,11 +268,39 @@ pub fn claim_login_attempt(
     })
 }
 
-/// Forgets the failed logins of a username (after a successful one).
-pub fn clear_login_failures(db: &Db, username_key: &str) -> Result<(), StorageError> {
+/// The `n`-th most recent failure after `since` among those whose columns equal `filters`,
+/// if there are that many: the one that keeps the scope throttled.
+fn nth_recent_failure(
+    db: &Db,
+    filters: &[(&str, &str)],
+    since: Timestamp,
+    n: usize,
+) -> Result<Option<Timestamp>, StorageError> {
+    let mut statement = Statement::new("SELECT failed_at FROM login_failures WHERE failed_at > ");
+    statement.push_bind(since);
+    for (column, value) in filters {
+        statement
+            .push(&format!(" AND {column} = "))
+            .push_bind(*value);
+    }
+    statement.push(" ORDER BY failed_at DESC LIMIT 1 OFFSET ");
+    statement.push_bind(i64::try_from(n.saturating_sub(1)).unwrap_or(0));
+    db.query_statement(&statement)?
+        .first()
+        .map(|row| row.timestamp("failed_at"))
+        .transpose()
+}
+
+/// Forgets the failed logins of a username from one address (after a successful one there);
+/// the failures from other addresses keep counting against them.
+pub fn clear_login_failures(
+    db: &Db,
+    username_key: &str,
+    client_addr: &str,
+) -> Result<(), StorageError> {
     db.execute(
-        "DELETE FROM login_failures WHERE username_key = $1",
-        &[username_key.into()],
+        "DELETE FROM login_failures WHERE username_key = $1 AND client_addr = $2",
+        &[username_key.into(), client_addr.into()],
     )?;
     Ok(())
 }
