@@ -413,3 +413,53 @@ async fn unknown_paths_answer_the_json_404(app: TestApp) {
         );
     }
 }
+
+/// A database an older build migrated (accounts before its newest migration) served by the
+/// current build under no host migrations: the service adds what it lacks on first use (a
+/// column, here, inside the login's transaction) and answers as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_schema_is_brought_up_to_date_by_its_service() {
+    let workdir = fresh_workdir("nomigrate-upgrade");
+    let versions = migration_versions("accounts");
+    assert!(
+        versions.len() >= 2,
+        "accounts has a newer migration to apply"
+    );
+    let source = repo_root().join("migrations/accounts/sqlite");
+    let older = workdir.join("older-migrations");
+    std::fs::create_dir_all(&older).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with(&versions.last().unwrap().to_string()) {
+            std::fs::copy(&path, older.join(&name)).unwrap();
+        }
+    }
+    let file = database_file(&workdir, "accounts");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true);
+    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+    let migrator = sqlx::migrate::Migrator::new(older.as_path()).await.unwrap();
+    migrator.run(&mut conn).await.unwrap();
+    drop(conn);
+    let expected_before = versions.len() - 1;
+    assert_eq!(ledger(&file).await.len(), expected_before);
+
+    let app = start_unmigrated(&workdir);
+    let username = format!("upgraded{}", unique_suffix());
+    let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+    let register = app
+        .json("POST", "/api/accounts/register/", None, &body)
+        .await;
+    assert_eq!(register.status, 201, "{:?}", register.body);
+    let wrong = json!({"username": username, "password": "not the password"});
+    let failed = app.json("POST", "/api/accounts/login/", None, &wrong).await;
+    assert_eq!(failed.status, 401, "{:?}", failed.body);
+    let right = json!({"username": username, "password": PASSWORD});
+    let login = app.json("POST", "/api/accounts/login/", None, &right).await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    let expected: Vec<(i64, bool)> = versions.iter().map(|v| (*v, true)).collect();
+    assert_eq!(ledger(&file).await, expected);
+}
