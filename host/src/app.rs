@@ -76,6 +76,8 @@ pub struct UpOptions {
     pub watch: bool,
     /// The token of the admin API (`/_admin/...`); `None` keeps the API off.
     pub admin_token: Option<String>,
+    /// How the server holds against slow clients and floods.
+    pub edge: crate::server::Edge,
 }
 
 /// The app loaded and checked: components compiled and linked, databases open and migrated.
@@ -182,7 +184,14 @@ pub async fn up(options: UpOptions) -> Result<()> {
         tokio::spawn(crate::swap::watch(app.clone()));
     }
     print_routes(&app, listener.local_addr()?);
-    crate::server::serve(app, listener, shutdown_signal(), options.shutdown_timeout).await
+    crate::server::serve(
+        app,
+        listener,
+        shutdown_signal(),
+        options.shutdown_timeout,
+        options.edge,
+    )
+    .await
 }
 
 /// Applies every service's migrations to the databases `shop up` would use (provisioning each

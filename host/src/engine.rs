@@ -9,15 +9,23 @@ use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How many requests may run at once, each with its providers, before instance slots run out.
-pub const MAX_REQUESTS: u32 = 1000;
+/// The most requests `--max-concurrent-requests` may let run at once: with their providers,
+/// 5,000 instance slots, whose memories reserve 20 TiB of the 128 TiB of address space a
+/// process has (4 GiB a slot, none of it committed until used).
+pub const MAX_CONCURRENT_REQUESTS: u32 = 1000;
 
-/// The instances one request may hold at once: its component's own and one per provider it
-/// reaches through links (orders: itself, products, cart and accounts). Each takes a slot.
-pub const INSTANCES_PER_REQUEST: u32 = 4;
+/// How many requests may run in guests at once, by default (`--max-concurrent-requests`; past
+/// it a request is answered 503 at once). Two cores serve about 12,000 requests a second at
+/// 2-3 ms each, so some 30 in flight keep them busy: 256 leaves room for requests waiting on a
+/// database or a slow client, while bounding what requests hold (a guest instance each, 100 KiB
+/// to 2 MiB of memory as measured; up to `--max-memory` each for a greedy one) and the pool.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 256;
 
-/// How many component instances may exist at once.
-pub const MAX_INSTANCES: u32 = MAX_REQUESTS * INSTANCES_PER_REQUEST;
+/// The instances one request may hold at once: its component's own and one per provider that
+/// each of its stores reaches through links. Orders holds the most: itself, products, cart and
+/// accounts, and the products instance that cart's own store makes for its catalogue calls.
+/// Each takes a slot of the pool, which holds this many for every request admitted.
+pub const INSTANCES_PER_REQUEST: u32 = 5;
 
 /// What one instance of a component built with wasm32-wasip2 uses of the pool (measured with
 /// `wasm-tools print` on the shop's components): 4 core instances (the code, the WASI adapter,
@@ -57,6 +65,9 @@ pub struct Limits {
     pub max_table_elements: usize,
     /// The most host resources one instance may hold at once.
     pub max_resources: usize,
+    /// The most requests that may run in guests at once; the pool holds
+    /// [`INSTANCES_PER_REQUEST`] instance slots for each.
+    pub max_concurrent_requests: u32,
 }
 
 impl Default for Limits {
@@ -66,6 +77,7 @@ impl Default for Limits {
             max_memory: DEFAULT_MAX_MEMORY,
             max_table_elements: MAX_TABLE_ELEMENTS,
             max_resources: MAX_RESOURCES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -88,14 +100,16 @@ fn config(limits: &Limits, pagemap_scan: bool) -> Config {
     // Instances come from preallocated slots: a fresh instance per request is then a
     // matter of microseconds, and each slot caps the guest's memory.
     let mut pool = PoolingAllocationConfig::default();
-    // Each memory slot reserves 4 GiB of address space (no bounds checks): 4000 of them are
-    // 16 TiB of the 128 TiB a process has, none of it committed until used.
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES * CORE_INSTANCES_PER_INSTANCE)
-        .total_memories(MAX_INSTANCES * MEMORIES_PER_INSTANCE)
-        .total_tables(MAX_INSTANCES * TABLES_PER_INSTANCE)
+    // Admission (`admission.rs`) lets no more requests in than the pool has slots for: a
+    // request never fails for want of one. Each memory slot reserves 4 GiB of address space
+    // (no bounds checks); see MAX_CONCURRENT_REQUESTS.
+    let instances = instance_slots(limits);
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * CORE_INSTANCES_PER_INSTANCE)
+        .total_memories(instances * MEMORIES_PER_INSTANCE)
+        .total_tables(instances * TABLES_PER_INSTANCE)
         // A store runs on its own fiber stack; a provider's runs while its caller's waits.
-        .total_stacks(MAX_INSTANCES)
+        .total_stacks(instances)
         // Slots of a fixed size, so that compiled code (whose cache key includes these settings)
         // does not depend on --max-memory; each store's limiter holds an instance to the cap.
         .max_memory_size(limits.max_memory.max(MEMORY_SLOT_BYTES))
@@ -112,6 +126,11 @@ fn config(limits: &Limits, pagemap_scan: bool) -> Config {
     }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
+}
+
+/// How many component instances may exist at once: enough for every request `limits` admits.
+pub fn instance_slots(limits: &Limits) -> u32 {
+    limits.max_concurrent_requests.max(1) * INSTANCES_PER_REQUEST
 }
 
 /// Advances the engine's epoch forever on a background thread, so deadlines fire.
@@ -204,5 +223,25 @@ fn remove_stale_copies(path: &Path, stem: &str, keep: &Path) {
         if name.starts_with(&prefix) && name.ends_with(".cwasm") && entry.path() != keep {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest pool `--max-concurrent-requests` can ask for fits this process's address
+    /// space, and holds every instance of every request admitted.
+    #[test]
+    fn the_largest_pool_is_built() {
+        let limits = Limits {
+            max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+            ..Limits::default()
+        };
+        assert_eq!(
+            instance_slots(&limits),
+            MAX_CONCURRENT_REQUESTS * INSTANCES_PER_REQUEST
+        );
+        build(&limits).unwrap();
     }
 }

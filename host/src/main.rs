@@ -106,8 +106,8 @@ enum Command {
         /// The most client connections open at once; past it a new one is answered 503 and
         /// closed. Keep it under the open-files limit (`ulimit -n`).
         #[arg(long, default_value_t = admission::DEFAULT_MAX_CONNECTIONS,
-              value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
-        max_connections: usize,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
         /// The most requests running in guests at once (each holds a guest instance); past it a
         /// request is answered 503 at once, with `Retry-After: 1`.
         #[arg(long, default_value_t = engine::DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -234,7 +234,7 @@ fn main() -> ExitCode {
                     edge: server::Edge {
                         header_read_timeout,
                         max_header_size,
-                        max_connections,
+                        max_connections: max_connections as usize,
                         max_concurrent_hashing: max_concurrent_hashing as usize,
                     },
                 })

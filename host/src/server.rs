@@ -16,13 +16,14 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
+use crate::admission::{Admission, Admitted};
 use crate::app::App;
 use crate::linger::LingeringStream;
 use crate::router::RouteMatch;
@@ -39,6 +40,22 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 /// `shop_guest::request::MAX_BODY_BYTES`, which enforces it on chunked bodies and under Spin.
 const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
+/// How the server holds against slow clients and floods: `shop up`'s flags (the bound on
+/// requests in flight is in [`crate::engine::Limits`], as the instance pool is sized by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    /// How long a client may take to send a request head: the first on its connection, or the
+    /// next on a kept-alive one, so also how long a connection may stay idle.
+    pub header_read_timeout: Duration,
+    /// The largest request head read (a bigger one is answered 431); the most any connection
+    /// buffers.
+    pub max_header_size: usize,
+    /// The most client connections open at once.
+    pub max_connections: usize,
+    /// The most requests hashing a password at once (`admission::PASSWORD_HASHING_ROUTES`).
+    pub max_concurrent_hashing: usize,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets the
 /// requests in flight finish, for at most `drain_timeout`.
 pub async fn serve(
@@ -46,11 +63,28 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
+    edge: Edge,
 ) -> Result<()> {
     let local_addr = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
+    let admission = Arc::new(Admission::new(
+        edge.max_connections,
+        app.limits.max_concurrent_requests as usize,
+        edge.max_concurrent_hashing,
+        app.limits.request_timeout,
+    ));
+    admission.check_open_files_limit();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.keep_alive(true);
+    // hyper runs its head timer whenever it waits for a head: from the accept on a new
+    // connection, and from the end of the last answer on a kept-alive one (hyper's http1 has no
+    // idle timer of its own), so the one timeout closes slow heads and idle connections alike.
+    // Without a timer hyper ignores the timeout, and half a head holds a connection for ever.
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(edge.header_read_timeout)
+        .max_header_size(edge.max_header_size)
+        // hyper refuses a buffer under 8 KiB (`--max-header-size` is checked for it too).
+        .max_buf_size(edge.max_header_size.max(8 << 10));
     tokio::pin!(shutdown);
     loop {
         let (stream, client) = tokio::select! {
@@ -65,17 +99,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(connection_permit) = admission.connection() else {
+            crate::admission::turn_away(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let (app, admission) = (app.clone(), admission.clone());
         let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, request, client, local_addr).await) }
+            let (app, admission) = (app.clone(), admission.clone());
+            async move {
+                let response = handle(&app, &admission, request, client, local_addr).await;
+                Ok::<_, Infallible>(response)
+            }
         });
         // Lingering: a client still sending a body the answer did not wait for reads the
         // answer instead of a reset.
         let io = TokioIo::new(LingeringStream::new(stream));
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
+            let _open = connection_permit;
             if let Err(err) = connection.await {
                 tracing::debug!("connection from {client}: {err}");
             }
@@ -95,6 +137,7 @@ pub async fn serve(
 /// Answers one request and writes its log line.
 async fn handle(
     app: &Arc<App>,
+    admission: &Admission,
     request: Request<Incoming>,
     client: SocketAddr,
     local_addr: SocketAddr,
@@ -102,6 +145,8 @@ async fn handle(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    // Why the host answered without the guest, when a bound turned the request away.
+    let mut refused = None;
     let (response, component) = if path == "/healthz" {
         (health(app, &method).await, "-")
     } else if path.starts_with(crate::swap::ADMIN_PREFIX) && app.swap.admin_enabled() {
@@ -117,9 +162,17 @@ async fn handle(
             }
             Some(matched) => {
                 let index = matched.route.component;
-                let request = with_spin_headers(request, &matched, client, local_addr);
-                let response = call_component(app, index, request).await;
-                (response, app.components[index].config.id.as_str())
+                let id = app.components[index].config.id.as_str();
+                match admission.admit(&method, &path).await {
+                    Ok(admitted) => {
+                        let request = with_spin_headers(request, &matched, client, local_addr);
+                        (call_component(app, index, request, admitted).await, id)
+                    }
+                    Err(crate::admission::Overloaded) => {
+                        refused = Some("overloaded");
+                        (overloaded(), id)
+                    }
+                }
             }
             None => (
                 json(StatusCode::NOT_FOUND, r#"{"detail":"Not found."}"#),
@@ -134,7 +187,20 @@ async fn handle(
         status = response.status().as_u16(),
         component = %component,
         duration = ?started.elapsed(),
+        reason = refused,
     );
+    response
+}
+
+/// 503 to a request past an admission bound (`admission.rs`): it may be retried in a second.
+fn overloaded() -> Response<ResponseBody> {
+    let mut response = json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::admission::OVERLOADED_BODY,
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 
@@ -229,6 +295,7 @@ async fn call_component(
     app: &Arc<App>,
     index: usize,
     request: Request<Incoming>,
+    admitted: Admitted,
 ) -> Response<ResponseBody> {
     let component = &app.components[index];
     // The request runs to its end on the version current now, whatever swaps meanwhile.
@@ -253,6 +320,8 @@ async fn call_component(
 
     // The guest keeps running after it has sent the response head: it streams the body.
     let mut guest = tokio::spawn(async move {
+        // The permits count guest instances: they go when the store does.
+        let _admitted = admitted;
         let proxy = version.pre.instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()
