@@ -619,3 +619,44 @@ e2e!(
     twenty_placements_of_one_cart_make_one_order,
     methods_and_paths,
 );
+
+async fn list_parameters_are_bounded(app: TestApp) {
+    let token = user_token(fresh_user_id());
+    let (id, _) = product(&app, "1.00", 5).await;
+    app.add_to_cart(&token, id, 1).await;
+    assert_eq!(place(&app, &token, None).await.status, 201);
+    let list = |query: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.get(&format!("/api/orders/?{query}"), Some(&token))
+                .await
+        }
+    };
+    // A status as long as a URI carries (64 KiB) is named, not echoed back.
+    let answer = list(format!("status={}", "x".repeat(60_000))).await;
+    assert_field_errors(&answer, &["status"]);
+    assert_eq!(
+        answer.body,
+        json!({"status": ["Ensure this field has no more than 20 characters."]})
+    );
+    // Given 50 times, the last one counts, however wrong the others.
+    let others = vec!["status=lost"; 50].join("&");
+    let answer = list(format!("{others}&status=pending")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["count"], 1);
+    let others = vec!["status=pending"; 50].join("&");
+    let answer = list(format!("{others}&status=lost")).await;
+    assert_eq!(
+        answer.body,
+        json!({"status": ["Select a valid choice. lost is not one of the available choices."]})
+    );
+    // A page past the end, however far, is the contract's 404.
+    for page in ["2", "9223372036854775807", "18446744073709551615"] {
+        let answer = list(format!("status=pending&page={page}")).await;
+        assert_eq!(answer.status, 404, "{page}: {}", answer.body);
+        assert_eq!(answer.body, json!({"detail": "Invalid page."}));
+    }
+}
+
+e2e!(list_parameters_are_bounded);

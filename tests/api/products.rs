@@ -625,6 +625,288 @@ async fn health(app: TestApp) {
     assert_eq!(answer.status, 200);
 }
 
+/// `GET /api/products/?{query}` as anyone.
+async fn list(app: &TestApp, query: &str) -> Answer {
+    app.get(&format!("/api/products/?{query}"), None).await
+}
+
+/// The longest value a query can carry to a service: a URI holds at most 64 KiB (the `http`
+/// crate's bound, which hyper applies on both sides).
+const LONG: usize = 60_000;
+
+/// The status the host answers a GET of `path` sent over a plain socket: for a URI past what
+/// any HTTP client library sends.
+async fn raw_get_status(app: &TestApp, path: String) -> u16 {
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|status| status.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {answer:?}"))
+    })
+    .await
+    .unwrap()
+}
+
+/// Asserts a 400 whose body is exactly `errors`, in the contract's `{"field": [...]}` shape.
+#[track_caller]
+fn assert_errors(answer: &Answer, errors: Value) {
+    assert_field_errors(answer, &[]);
+    assert_eq!(answer.body, errors);
+}
+
+async fn search_past_its_bounds_is_a_400(app: TestApp) {
+    let chars = json!({"search": ["Ensure this field has no more than 200 characters."]});
+    let terms = json!({"search": ["Ensure this field has no more than 10 terms."]});
+    // 2,000 terms: once SQLite's expression depth (a 500), now both bounds named.
+    let many: Vec<String> = (0..2000).map(|i| format!("w{i}")).collect();
+    for separator in ["+", ",", "%20,%09"] {
+        let answer = list(&app, &format!("search={}", many.join(separator))).await;
+        assert_errors(
+            &answer,
+            json!({"search": [chars["search"][0], terms["search"][0]]}),
+        );
+    }
+    assert_errors(
+        &list(&app, "search=a+b+c+d+e+f+g+h+i+j+k").await,
+        terms.clone(),
+    );
+    assert_errors(
+        &list(&app, &format!("search={}", ["same"; 11].join(","))).await,
+        terms,
+    );
+    // As long as a URI carries, and one character past the bound.
+    assert_errors(
+        &list(&app, &format!("search={}", "x".repeat(LONG))).await,
+        chars.clone(),
+    );
+    // 100 KB is past any URI: the host refuses it before any service reads it, never a 5xx.
+    let status = raw_get_status(
+        &app,
+        format!("/api/products/?search={}", "x".repeat(100_000)),
+    )
+    .await;
+    assert!((400..500).contains(&status), "100 KB search: {status}");
+    assert_errors(
+        &list(&app, &format!("search={}", "é".repeat(201))).await,
+        chars,
+    );
+    let longest = list(&app, &format!("search={}", "é".repeat(200))).await;
+    assert_eq!(longest.status, 200, "{}", longest.body);
+    assert_eq!(longest.body["count"], 0);
+}
+
+async fn ordering_past_its_bounds_is_a_400(app: TestApp) {
+    let keys = ["price", "-name", "stock", "-created_at", "bogus"];
+    // 3,000 keys: once more ORDER BY terms than SQLite takes (a 500).
+    let answer = list(&app, &format!("ordering={}", keys.repeat(600).join(","))).await;
+    assert_errors(
+        &answer,
+        json!({"ordering": [
+            "Ensure this field has no more than 100 characters.",
+            "Ensure this field has no more than 4 keys.",
+        ]}),
+    );
+    let five = json!({"ordering": ["Ensure this field has no more than 4 keys."]});
+    assert_errors(
+        &list(&app, &format!("ordering={}", keys.join(","))).await,
+        five.clone(),
+    );
+    assert_errors(
+        &list(&app, "ordering=price,price,price,price,price").await,
+        five,
+    );
+    assert_errors(
+        &list(&app, &format!("ordering={}", "x".repeat(LONG))).await,
+        json!({"ordering": ["Ensure this field has no more than 100 characters."]}),
+    );
+    // Every parameter past its bound in one answer.
+    let answer = list(
+        &app,
+        &format!(
+            "search={}&ordering={}&min_price={}&in_stock=yes&max_price=2",
+            many_words(11),
+            keys.join(","),
+            "1".repeat(101)
+        ),
+    )
+    .await;
+    assert_errors(
+        &answer,
+        json!({
+            "search": ["Ensure this field has no more than 10 terms."],
+            "ordering": ["Ensure this field has no more than 4 keys."],
+            "min_price": ["Ensure this field has no more than 100 characters."],
+            "in_stock": ["Must be `true` or `false`."],
+        }),
+    );
+}
+
+/// `n` distinct words joined by `+` (spaces, once decoded).
+fn many_words(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+async fn price_bounds_past_their_length_are_a_400(app: TestApp) {
+    for name in ["min_price", "max_price"] {
+        for value in ["1".repeat(101), format!("0.{}", "0".repeat(LONG))] {
+            assert_errors(
+                &list(&app, &format!("{name}={value}")).await,
+                json!({ name: ["Ensure this field has no more than 100 characters."] }),
+            );
+        }
+        // Up to the bound, any decimal is a bound, however far beyond every price.
+        for value in [
+            "9".repeat(100),
+            "-1e400".to_owned(),
+            format!("0.{}1", "0".repeat(97)),
+        ] {
+            let answer = list(&app, &format!("{name}={value}")).await;
+            assert_eq!(answer.status, 200, "{name}={value}: {}", answer.body);
+        }
+    }
+}
+
+async fn repeated_parameters_read_the_last(app: TestApp) {
+    let tag = format!("rp{}", unique_suffix());
+    seed(&app, &tag, 3).await; // prices 1..3, stock i % 3
+                               // `search` 50 times, each of 11 terms (past the bound), then the tag: the last one counts.
+    let mut query: Vec<String> = (0..50)
+        .map(|i| format!("search={}", many_words(10) + &format!("+none{i}")))
+        .collect();
+    query.push(format!("search={tag}"));
+    let answer = list(&app, &query.join("&")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["count"], 3);
+    // A value past its bound that is not the last is never read.
+    let answer = list(&app, &format!("search={}&search={tag}", "x".repeat(LONG))).await;
+    assert_eq!(answer.body["count"], 3, "{}", answer.body);
+    let answer = list(&app, &format!("search={tag}&search={}", "x".repeat(201))).await;
+    assert_field_errors(&answer, &["search"]);
+    // The same for the ordering and the price bounds, each given 50 times.
+    let orderings = vec!["ordering=a,b,c,d,e"; 50].join("&");
+    let answer = list(&app, &format!("search={tag}&{orderings}&ordering=-price")).await;
+    let prices: Vec<&str> = answer.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["price"].as_str().unwrap())
+        .collect();
+    assert_eq!(prices, ["3.00", "2.00", "1.00"]);
+    let bounds = vec!["min_price=cheap&max_price=0"; 50].join("&");
+    let answer = list(
+        &app,
+        &format!("search={tag}&{bounds}&min_price=2&max_price=2"),
+    )
+    .await;
+    assert_eq!(answer.body["count"], 1, "{}", answer.body);
+}
+
+async fn valid_search_and_ordering_answer_as_before(app: TestApp) {
+    let tag = format!("vs{}", unique_suffix());
+    for (name, price, stock) in [("bolt", "3.00", 5), ("axe", "10.00", 5), ("cup", "3.00", 9)] {
+        app.create_product(
+            json!({"name": format!("{tag} {name} lamp"), "price": price, "stock": stock}),
+        )
+        .await;
+    }
+    let names = |answer: &Answer| -> Vec<String> {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p["name"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .nth(1)
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Terms split at commas and whitespace, all of them to match; a repeat changes nothing.
+    for search in [
+        format!("{tag}+lamp"),
+        format!("{tag},lamp"),
+        format!("%20{tag},%20%09lamp,,"),
+        format!("{tag}+lamp+{tag}+LAMP+{tag}+lamp+{tag}+lamp+{tag}+lamp"),
+    ] {
+        let answer = list(&app, &format!("search={search}")).await;
+        assert_eq!(names(&answer), ["bolt", "axe", "cup"], "{search}");
+    }
+    let answer = list(&app, &format!("search={tag}+lamp+{tag}+bolt")).await;
+    assert_eq!(names(&answer), ["bolt"]);
+    let answer = list(&app, &format!("search={tag}+shade")).await;
+    assert_eq!(answer.body["count"], 0);
+    // Ordering: four keys, ties decided by the next key, then by id.
+    let order = |ordering: &'static str| {
+        let app = &app;
+        let tag = tag.clone();
+        async move { list(app, &format!("search={tag}&ordering={ordering}")).await }
+    };
+    assert_eq!(names(&order("price,-stock").await), ["cup", "bolt", "axe"]);
+    assert_eq!(
+        names(&order("-stock,-price,name,created_at").await),
+        ["cup", "axe", "bolt"]
+    );
+    assert_eq!(
+        names(&order("stock,bogus,-name").await),
+        ["bolt", "axe", "cup"]
+    );
+    // A key given again is dropped, the first kept: `price,-price` sorts as `price`.
+    assert_eq!(
+        names(&order("price,price").await),
+        names(&order("price").await)
+    );
+    assert_eq!(names(&order("price,-price").await), ["bolt", "cup", "axe"]);
+    assert_eq!(
+        names(&order("-price,price,name").await),
+        ["axe", "bolt", "cup"]
+    );
+    assert_eq!(
+        names(&order("-price,,price,%20,name,").await),
+        ["axe", "bolt", "cup"]
+    );
+}
+
+async fn huge_pages_never_reach_the_database(app: TestApp) {
+    let tag = format!("hp{}", unique_suffix());
+    seed(&app, &tag, 2).await;
+    for page in [
+        "3",
+        "461168601842738791",
+        "9223372036854775807",
+        "18446744073709551615",
+    ] {
+        let answer = list(&app, &format!("search={tag}&page_size=1&page={page}")).await;
+        assert_eq!(answer.status, 404, "{page}: {}", answer.body);
+        assert_eq!(answer.body, json!({"detail": "Invalid page."}), "{page}");
+    }
+    let last = list(&app, &format!("search={tag}&page_size=1&page=last")).await;
+    assert_eq!(last.body["count"], 2);
+    assert_eq!(ids(&last.body).len(), 1);
+}
+
 e2e!(
     create_and_read_back,
     create_defaults_and_exact_money,
@@ -638,4 +920,10 @@ e2e!(
     delete_product,
     not_found_and_methods,
     health,
+    search_past_its_bounds_is_a_400,
+    ordering_past_its_bounds_is_a_400,
+    price_bounds_past_their_length_are_a_400,
+    repeated_parameters_read_the_last,
+    valid_search_and_ordering_answer_as_before,
+    huge_pages_never_reach_the_database,
 );
