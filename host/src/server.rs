@@ -332,10 +332,23 @@ async fn call_component(
     let answer = tokio::time::timeout_at((deadline + DEADLINE_GRACE).into(), receiver).await;
     match answer {
         Ok(Ok(Ok(response))) => {
-            // Failures while the body streams can only be logged.
+            // Failures while the body streams can only be logged. A guest blocked on a client
+            // that does not read is waiting on the host, where no epoch stops it: the deadline
+            // does, or its instance (and admission permit) would be held for as long as the
+            // client likes.
             tokio::spawn(async move {
-                if let Ok(Err(err)) = guest.await {
-                    log_guest_failure(&id, &err, deadline);
+                let streamed = (deadline + DEADLINE_GRACE).into();
+                match tokio::time::timeout_at(streamed, &mut guest).await {
+                    Ok(Ok(Err(err))) => log_guest_failure(&id, &err, deadline),
+                    Ok(_) => {}
+                    Err(_elapsed) => {
+                        guest.abort();
+                        tracing::error!(
+                            component = %id,
+                            reason = "deadline",
+                            "the answer was still streaming at the request's deadline; stopped"
+                        );
+                    }
                 }
             });
             response
