@@ -963,3 +963,387 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
         body = &body[start + size + 2..];
     }
 }
+
+// The edge against slow clients and floods: each test runs a host of its own with small limits.
+
+use std::time::Instant;
+
+/// Starts a host of its own, on the repository's app, with `extra` flags.
+fn edge_host(label: &str, extra: &[&str]) -> SpawnedHost {
+    build_components();
+    let workdir = fresh_workdir(label);
+    let mut cmd = host_command(&workdir);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]).args(extra);
+    let host = spawn_serving(cmd, &workdir, &repo_root().join("spin.toml"));
+    wait_healthy(&host.base);
+    host
+}
+
+/// A plain connection to `host`.
+fn connect(host: &SpawnedHost) -> TcpStream {
+    let stream = TcpStream::connect(host.base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Reads until the host closes the connection (end of file or reset) and returns what came;
+/// panics if it is still open after `limit`.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the connection is still open after {limit:?}; read: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return answer,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return answer,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading the answer: {e}"),
+        }
+    }
+}
+
+/// Splits an answer into its status, lower-cased head and (de-chunked) body.
+fn parse_answer(answer: &[u8]) -> (u16, String, Vec<u8>) {
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(answer)));
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    let mut body = answer[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (head[9..12].parse().unwrap(), head, body)
+}
+
+/// `GET path` on a connection of its own, closed after the answer: status, head and body.
+fn raw_get(host: &SpawnedHost, path: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = connect(host);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    parse_answer(&read_until_closed(&mut stream, Duration::from_secs(30)))
+}
+
+/// Asserts that `head` and `body` are the 503 of a bound: `Retry-After` and the contract's shape.
+fn assert_overloaded(head: &str, body: &[u8]) {
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("\r\nretry-after: 1"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let body: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(
+        body,
+        json!({"detail": "Service overloaded, retry shortly."})
+    );
+}
+
+/// Polls the host's log (written in the background) until `found` holds, for 5 s at most.
+fn log_until(host: &SpawnedHost, found: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = read_log_of(&host.log);
+        if found(&log) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn half_a_request_head_is_closed_within_the_header_timeout() {
+    let host = edge_host("edge-half-head", &["--header-read-timeout", "1s"]);
+    let mut stream = connect(&host);
+    stream
+        .write_all(b"POST /api/accounts/login/ HTTP/1.1\r\nHost: shop\r\nContent-Ty")
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(3));
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+    // The host serves on.
+    assert_eq!(raw_get(&host, "/api/products/").0, 200);
+}
+
+#[test]
+fn an_idle_kept_alive_connection_is_closed() {
+    let host = edge_host("edge-idle", &["--header-read-timeout", "1s"]);
+    let mut stream = connect(&host);
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: shop\r\n\r\n")
+        .unwrap();
+    // One whole answer (the host's own, with a Content-Length), the connection kept alive.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let whole = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer).to_ascii_lowercase();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        (body.len() >= length).then_some(())
+    };
+    while whole(&answer).is_none() {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let (status, head, _) = parse_answer(&answer);
+    assert_eq!(status, 200);
+    assert!(!head.contains("connection: close"), "{head}");
+    let idle = Instant::now();
+    let rest = read_until_closed(&mut stream, Duration::from_secs(3));
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        idle.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        idle.elapsed()
+    );
+}
+
+#[test]
+fn an_oversize_request_head_is_answered_431_at_once() {
+    // The default cap, 64 KiB: a 32 KiB head is served, an 80 KiB one is not.
+    let host = edge_host("edge-big-head", &[]);
+    let head = |filler: usize| {
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: shop\r\nConnection: close\r\nX-Filler: {}\r\n\r\n",
+            "a".repeat(filler)
+        )
+    };
+    let mut stream = connect(&host);
+    stream.write_all(head(32 * 1024).as_bytes()).unwrap();
+    let (status, _, _) = parse_answer(&read_until_closed(&mut stream, Duration::from_secs(10)));
+    assert_eq!(status, 200);
+
+    let started = Instant::now();
+    let mut stream = connect(&host);
+    // The host may close while the rest is still on its way.
+    let _ = stream.write_all(head(80 * 1024).as_bytes());
+    let answer = read_until_closed(&mut stream, Duration::from_secs(3));
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn past_max_connections_a_new_connection_is_turned_away_at_once() {
+    let host = edge_host(
+        "edge-connections",
+        &["--max-connections", "8", "--header-read-timeout", "30s"],
+    );
+    // The health checks' connections are gone.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut idle: Vec<TcpStream> = (0..8).map(|_| connect(&host)).collect();
+    for stream in &mut idle {
+        // Held open, not turned away: nothing comes.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let read = stream.read(&mut buf);
+        assert!(
+            read.as_ref().is_err_and(|e| matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )),
+            "an idle connection under the cap got {read:?}"
+        );
+    }
+
+    let started = Instant::now();
+    let mut ninth = connect(&host);
+    let answer = read_until_closed(&mut ninth, Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    if !answer.is_empty() {
+        let (_, head, body) = parse_answer(&answer);
+        assert_overloaded(&head, &body);
+    }
+    let log = log_until(&host, |log| log.contains("--max-connections"));
+    assert!(
+        log.lines()
+            .any(|l| l.contains("overloaded") && l.contains("--max-connections")),
+        "{log}"
+    );
+
+    // Once they close, the host serves again.
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stream = connect(&host);
+        let request = "GET /api/products/ HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n";
+        let _ = stream.write_all(request.as_bytes());
+        let answer = read_until_closed(&mut stream, Duration::from_secs(10));
+        if !answer.is_empty() && parse_answer(&answer).0 == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still turned away after the others closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn past_max_concurrent_requests_a_request_is_answered_503_at_once() {
+    let host = edge_host(
+        "edge-requests",
+        &["--max-concurrent-requests", "8", "--request-timeout", "5s"],
+    );
+    // Eight requests whose bodies never finish, each holding a guest that waits for the rest.
+    let stuck: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut stream = connect(&host);
+            stream
+                .write_all(
+                    b"POST /api/accounts/token/refresh/ HTTP/1.1\r\nHost: shop\r\n\
+                      Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"refr",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+
+    // Once the eight are in (a probe sent sooner could take a permit before the last of them),
+    // the next request is refused at once.
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let (status, head, body) = raw_get(&host, "/api/products/");
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{head}");
+    assert!(took < Duration::from_secs(1), "the 503 took {took:?}");
+    assert_overloaded(&head, &body);
+    let log = log_until(&host, |log| log.contains("--max-concurrent-requests"));
+    assert!(
+        log.lines().any(|l| l.contains("status=503")
+            && l.contains("path=/api/products/")
+            && l.contains("reason=\"overloaded\"")),
+        "no request line says overloaded:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("overloaded") && l.contains("--max-concurrent-requests")),
+        "{log}"
+    );
+    assert!(!log.contains("reason=\"trap\""), "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("path=/api/accounts/token/refresh/") && l.contains("status=503")),
+        "one of the eight was refused:\n{log}"
+    );
+
+    // Once those clients go, requests are served again.
+    drop(stuck);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while raw_get(&host, "/api/products/").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still refused after the stuck clients left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_concurrent_logins_stay_in_memory_while_other_routes_answer() {
+    let host = edge_host("edge-logins", &[]);
+    let base = host.base.clone();
+    let client = reqwest::Client::new();
+    let username = format!("login{}", unique_suffix());
+    let password = "correct horse battery";
+    let registered = client
+        .post(format!("{base}/api/accounts/register/"))
+        .json(&json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": password,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let (at_rest, _) = memory_kib(host.pid);
+    // The peak from here on, not the start's (compiling, migrating).
+    std::fs::write(format!("/proc/{}/clear_refs", host.pid), "5").unwrap();
+
+    let logins: Vec<_> = (0..40)
+        .map(|_| {
+            let (client, base, username) = (client.clone(), base.clone(), username.clone());
+            tokio::spawn(async move {
+                let res = client
+                    .post(format!("{base}/api/accounts/login/"))
+                    .json(&json!({"username": username, "password": password}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let retry_after = res.headers().contains_key("retry-after");
+                let body: Value = res.json().await.unwrap();
+                (status, retry_after, body)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let products = client
+        .get(format!("{base}/api/products/"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(products.status(), 200);
+    assert!(
+        took < Duration::from_secs(2),
+        "products took {took:?} during the logins"
+    );
+
+    let mut ok = 0;
+    for login in logins {
+        let (status, retry_after, body) = login.await.unwrap();
+        match status {
+            200 => {
+                assert!(body["access"].is_string(), "{body}");
+                ok += 1;
+            }
+            503 => assert!(retry_after && body["detail"].is_string(), "{body}"),
+            _ => panic!("a login answered {status}: {body}"),
+        }
+    }
+    let (rss, peak) = memory_kib(host.pid);
+    eprintln!(
+        "40 concurrent logins: {ok} answered 200; host RSS at rest {at_rest} KiB, peak during \
+         the logins {peak} KiB, after {rss} KiB; GET /api/products/ took {took:?}"
+    );
+    assert!(ok > 0, "no login succeeded");
+    assert!(peak < 150 * 1024, "peak RSS {peak} KiB during 40 logins");
+}
