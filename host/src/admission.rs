@@ -30,9 +30,9 @@ pub const PASSWORD_HASHING_ROUTES: &[(&str, &str)] = &[
 pub const DEFAULT_MAX_CONCURRENT_HASHING: u32 = 4;
 
 /// How long a password-hashing request may wait for one of those permits before its 503 (never
-/// longer than the request deadline). At about 60 ms a hash with four sharing two cores, 5 s
-/// clears a queue of some 300 logins: a burst waits its turn, and a flood past what the cores
-/// can hash is told to retry while the client still waits, instead of queueing without end.
+/// longer than the request deadline). Two cores hash about 30 logins a second (40 at once took
+/// 1.3 s), so 5 s clears a queue of some 150: a burst waits its turn, and a flood past what the
+/// cores can hash is told to retry while its clients still wait, instead of queueing without end.
 pub const HASHING_WAIT: Duration = Duration::from_secs(5);
 
 /// The most client connections at once, by default (`--max-connections`). An idle connection
