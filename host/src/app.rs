@@ -78,6 +78,8 @@ pub struct UpOptions {
     pub admin_token: Option<String>,
     /// How the server holds against slow clients and floods.
     pub edge: crate::server::Edge,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<crate::client_addr::AddrBlock>,
 }
 
 /// The app loaded and checked: components compiled and linked, databases open and migrated.
@@ -153,6 +155,8 @@ pub struct App {
     pub limits: Limits,
     /// Hot swap: the linker, the links, the sources and the admin token.
     pub swap: crate::swap::Swapper,
+    /// The proxies whose `X-Forwarded-For` names the client (`spin-client-addr`).
+    pub trusted_proxies: Vec<crate::client_addr::AddrBlock>,
 }
 
 /// Loads, checks and serves the app until Ctrl-C or SIGTERM.
@@ -179,6 +183,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         databases,
         limits,
         swap: crate::swap::Swapper::new(linker, links, sources, options.admin_token.clone()),
+        trusted_proxies: options.trusted_proxies.clone(),
     });
     if options.watch {
         tokio::spawn(crate::swap::watch(app.clone()));

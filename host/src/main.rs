@@ -7,6 +7,7 @@ mod admission;
 mod app;
 mod bindings;
 mod build;
+mod client_addr;
 mod engine;
 mod linger;
 mod links;
@@ -119,6 +120,11 @@ enum Command {
         #[arg(long, default_value_t = admission::DEFAULT_MAX_CONCURRENT_HASHING,
               value_parser = clap::value_parser!(u32).range(1..))]
         max_concurrent_hashing: u32,
+        /// The proxies whose `X-Forwarded-For` names the client (comma-separated addresses or
+        /// blocks, e.g. `10.0.0.0/8`); without it the header is ignored and the client is the
+        /// connection's peer. The services throttle logins by that address.
+        #[arg(long, value_name = "ADDRS", value_parser = client_addr::parse_blocks)]
+        trusted_proxies: Option<client_addr::TrustedProxies>,
         /// On SIGTERM or Ctrl-C, how long to let the requests in flight finish before exiting.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         shutdown_timeout: Duration,
@@ -214,6 +220,7 @@ fn main() -> ExitCode {
                 max_connections,
                 max_concurrent_requests,
                 max_concurrent_hashing,
+                trusted_proxies,
                 shutdown_timeout,
                 no_watch,
                 no_migrate,
@@ -231,6 +238,7 @@ fn main() -> ExitCode {
                     shutdown_timeout,
                     watch: !no_watch,
                     admin_token,
+                    trusted_proxies: trusted_proxies.unwrap_or_default().0,
                     edge: server::Edge {
                         header_read_timeout,
                         max_header_size,

@@ -165,6 +165,7 @@ async fn handle(
                 let id = app.components[index].config.id.as_str();
                 match admission.admit(&method, &path).await {
                     Ok(admitted) => {
+                        let client = reported_client(app, &request, client);
                         let request = with_spin_headers(request, &matched, client, local_addr);
                         (call_component(app, index, request, admitted).await, id)
                     }
@@ -420,6 +421,26 @@ fn deadline_response() -> Response<ResponseBody> {
         StatusCode::GATEWAY_TIMEOUT,
         r#"{"detail":"The service did not answer in time."}"#,
     )
+}
+
+/// The client address a guest is told: the peer, or what trusted proxies forwarded (an address
+/// from `X-Forwarded-For` gets port 0: the proxies do not record ports).
+fn reported_client(app: &App, request: &Request<Incoming>, peer: SocketAddr) -> SocketAddr {
+    if app.trusted_proxies.is_empty() {
+        return peer;
+    }
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let ip = crate::client_addr::client_ip(peer, &forwarded, &app.trusted_proxies);
+    if ip == peer.ip() {
+        peer
+    } else {
+        SocketAddr::new(ip, 0)
+    }
 }
 
 /// Adds Spin's `spin-*` request headers, and a `Host` header when the client sent none.

@@ -4,6 +4,7 @@
 mod accounts;
 mod carts;
 mod checkout_cuts;
+mod client_addr;
 mod cluster;
 mod components;
 mod database_down;
