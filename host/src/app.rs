@@ -76,6 +76,8 @@ pub struct UpOptions {
     pub watch: bool,
     /// The token of the admin API (`/_admin/...`); `None` keeps the API off.
     pub admin_token: Option<String>,
+    /// Where the admin API listens (its own listener, `--admin-listen`).
+    pub admin_listen: Option<String>,
     /// How the server holds against slow clients and floods.
     pub edge: crate::server::Edge,
     /// The proxies whose `X-Forwarded-For` names the client.
@@ -171,6 +173,21 @@ pub async fn up(options: UpOptions) -> Result<()> {
         links,
     } = load(&options.app).await?;
     let router = build_router(&manifest, &components)?;
+    let admin_listen = match (&options.admin_token, &options.admin_listen) {
+        (Some(_), Some(listen)) => Some(admin_address(listen)),
+        (None, None) => None,
+        (Some(_), None) => bail!(
+            "the admin API has a token but no listener: add --admin-listen 127.0.0.1:3001 (it \
+             is never served on the public --listen address)"
+        ),
+        (None, Some(_)) => bail!(
+            "--admin-listen needs the admin token: --admin-token-file PATH or SHOP_ADMIN_TOKEN"
+        ),
+    };
+    let admin_listener = match &admin_listen {
+        Some(listen) => Some(bind(listen).await?),
+        None => None,
+    };
     let listener = bind(&options.listen).await?;
     let sources = components
         .iter()
@@ -187,6 +204,18 @@ pub async fn up(options: UpOptions) -> Result<()> {
     });
     if options.watch {
         tokio::spawn(crate::swap::watch(app.clone()));
+    }
+    if let Some(admin_listener) = admin_listener {
+        println!(
+            "Admin API on http://{}{}components",
+            admin_listener.local_addr()?,
+            crate::swap::ADMIN_PREFIX
+        );
+        tokio::spawn(crate::server::serve_admin(
+            app.clone(),
+            admin_listener,
+            options.edge,
+        ));
     }
     print_routes(&app, listener.local_addr()?);
     crate::server::serve(
@@ -740,6 +769,15 @@ async fn bind(listen: &str) -> Result<TcpListener> {
             "{listen} is already in use: stop the program that listens there, or choose another address with --listen (e.g. --listen 127.0.0.1:3001)"
         ),
         Err(err) => bail!("cannot listen on {listen}: {err}; choose another address with --listen"),
+    }
+}
+
+/// `--admin-listen`'s address: a bare port is on loopback.
+fn admin_address(listen: &str) -> String {
+    if listen.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{listen}")
+    } else {
+        listen.to_owned()
     }
 }
 

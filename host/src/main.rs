@@ -135,10 +135,14 @@ enum Command {
         /// from its embedded migrations on first use (Postgres needs `shop migrate` first).
         #[arg(long)]
         no_migrate: bool,
-        /// Turn on the admin API (`/_admin/components`), protected by the token in this file
-        /// (or in SHOP_ADMIN_TOKEN).
+        /// Turn on the admin API (`/_admin/components`, on `--admin-listen`), protected by the
+        /// token in this file (or in SHOP_ADMIN_TOKEN).
         #[arg(long, value_name = "PATH")]
         admin_token_file: Option<PathBuf>,
+        /// Serve the admin API on its own listener here (a bare port means loopback:
+        /// `3001` is `127.0.0.1:3001`); never on the public one. Needs the admin token.
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<String>,
     },
     /// Replace a component of a running host (its admin API must be on).
     Swap {
@@ -147,7 +151,7 @@ enum Command {
         /// The new Wasm component.
         path: PathBuf,
         /// The host's address.
-        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        #[arg(long, default_value = "http://127.0.0.1:3001")]
         admin: String,
         /// The file holding the admin token (default: SHOP_ADMIN_TOKEN).
         #[arg(long, value_name = "PATH")]
@@ -225,6 +229,7 @@ fn main() -> ExitCode {
                 no_watch,
                 no_migrate,
                 admin_token_file,
+                admin_listen,
             } => {
                 let admin_token = swap::admin_token(admin_token_file.as_deref())?;
                 let mut app = app.options(build);
@@ -238,6 +243,7 @@ fn main() -> ExitCode {
                     shutdown_timeout,
                     watch: !no_watch,
                     admin_token,
+                    admin_listen,
                     trusted_proxies: trusted_proxies.unwrap_or_default().0,
                     edge: server::Edge {
                         header_read_timeout,

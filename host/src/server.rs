@@ -134,6 +134,52 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves the admin API alone on `listener` (`--admin-listen`), with the public listener's
+/// head timeout and size cap, until the process ends. Anything but `/_admin/...` is a 404.
+pub async fn serve_admin(app: Arc<App>, listener: TcpListener, edge: Edge) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(edge.header_read_timeout)
+        .max_header_size(edge.max_header_size)
+        .max_buf_size(edge.max_header_size.max(8 << 10));
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!("accepting an admin connection failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let app = app.clone();
+            async move {
+                let started = Instant::now();
+                let method = request.method().clone();
+                let path = request.uri().path().to_string();
+                let response = if path.starts_with(crate::swap::ADMIN_PREFIX) {
+                    crate::swap::admin(&app, request).await
+                } else {
+                    json(StatusCode::NOT_FOUND, r#"{"detail":"Not found."}"#)
+                };
+                tracing::info!(
+                    %client, %method, %path, status = response.status().as_u16(),
+                    elapsed_ms = started.elapsed().as_millis() as u64, "admin request"
+                );
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let io = TokioIo::new(LingeringStream::new(stream));
+        let connection = http.serve_connection(io, service);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("admin connection from {client}: {err}");
+            }
+        });
+    }
+}
+
 /// Answers one request and writes its log line.
 async fn handle(
     app: &Arc<App>,
@@ -149,8 +195,6 @@ async fn handle(
     let mut refused = None;
     let (response, component) = if path == "/healthz" {
         (health(app, &method).await, "-")
-    } else if path.starts_with(crate::swap::ADMIN_PREFIX) && app.swap.admin_enabled() {
-        (crate::swap::admin(app, request).await, "-")
     } else {
         match app.router.route(&path) {
             Some(matched) if declares_body_over_limit(&request) => {

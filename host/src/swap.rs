@@ -32,8 +32,9 @@ use crate::state::HostState;
 /// Where the admin API answers.
 pub const ADMIN_PREFIX: &str = "/_admin/";
 
-/// The largest component the admin API accepts.
-const MAX_UPLOAD: usize = 256 << 20;
+/// The largest component the admin API accepts (the shop's are under 5 MiB): a larger upload
+/// is a 413, read no further.
+const MAX_UPLOAD: usize = 32 << 20;
 
 /// How often the watcher looks at the source files.
 const POLL: Duration = Duration::from_millis(250);
@@ -74,11 +75,6 @@ impl Swapper {
             lock: tokio::sync::Mutex::new(()),
             compiled: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Whether the admin API is on.
-    pub fn admin_enabled(&self) -> bool {
-        self.admin_token.is_some()
     }
 }
 
@@ -292,11 +288,22 @@ pub async fn admin(app: &Arc<App>, request: Request<Incoming>) -> Response<Respo
             entry(name, &app.components[index].current()).to_string(),
         ),
         Method::PUT => {
+            let declared = request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|length| length > MAX_UPLOAD as u64) {
+                return upload_too_large();
+            }
             let bytes = match Limited::new(request.into_body(), MAX_UPLOAD)
                 .collect()
                 .await
             {
                 Ok(body) => body.to_bytes().to_vec(),
+                Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                    return upload_too_large();
+                }
                 Err(err) => {
                     let body =
                         serde_json::json!({ "detail": format!("cannot read the upload: {err}") });
@@ -317,6 +324,13 @@ pub async fn admin(app: &Arc<App>, request: Request<Incoming>) -> Response<Respo
         }
         _ => not_allowed(&method),
     }
+}
+
+fn upload_too_large() -> Response<ResponseBody> {
+    let body = serde_json::json!({
+        "detail": format!("The upload is over {} MiB.", MAX_UPLOAD >> 20)
+    });
+    json(StatusCode::PAYLOAD_TOO_LARGE, body.to_string())
 }
 
 fn not_allowed(method: &Method) -> Response<ResponseBody> {

@@ -311,6 +311,8 @@ pub struct SpawnedHost {
     pub log: PathBuf,
     /// Its process id.
     pub pid: u32,
+    /// `http://127.0.0.1:PORT` of its admin API, when `--admin-listen` turned it on.
+    pub admin: Option<String>,
     /// Receives its exit status when it exits.
     pub exited: mpsc::Receiver<std::process::ExitStatus>,
 }
@@ -346,13 +348,18 @@ pub fn spawn_serving(mut cmd: Command, workdir: &Path, manifest: &Path) -> Spawn
         let mut lines = BufReader::new(stdout).lines();
         let mut seen = String::new();
         let mut sent = false;
+        let mut admin = None;
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
             seen.push_str(&line);
             seen.push('\n');
+            if let Some(url) = line.trim().strip_prefix("Admin API on ") {
+                admin = url.split("/_admin/").next().map(str::to_string);
+            }
             if !sent {
                 if let Some(addr) = line.trim().strip_prefix("Serving ") {
-                    let _ = tx.send(Ok((addr.trim().trim_end_matches('/').to_string(), pid)));
+                    let base = addr.trim().trim_end_matches('/').to_string();
+                    let _ = tx.send(Ok((base, pid, admin.take())));
                     sent = true;
                 }
             }
@@ -371,10 +378,11 @@ pub fn spawn_serving(mut cmd: Command, workdir: &Path, manifest: &Path) -> Spawn
         }
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Ok((base, pid))) => SpawnedHost {
+        Ok(Ok((base, pid, admin))) => SpawnedHost {
             base,
             log: log_path,
             pid,
+            admin,
             exited: exit_rx,
         },
         Ok(Err(e)) => panic!(

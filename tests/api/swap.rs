@@ -107,28 +107,36 @@ async fn products_swapped_under_load_without_a_failed_request() {
     let token_file = workdir.join("admin-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let mut cmd = host_command(&workdir);
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--admin-token-file"])
-        .arg(&token_file);
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .arg("--admin-token-file")
+    .arg(&token_file);
     let host = spawn_serving(cmd, &workdir, &manifest);
     wait_healthy(&host.base);
     let base = host.base.clone();
+    let admin = host.admin.clone().expect("the admin API's address");
     let client = reqwest::Client::new();
     assert_eq!(current_variant(&client, &base).await, 'a');
 
     // The admin API: no token, a wrong one, then the list. The host refuses before it reads
     // an upload, so these send a small body (a large one could meet a closed connection).
-    let (status, _) = put(&client, &base, None, b"\0asm".to_vec()).await;
+    let (status, _) = put(&client, &admin, None, b"\0asm".to_vec()).await;
     assert_eq!(status, 401);
     let (status, _) = put(
         &client,
-        &base,
+        &admin,
         Some("not-the-token-at-all"),
         b"\0asm".to_vec(),
     )
     .await;
     assert_eq!(status, 403);
     let listed: serde_json::Value = client
-        .get(format!("{base}/_admin/components"))
+        .get(format!("{admin}/_admin/components"))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -182,7 +190,7 @@ async fn products_swapped_under_load_without_a_failed_request() {
         } else {
             a_bytes.clone()
         };
-        let (status, body) = put(&client, &base, Some(TOKEN), bytes).await;
+        let (status, body) = put(&client, &admin, Some(TOKEN), bytes).await;
         assert_eq!(status, 200, "swap {swap}: {body}");
         assert_eq!(body["name"], "products", "{body}");
         versions.push(body["version"].as_str().unwrap().to_string());
@@ -227,7 +235,7 @@ async fn products_swapped_under_load_without_a_failed_request() {
 
     // Broken uploads are refused, and the last good version (B, after 20 swaps: A) serves on.
     let now = expected(SWAPS);
-    let (status, body) = put(&client, &base, Some(TOKEN), b"not wasm at all".to_vec()).await;
+    let (status, body) = put(&client, &admin, Some(TOKEN), b"not wasm at all".to_vec()).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["detail"].as_str().unwrap().contains("products"),
@@ -235,7 +243,7 @@ async fn products_swapped_under_load_without_a_failed_request() {
     );
     assert_eq!(current_variant(&client, &base).await, now);
     let empty = wat::parse_str("(component)").unwrap();
-    let (status, body) = put(&client, &base, Some(TOKEN), empty).await;
+    let (status, body) = put(&client, &admin, Some(TOKEN), empty).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["detail"]
@@ -268,24 +276,26 @@ async fn a_build_that_drops_an_imported_interface_is_refused() {
     let token_file = workdir.join("admin-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let mut cmd = host_command(&workdir);
-    cmd.args([
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-watch",
-        "--admin-token-file",
-    ])
-    .arg(&token_file);
-    let (base, log) = spawn_until_serving(cmd, &workdir);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--no-watch"])
+        .args(["--admin-listen", "127.0.0.1:0", "--admin-token-file"])
+        .arg(&token_file);
+    let host = spawn_serving(cmd, &workdir, &repo_root().join("spin.toml"));
+    let (base, log) = (host.base.clone(), host.log.clone());
+    let admin = host.admin.clone().expect("the admin API's address");
     wait_healthy(&base);
     let client = reqwest::Client::new();
 
     let docs = std::fs::read(repo_root().join("target/wasm32-wasip2/release/docs.wasm")).unwrap();
-    let (status, body) = put(&client, &base, Some(TOKEN), docs).await;
+    let (status, body) = put(&client, &admin, Some(TOKEN), docs).await;
     assert_eq!(status, 400, "{body}");
     let detail = body["detail"].as_str().unwrap();
     assert!(detail.contains("shop:products/"), "{body}");
-    assert!(read_log_of(&log).contains("refused"));
+    // The log is written off the request path: give it a moment.
+    let logged = Instant::now() + Duration::from_secs(5);
+    while !read_log_of(&log).contains("refused") {
+        assert!(Instant::now() < logged, "the refusal was not logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Products still answers over HTTP, and over the link: a cart prices its lines through
     // `catalogue` from the products that kept serving.
@@ -302,4 +312,73 @@ async fn a_build_that_drops_an_imported_interface_is_refused() {
         .add_to_cart(&buyer, product["id"].as_i64().unwrap(), 2)
         .await;
     assert_eq!(cart["total"], "5.00", "{cart}");
+}
+
+/// The admin API answers only on its own listener: the public one answers its paths with the
+/// contract's 404 even with the token, an upload over the cap is a 413 read no further, and a
+/// token without a listener (or the reverse) stops the host with the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_has_its_own_listener() {
+    build_components();
+    let workdir = fresh_workdir("admin-listener");
+    let token_file = workdir.join("admin-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut cmd = host_command(&workdir);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--no-watch"])
+        .args(["--admin-listen", "127.0.0.1:0", "--admin-token-file"])
+        .arg(&token_file);
+    let host = spawn_serving(cmd, &workdir, &repo_root().join("spin.toml"));
+    wait_healthy(&host.base);
+    let admin = host.admin.clone().expect("the admin API's address");
+    assert_ne!(admin, host.base);
+    let client = reqwest::Client::new();
+
+    let public = client
+        .get(format!("{}/_admin/components", host.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let body: serde_json::Value = public.json().await.unwrap();
+    assert_eq!(body, json!({"detail": "Not found."}));
+    let listed = client
+        .get(format!("{admin}/_admin/components"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    // The catalogue is not served on the admin listener.
+    let catalogue = client
+        .get(format!("{admin}/api/products/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(catalogue.status(), 404);
+
+    let huge = vec![0u8; 33 << 20];
+    let (status, body) = put(&client, &admin, Some(TOKEN), huge).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("MiB"), "{body}");
+
+    for (args, says) in [
+        (
+            vec!["--admin-token-file", token_file.to_str().unwrap()],
+            "--admin-listen",
+        ),
+        (vec!["--admin-listen", "127.0.0.1:0"], "admin token"),
+    ] {
+        let output = host_command(&workdir)
+            .env_remove("SHOP_ADMIN_TOKEN")
+            .args(["up", "--listen", "127.0.0.1:0", "--no-watch"])
+            .args(&args)
+            .arg("--manifest")
+            .arg(repo_root().join("spin.toml"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
