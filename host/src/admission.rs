@@ -24,10 +24,13 @@ pub const PASSWORD_HASHING_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/accounts/login/"),
 ];
 
-/// The most password hashes at once, by default (`--max-concurrent-hashing`): 4 × 19 MiB is
-/// 76 MiB of Argon2id memory at most, and 4 single-threaded hashes already keep two cores busy,
-/// so more would add memory and latency but no throughput.
-pub const DEFAULT_MAX_CONCURRENT_HASHING: u32 = 4;
+/// The most password hashes at once, by default (`--max-concurrent-hashing`): one per core, 2
+/// to 4. Each hash is single-threaded and CPU-bound, so more than the cores adds memory (19 MiB
+/// of Argon2id each) and latency but no throughput: on 2 cores, 2 hashes are 38 MiB at most.
+pub fn default_max_concurrent_hashing() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores.clamp(2, 4)).unwrap_or(2)
+}
 
 /// How long a password-hashing request may wait for one of those permits before its 503 (never
 /// longer than the request deadline). Two cores hash about 30 logins a second (40 at once took

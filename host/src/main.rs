@@ -117,7 +117,7 @@ enum Command {
         max_concurrent_requests: u32,
         /// The most of them hashing a password (login, register: 19 MiB each) at once; the
         /// others wait up to 5s for their turn, then are answered 503.
-        #[arg(long, default_value_t = admission::DEFAULT_MAX_CONCURRENT_HASHING,
+        #[arg(long, default_value_t = admission::default_max_concurrent_hashing(),
               value_parser = clap::value_parser!(u32).range(1..))]
         max_concurrent_hashing: u32,
         /// The proxies whose `X-Forwarded-For` names the client (comma-separated addresses or
