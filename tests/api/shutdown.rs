@@ -18,7 +18,10 @@ async fn sigterm_answers_every_accepted_request_then_exits_0() {
     let products = repo_root().join("target/wasm32-wasip2/release/products.wasm");
     let manifest = write_test_manifest(&workdir, &products, &["slow"]);
     let mut cmd = host_command(&workdir);
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--shutdown-timeout", "20s"]);
+    // Every one of the requests must be admitted: this tests shutdown, not the admission bound.
+    let admitted = (2 * REQUESTS).to_string();
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--shutdown-timeout", "20s"])
+        .args(["--max-concurrent-requests", &admitted]);
     let host = spawn_serving(cmd, &workdir, &manifest);
     wait_healthy(&host.base);
 
