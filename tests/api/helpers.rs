@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -64,9 +64,6 @@ pub fn shop_bin() -> &'static str {
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let _target = WASM_TARGET_CHECK
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = Command::new(shop_bin())
             .current_dir(repo_root())
             .arg("build")
@@ -82,56 +79,6 @@ pub fn build_components() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-}
-
-/// Held by whatever may add the wasm32-wasip2 target (`shop build`, [`add_missing_wasm_target`]):
-/// two `rustup target add` at once would race on the toolchain's folder.
-static WASM_TARGET_CHECK: Mutex<()> = Mutex::new(());
-
-/// Adds the wasm32-wasip2 target when rustup manages the toolchain and lacks it, as `shop build`
-/// does before the app's build commands (rust-toolchain.toml's `targets` do not reach a stable
-/// toolchain that was installed before).
-fn add_missing_wasm_target() {
-    let _target = WASM_TARGET_CHECK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let installed = || {
-        Command::new("rustup")
-            .args(["target", "list", "--installed"])
-            .current_dir(repo_root())
-            .output()
-            .ok()
-            .filter(|listed| listed.status.success())
-            .map(|listed| {
-                String::from_utf8_lossy(&listed.stdout)
-                    .lines()
-                    .any(|line| line.trim() == "wasm32-wasip2")
-            })
-    };
-    // Without rustup (or with a toolchain it does not manage), cargo says what is missing.
-    if installed() != Some(false) {
-        return;
-    }
-    // Another test process adding it at the same moment makes rustup fail: wait, look again.
-    let mut failure = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_secs(5));
-            if installed() == Some(true) {
-                return;
-            }
-        }
-        let out = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .current_dir(repo_root())
-            .output()
-            .expect("run rustup to add the wasm32-wasip2 target");
-        if out.status.success() {
-            return;
-        }
-        failure = format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    }
-    panic!("`rustup target add wasm32-wasip2` failed ({failure}); run it yourself");
 }
 
 /// The base URL of the Postgres server the tests use (a fresh database is made on it).
@@ -403,7 +350,8 @@ pub fn build_test_components() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            add_missing_wasm_target();
+            // `shop build` adds the wasm32-wasip2 target when the toolchain lacks it.
+            build_components();
             let target = repo_root().join("target/test-components");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
