@@ -603,7 +603,7 @@ async fn apply_migrations(
     migrate: bool,
     warn_shared_login: bool,
 ) -> Result<()> {
-    let Some(database) = config.variables.get(&database_variable(&config.id)) else {
+    let Some(database) = own_database(config) else {
         return Ok(());
     };
     let dir = manifest.dir.join("migrations").join(&config.id);

@@ -74,17 +74,7 @@ pub async fn serve(
         app.limits.request_timeout,
     ));
     admission.check_open_files_limit();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // hyper runs its head timer whenever it waits for a head: from the accept on a new
-    // connection, and from the end of the last answer on a kept-alive one (hyper's http1 has no
-    // idle timer of its own), so the one timeout closes slow heads and idle connections alike.
-    // Without a timer hyper ignores the timeout, and half a head holds a connection for ever.
-    http.keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(edge.header_read_timeout)
-        .max_header_size(edge.max_header_size)
-        // hyper refuses a buffer under 8 KiB (`--max-header-size` is checked for it too).
-        .max_buf_size(edge.max_header_size.max(8 << 10));
+    let http = http_builder(&edge);
     tokio::pin!(shutdown);
     loop {
         let (stream, client) = tokio::select! {
@@ -134,14 +124,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// The HTTP/1 connection settings of both listeners, from `edge`.
+fn http_builder(edge: &Edge) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper runs its head timer whenever it waits for a head: from the accept on a new
+    // connection, and from the end of the last answer on a kept-alive one (hyper's http1 has no
+    // idle timer of its own), so the one timeout closes slow heads and idle connections alike.
+    // Without a timer hyper ignores the timeout, and half a head holds a connection for ever.
+    http.keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(edge.header_read_timeout)
+        .max_header_size(edge.max_header_size)
+        // hyper refuses a buffer under 8 KiB (`--max-header-size` is checked for it too).
+        .max_buf_size(edge.max_header_size.max(8 << 10));
+    http
+}
+
 /// Serves the admin API alone on `listener` (`--admin-listen`), with the public listener's
 /// head timeout and size cap, until the process ends. Anything but `/_admin/...` is a 404.
 pub async fn serve_admin(app: Arc<App>, listener: TcpListener, edge: Edge) {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(edge.header_read_timeout)
-        .max_header_size(edge.max_header_size)
-        .max_buf_size(edge.max_header_size.max(8 << 10));
+    let http = http_builder(&edge);
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -239,10 +241,12 @@ async fn handle(
 
 /// 503 to a request past an admission bound (`admission.rs`): it may be retried in a second.
 fn overloaded() -> Response<ResponseBody> {
-    let mut response = json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        crate::admission::OVERLOADED_BODY,
-    );
+    retry_soon(crate::admission::OVERLOADED_BODY)
+}
+
+/// A JSON 503 with `body` and `Retry-After: 1`: a refusal worth retrying in a second.
+fn retry_soon(body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = json(StatusCode::SERVICE_UNAVAILABLE, body);
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -326,11 +330,7 @@ async fn health(app: &App, method: &Method) -> Response<ResponseBody> {
         "detail": format!("Database unavailable for: {}.", down.join(", ")),
         "unavailable": down,
     });
-    let mut response = json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
-    response
-        .headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    retry_soon(body.to_string())
 }
 
 /// Runs the request through a fresh instance of component `index`. A guest that fails fails
