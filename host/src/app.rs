@@ -533,9 +533,7 @@ pub(crate) fn own_database(config: &ComponentConfig) -> Option<&str> {
     config.variables.get(&database_variable(&config.id))
 }
 
-pub(crate) fn is_postgres_url(value: &str) -> bool {
-    value.starts_with("postgres://") || value.starts_with("postgresql://")
-}
+pub(crate) use shop_database_address::is_postgres_url;
 
 /// Opens every SQLite database the app's variables name, creating folders as needed.
 async fn open_databases(

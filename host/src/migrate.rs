@@ -27,7 +27,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Checks a `--database-url`: it must be a `postgres://` or `postgresql://` URL.
 pub fn check_database_url(url: &str) -> Result<()> {
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !shop_database_address::is_postgres_url(url) {
         bail!("--database-url must be a postgres:// or postgresql:// URL, got `{url}`");
     }
     PgConnectOptions::from_str(url)

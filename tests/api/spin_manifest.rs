@@ -532,7 +532,7 @@ fn configuration_problems(
             let Some(label) = render(value, &app.variables) else {
                 continue;
             };
-            if label.starts_with("postgres://") || label.starts_with("postgresql://") {
+            if shop_database_address::is_postgres_url(&label) {
                 continue;
             }
             if !component.sqlite_databases.contains(&label) {

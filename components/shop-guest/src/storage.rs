@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
+use shop_database_address::DatabaseAddress;
 use spin_sdk::{pg4, sqlite3};
 
 use crate::error::ApiError;
@@ -26,10 +27,9 @@ pub enum Engine {
 impl Engine {
     /// The engine an address names: a `postgres://` (or `postgresql://`) URL, else a SQLite label.
     pub fn for_address(address: &str) -> Self {
-        if address.starts_with("postgres://") || address.starts_with("postgresql://") {
-            Engine::Postgres
-        } else {
-            Engine::Sqlite
+        match DatabaseAddress::parse(address) {
+            DatabaseAddress::Postgres(_) => Engine::Postgres,
+            DatabaseAddress::Sqlite(_) => Engine::Sqlite,
         }
     }
 
