@@ -1,28 +1,12 @@
 //! `shop`: a wasmtime host that serves a Spin app's HTTP components (`spin.toml`).
 //!
-//! This file only parses the command line and starts things; see `app.rs` for `shop up`.
+//! This file only parses the command line and starts things; see `commands/` for what each command does.
 
-mod admin;
-mod admission;
-mod app;
-mod bindings;
-mod build;
-mod client_addr;
-mod engine;
-mod linger;
-mod links;
-mod manifest;
-mod migrate;
-mod postgres;
-mod provision;
-mod router;
-mod secrets;
-mod server;
-mod sqlite;
-mod state;
-mod swap;
-mod variables;
-mod wit_types;
+use shop::app;
+use shop::commands::{self, build, createsuperuser};
+use shop::config::{manifest, secrets};
+use shop::http::{admission, client_addr, server};
+use shop::runtime::engine;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -231,13 +215,13 @@ fn main() -> ExitCode {
                 admin_token_file,
                 admin_listen,
             } => {
-                let admin_token = swap::admin_token(admin_token_file.as_deref())?;
+                let admin_token = secrets::admin_token(admin_token_file.as_deref())?;
                 let mut app = app.options(build);
                 app.migrate = !no_migrate;
                 app.limits.request_timeout = request_timeout;
                 app.limits.max_memory = max_memory;
                 app.limits.max_concurrent_requests = max_concurrent_requests;
-                app::up(app::UpOptions {
+                commands::up::run(commands::up::UpOptions {
                     app,
                     listen,
                     shutdown_timeout,
@@ -259,13 +243,13 @@ fn main() -> ExitCode {
                 path,
                 admin,
                 token_file,
-            } => swap::upload(&name, &path, &admin, token_file.as_deref()),
+            } => commands::swap::run(&name, &path, &admin, token_file.as_deref()),
             Command::Migrate { app, print_urls } => {
-                app::migrate(&app.options(false), print_urls).await
+                commands::migrate::run(&app.options(false), print_urls).await
             }
             Command::Compile { manifest } => {
                 let manifest = manifest::Manifest::load(&manifest)?;
-                app::compile(&manifest)
+                commands::compile::run(&manifest)
             }
             Command::Createsuperuser {
                 app,
@@ -274,7 +258,7 @@ fn main() -> ExitCode {
                 password,
             } => {
                 let loaded = app::load(&app.options(false)).await?;
-                let id = admin::create_superuser(&loaded, &username, &email, &password).await?;
+                let id = createsuperuser::run(&loaded, &username, &email, &password).await?;
                 println!("Superuser `{username}` is ready (id {id}).");
                 Ok(())
             }

@@ -4,24 +4,19 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::app::{LoadedApp, ServedComponent};
-use crate::state::HostState;
+use crate::app::{App, ServedComponent};
+use crate::runtime::store::HostState;
 
 /// The interface the accounts component exports for operators.
 pub const ACCOUNTS_ADMIN: &str = "shop:accounts/admin@0.1.0";
 
 /// Makes (or promotes) a staff user through the component that exports [`ACCOUNTS_ADMIN`];
 /// returns the user's id.
-pub async fn create_superuser(
-    app: &LoadedApp,
-    username: &str,
-    email: &str,
-    password: &str,
-) -> Result<i64> {
+pub async fn run(app: &App, username: &str, email: &str, password: &str) -> Result<i64> {
     let component = exporter(app, ACCOUNTS_ADMIN)?;
     let id = &component.config.id;
     let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
-    let mut store = crate::state::store(&app.engine, state);
+    let mut store = crate::runtime::store::store(&app.engine, state);
     let instance = component
         .current()
         .pre
@@ -49,7 +44,7 @@ pub async fn create_superuser(
 }
 
 /// The one component of the app that exports `interface`.
-fn exporter<'a>(app: &'a LoadedApp, interface: &str) -> Result<&'a ServedComponent> {
+fn exporter<'a>(app: &'a App, interface: &str) -> Result<&'a ServedComponent> {
     let mut found = app.components.iter().filter(|c| {
         let ty = c.current().pre.instance_pre().component().component_type();
         let exports_it = ty.exports(&app.engine).any(|(name, _)| name == interface);

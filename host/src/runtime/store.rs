@@ -9,48 +9,13 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::engine::Limits;
-use crate::links::LinkedInstances;
-use crate::postgres::{PostgresPools, PostgresView};
-use crate::sqlite::{SqliteDatabases, SqliteView};
-use crate::variables::{ComponentVariables, VariablesView};
-
-/// What the host knows of one component, built once at start and shared by its requests.
-#[derive(Debug)]
-pub struct ComponentConfig {
-    /// The component's id in the manifest.
-    pub id: String,
-    /// Its resolved variables.
-    pub variables: ComponentVariables,
-    /// The SQLite labels it may open: the one its own `<id>_database` variable names, if any.
-    pub sqlite_databases: Vec<String>,
-    /// The Postgres URL it may open: the one its own `<id>_database` variable names, if any.
-    pub postgres_database: Option<String>,
-    /// The outbound hosts it may reach.
-    pub allowed_outbound_hosts: Vec<String>,
-    /// Its WASI environment variables.
-    pub environment: Vec<(String, String)>,
-}
-
-/// The databases every request may reach, shared by all stores.
-#[derive(Clone)]
-pub struct Databases {
-    /// The SQLite files, by label.
-    pub sqlite: Arc<SqliteDatabases>,
-    /// The Postgres pools, by address.
-    pub postgres: Arc<PostgresPools>,
-}
-
-impl Databases {
-    /// Checks that the database at `address` (a SQLite label or a `postgres://` URL) answers.
-    pub async fn check_address(&self, address: &str) -> Result<()> {
-        if crate::app::is_postgres_url(address) {
-            self.postgres.check_address(address).await
-        } else {
-            self.sqlite.check_label(address).await
-        }
-    }
-}
+use crate::capabilities::postgres::PostgresView;
+use crate::capabilities::sqlite::SqliteView;
+use crate::capabilities::variables::VariablesView;
+use crate::capabilities::{self, Databases};
+use crate::config::component::ComponentConfig;
+use crate::links::{LinkHost, LinkedInstances};
+use crate::runtime::engine::Limits;
 
 /// The data of one request's `Store`.
 pub struct HostState {
@@ -69,7 +34,7 @@ pub struct HostState {
     /// How many links separate this store from the request's own: 0 for the request's.
     link_depth: u32,
     /// The instances of other components this store's calls through links have made.
-    linked: LinkedInstances,
+    linked: LinkedInstances<HostState>,
 }
 
 impl HostState {
@@ -127,29 +92,9 @@ impl HostState {
         }
     }
 
-    /// The id of the component this store runs.
-    pub fn component_id(&self) -> &str {
-        &self.component.id
-    }
-
     /// When the request must be over.
     pub fn deadline(&self) -> Instant {
         self.deadline
-    }
-
-    /// How many links separate this store from the request's own store.
-    pub fn link_depth(&self) -> u32 {
-        self.link_depth
-    }
-
-    /// The provider instances this store has made.
-    pub fn linked(&self) -> &LinkedInstances {
-        &self.linked
-    }
-
-    /// The provider instances this store has made, to add or drop one.
-    pub fn linked_mut(&mut self) -> &mut LinkedInstances {
-        &mut self.linked
     }
 
     fn sqlite(&mut self) -> SqliteView<'_> {
@@ -195,6 +140,28 @@ impl WasiHttpView for HostState {
     }
 }
 
+impl LinkHost for HostState {
+    fn component_id(&self) -> &str {
+        &self.component.id
+    }
+
+    fn link_depth(&self) -> u32 {
+        self.link_depth
+    }
+
+    fn linked(&self) -> &LinkedInstances<Self> {
+        &self.linked
+    }
+
+    fn linked_mut(&mut self) -> &mut LinkedInstances<Self> {
+        &mut self.linked
+    }
+
+    fn provider_store(&self, engine: &Engine, provider: Arc<ComponentConfig>) -> Store<Self> {
+        store(engine, self.for_provider(provider))
+    }
+}
+
 /// A store for `state`, bounded by its limits: the memory, table and resource caps of one
 /// instance, and the request's deadline. A guest that runs on is checked every epoch tick:
 /// it yields its thread to the other requests, and traps once the deadline has passed.
@@ -218,9 +185,9 @@ pub fn linker(engine: &wasmtime::Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::sqlite::add_to_linker(&mut linker, HostState::sqlite)?;
-    crate::postgres::add_to_linker(&mut linker, HostState::postgres)?;
-    crate::variables::add_to_linker(&mut linker, HostState::variables)?;
+    capabilities::sqlite::add_to_linker(&mut linker, HostState::sqlite)?;
+    capabilities::postgres::add_to_linker(&mut linker, HostState::postgres)?;
+    capabilities::variables::add_to_linker(&mut linker, HostState::variables)?;
     Ok(linker)
 }
 

@@ -1,7 +1,11 @@
 //! Spin's HTTP routing: exact routes (`/healthz`) and wildcards (`/api/products/...`), the
 //! most specific match wins.
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::manifest::Manifest;
 
 /// One route of the app, bound to the index of the component that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +80,29 @@ impl Route {
 }
 
 impl Router {
+    /// The routes of `manifest`'s HTTP triggers, for the served components `ids` (a route names
+    /// its component by index in `ids`).
+    pub fn from_manifest(manifest: &Manifest, ids: &[&str]) -> Result<Self> {
+        let index: BTreeMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut routes = Vec::new();
+        for trigger in &manifest.http_triggers {
+            let Some(route) = &trigger.route else {
+                continue;
+            };
+            if route == "/healthz" {
+                // The host answers its health check itself (every database of the app); the route
+                // is there for Spin, which has no health check of its own.
+                continue;
+            }
+            let component = index[trigger.component.as_str()];
+            routes.push(
+                Route::parse(route, component)
+                    .with_context(|| format!("invalid manifest {}", manifest.path.display()))?,
+            );
+        }
+        Self::new(routes).with_context(|| format!("invalid manifest {}", manifest.path.display()))
+    }
+
     /// Builds a router; two identical routes are an error.
     pub fn new(mut routes: Vec<Route>) -> Result<Self> {
         routes.sort_by_key(|route| std::cmp::Reverse(route.specificity()));

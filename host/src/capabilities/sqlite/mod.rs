@@ -15,6 +15,9 @@
 //! own statements (migrations, health checks) run on the same connections: they need nothing
 //! the authorizer refuses, and a migration must not need it either.
 
+pub mod bindings;
+pub mod migrate;
+
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::PathBuf;
@@ -35,7 +38,7 @@ use sqlx::{
 };
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::bindings::spin::sqlite::sqlite::{self as wit, QueryResult, RowResult, Value};
+use bindings::spin::sqlite::sqlite::{self as wit, QueryResult, RowResult, Value};
 
 /// Connections per database file: WAL lets readers run beside the one writer.
 const POOL_SIZE: u32 = 16;
@@ -1320,7 +1323,7 @@ mod tests {
             assert!(dir.is_dir(), "{dir:?}");
             // Twice: the second run reads what the first recorded.
             for _ in 0..2 {
-                crate::migrate::migrate_sqlite(service, pool, &dir)
+                crate::capabilities::sqlite::migrate::migrate_sqlite(service, pool, &dir)
                     .await
                     .unwrap_or_else(|e| panic!("{service}: {e:#}"));
             }

@@ -19,8 +19,8 @@ use ed25519_dalek::pkcs8::{
 };
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
-use crate::manifest::VariableDecl;
-use crate::variables::{env_var_name, AppVariables};
+use crate::config::manifest::VariableDecl;
+use crate::config::variables::{env_var_name, AppVariables};
 
 /// The folder under the working directory that holds a local run's data and generated secrets.
 pub const DATA_DIR: &str = ".shop";
@@ -284,6 +284,23 @@ pub fn set_mode_if_present(path: &Path, mode: u32) -> Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// Reads the admin token from `file`, or else from `SHOP_ADMIN_TOKEN`; `None`: the API is off.
+pub fn admin_token(file: Option<&Path>) -> Result<Option<String>> {
+    let token = match file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the admin token file {}", file.display()))?,
+        None => match std::env::var("SHOP_ADMIN_TOKEN") {
+            Ok(token) => token,
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_string();
+    if token.len() < 16 {
+        bail!("the admin token must have at least 16 characters");
+    }
+    Ok(Some(token))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::manifest::Manifest;
+use crate::config::manifest::Manifest;
 
 /// The target the components are built for.
 const WASM_TARGET: &str = "wasm32-wasip2";

@@ -11,8 +11,14 @@
 //! guest's values with (a `db-null` is then a NULL of the right type) and the columns even
 //! when no row comes back. Values travel in Postgres' binary format, converted here.
 
+pub mod bindings;
+pub mod migrate;
+pub mod provision;
+
+use crate::capabilities::outbound::check_address_allowed;
+use crate::civil::{civil_from_days, days_from_civil};
+
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::str::FromStr as _;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -31,7 +37,7 @@ use sqlx::{
 };
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::bindings::spin::postgres::postgres::{
+use bindings::spin::postgres::postgres::{
     self as wit, Column, DbDataType, DbError, DbValue, Interval, ParameterValue, QueryError,
     RangeBoundKind, RowSet,
 };
@@ -435,125 +441,6 @@ fn db_error(pg: &PgDatabaseError) -> DbError {
         detail: pg.detail().map(str::to_owned),
         extras,
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Allowed outbound hosts, with Spin's rules
-
-/// `Ok` if `allowed` (a component's `allowed_outbound_hosts`) lets it reach the Postgres
-/// server of `address`; else the reason, for `connection-failed`.
-pub(crate) fn check_address_allowed(address: &str, allowed: &[String]) -> Result<(), String> {
-    let (host, port) = address_host_port(address)?;
-    if allowed
-        .iter()
-        .any(|entry| allowed_host_matches(entry, &host, port))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "address postgres://{host}:{port} is not permitted: add it to the component's allowed_outbound_hosts"
-        ))
-    }
-}
-
-/// The server a `postgres://` URL names (a `host`/`port` query parameter wins, as in libpq).
-pub(crate) fn address_host_port(address: &str) -> Result<(String, u16), String> {
-    let url = url::Url::parse(address).map_err(|e| format!("invalid Postgres address: {e}"))?;
-    if !matches!(url.scheme(), "postgres" | "postgresql") {
-        return Err(format!(
-            "invalid Postgres address: the scheme must be postgres://, not {}://",
-            url.scheme()
-        ));
-    }
-    let mut host = url.host_str().unwrap_or("").to_owned();
-    let mut port = url.port().unwrap_or(5432);
-    for (key, value) in url.query_pairs() {
-        match &*key {
-            "host" => host = value.into_owned(),
-            "port" => {
-                port = value
-                    .parse()
-                    .map_err(|_| format!("invalid Postgres port {value:?}"))?;
-            }
-            _ => {}
-        }
-    }
-    if host.starts_with('/') {
-        return Err("Unix sockets are not supported: use a TCP address".into());
-    }
-    if host.is_empty() {
-        host = "localhost".into();
-    }
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_ascii_lowercase(), port))
-}
-
-/// Whether one `allowed_outbound_hosts` entry (`scheme://host[:port]`) admits `host:port`.
-fn allowed_host_matches(entry: &str, host: &str, port: u16) -> bool {
-    if entry == "insecure:allow-all" {
-        return true;
-    }
-    let Some((scheme, rest)) = entry.split_once("://") else {
-        return false;
-    };
-    if !(scheme == "*" || scheme.eq_ignore_ascii_case("postgres")) {
-        return false;
-    }
-    let rest = rest.trim_end_matches('/');
-    // `host[:port]`, where host may be `[v6]` and port `*`, `N` or `A..B`.
-    let (pattern_host, pattern_port) = if let Some(v6) = rest.strip_prefix('[') {
-        match v6.split_once(']') {
-            Some((h, p)) => (h, p.strip_prefix(':')),
-            None => return false,
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            _ => (rest, None),
-        }
-    };
-    let port_ok = match pattern_port {
-        None => port == 5432,
-        Some("*") => true,
-        Some(range) => match range.split_once("..") {
-            Some((low, high)) => match (low.parse::<u16>(), high.parse::<u16>()) {
-                (Ok(low), Ok(high)) => (low..high).contains(&port),
-                _ => false,
-            },
-            None => range.parse::<u16>() == Ok(port),
-        },
-    };
-    port_ok && host_matches(pattern_host, host)
-}
-
-fn host_matches(pattern: &str, host: &str) -> bool {
-    if pattern == "*" || pattern.eq_ignore_ascii_case(host) {
-        return true;
-    }
-    if let Some(suffix) = pattern.strip_prefix("*.") {
-        let host_len = host.len();
-        return host_len > suffix.len() + 1
-            && host[host_len - suffix.len()..].eq_ignore_ascii_case(suffix)
-            && host.as_bytes()[host_len - suffix.len() - 1] == b'.';
-    }
-    if let Some((network, bits)) = pattern.split_once('/') {
-        return match (
-            network.parse::<IpAddr>(),
-            bits.parse::<u32>(),
-            host.parse::<IpAddr>(),
-        ) {
-            (Ok(IpAddr::V4(n)), Ok(bits), Ok(IpAddr::V4(h))) if bits <= 32 => {
-                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-                u32::from(n) & mask == u32::from(h) & mask
-            }
-            (Ok(IpAddr::V6(n)), Ok(bits), Ok(IpAddr::V6(h))) if bits <= 128 => {
-                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-                u128::from(n) & mask == u128::from(h) & mask
-            }
-            _ => false,
-        };
-    }
-    false
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1076,36 +963,6 @@ fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
 const PG_EPOCH_DAYS: i64 = 10_957;
 const SECONDS_PER_DAY: i64 = 86_400;
 const MICROS_PER_DAY: i64 = SECONDS_PER_DAY * 1_000_000;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The proleptic Gregorian date of `days` since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 fn days_from_date((year, month, day): (i32, u8, u8)) -> Result<i64, String> {
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -1668,48 +1525,6 @@ mod tests {
             );
         }
         assert!(guest.pools.find(own).is_none() && guest.table.is_empty());
-    }
-
-    #[test]
-    fn allowed_hosts_follow_spins_rules() {
-        let check = |address: &str, allowed: &[&str]| {
-            let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-            check_address_allowed(address, &allowed).is_ok()
-        };
-        let url = "postgres://user:pw@db.example.com:5433/shop?sslmode=disable";
-        assert!(check(url, &["postgres://*:*"]));
-        assert!(check(url, &["postgres://db.example.com:5433"]));
-        assert!(check(url, &["postgres://*.example.com:*"]));
-        assert!(check(url, &["*://db.example.com:5433"]));
-        assert!(check(url, &["postgres://db.example.com:5000..6000"]));
-        assert!(
-            !check(url, &["postgres://db.example.com"]),
-            "default port is 5432"
-        );
-        assert!(!check(url, &["postgres://example.com:*"]));
-        assert!(!check(url, &["mysql://*:*"]));
-        assert!(!check(url, &[]));
-        assert!(check(
-            "postgres://postgres@127.0.0.1/test",
-            &["postgres://127.0.0.1"]
-        ));
-        assert!(check(
-            "postgresql://10.1.2.3:5432/db",
-            &["postgres://10.0.0.0/8:5432"]
-        ));
-        assert!(check(
-            "postgres://[::1]:5432/db",
-            &["postgres://[::1]:5432"]
-        ));
-        assert!(check(
-            "postgres://x@h/db?host=localhost&port=6000",
-            &["postgres://localhost:6000"]
-        ));
-        assert!(!check(
-            "postgres://x@h/db?host=/var/run/postgresql",
-            &["postgres://*.*:*"]
-        ));
-        assert!(check("postgres://anything:1/x", &["insecure:allow-all"]));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use sha2::{Digest as _, Sha256};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection as _, Executor as _, Row as _};
 
-use crate::migrate;
+use crate::capabilities::postgres::migrate;
+use crate::config::database_url::with_search_path;
 
 /// The advisory lock (per database) that serialises the provisioning of several hosts.
 const PROVISION_LOCK: i64 = 0x73686f705f726f6c; // "shop_rol"
@@ -81,7 +82,7 @@ pub fn service_role(admin_url: &str, service: &str) -> Result<ServiceRole> {
     Ok(ServiceRole {
         schema: service.to_string(),
         role,
-        url: migrate::with_search_path(url.as_str(), service),
+        url: with_search_path(url.as_str(), service),
     })
 }
 

@@ -9,10 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{bail, Result};
-use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::fermyon::spin::variables::{self, Error};
-use crate::manifest::VariableDecl;
+use crate::config::manifest::VariableDecl;
 
 /// The resolved values of the application variables.
 #[derive(Debug, Default)]
@@ -155,39 +153,10 @@ impl ComponentVariables {
         self.values.remove(name);
     }
 
-    /// Answers a guest's `get` with Spin's errors.
-    pub fn lookup(&self, name: &str) -> Result<String, Error> {
-        validate_name(name).map_err(Error::InvalidName)?;
-        self.values.get(name).cloned().ok_or_else(|| {
-            Error::Undefined(format!("no variable for {:?}.{name:?}", self.component))
-        })
+    /// The id of the component these are the variables of.
+    pub fn component(&self) -> &str {
+        &self.component
     }
-}
-
-/// What a guest's `fermyon:spin/variables` calls see of the host state.
-pub struct VariablesView<'a> {
-    /// The calling component's variables.
-    pub variables: &'a ComponentVariables,
-}
-
-impl variables::Host for VariablesView<'_> {
-    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
-        Ok(self.variables.lookup(&name))
-    }
-}
-
-struct VariablesData;
-
-impl HasData for VariablesData {
-    type Data<'a> = VariablesView<'a>;
-}
-
-/// Adds `fermyon:spin/variables@2.0.0` to the linker.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: fn(&mut T) -> VariablesView<'_>,
-) -> Result<()> {
-    variables::add_to_linker::<T, VariablesData>(linker, get).map_err(anyhow::Error::from)
 }
 
 #[cfg(test)]
@@ -244,24 +213,5 @@ mod tests {
         assert_eq!(app.expand("{{ jwt_secret }}{{jwt_secret}}").unwrap(), "xx");
         assert!(app.expand("{{ nope }}").is_err());
         assert!(app.expand("{{ jwt_secret").is_err());
-    }
-
-    #[test]
-    fn lookup_follows_spin_errors() {
-        let app = AppVariables::resolve(&decls(), |_| Some("v".to_string())).unwrap();
-        let mut templates = BTreeMap::new();
-        templates.insert(
-            "database".to_string(),
-            "{{ products_database }}".to_string(),
-        );
-        let vars = ComponentVariables::resolve("products", &templates, &app).unwrap();
-        assert_eq!(vars.lookup("database").unwrap(), "v");
-        assert!(matches!(vars.lookup("other"), Err(Error::Undefined(_))));
-        for bad in ["", "Database", "1x", "x_", "a__b", "a-b"] {
-            assert!(
-                matches!(vars.lookup(bad), Err(Error::InvalidName(_))),
-                "{bad}"
-            );
-        }
     }
 }

@@ -1,0 +1,8 @@
+//! What each `shop` command does; `main.rs` only parses the command line.
+
+pub mod build;
+pub mod compile;
+pub mod createsuperuser;
+pub mod migrate;
+pub mod swap;
+pub mod up;

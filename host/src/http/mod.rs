@@ -1,0 +1,16 @@
+//! The HTTP side of the host: the server and its bounds, dispatch to a guest, Spin's request
+//! headers, the health check, and the admin API on its own listener.
+
+pub mod admin;
+pub mod admission;
+pub mod client_addr;
+pub mod guest;
+pub mod health;
+pub mod linger;
+pub mod responses;
+pub mod router;
+pub mod server;
+pub mod site;
+pub mod spin_headers;
+
+pub use site::Site;
