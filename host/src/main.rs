@@ -45,14 +45,13 @@ struct AppArgs {
 }
 
 impl AppArgs {
-    fn options(self, build: bool) -> app::AppOptions {
+    fn options(self) -> app::AppOptions {
         app::AppOptions {
             manifest: self.manifest,
             runtime_config: self.runtime_config,
             database_url: self.database_url,
             postgres_pool_size: self.postgres_pool_size,
             postgres_acquire_timeout: self.postgres_acquire_timeout,
-            build,
             migrate: true,
             limits: engine::Limits::default(),
         }
@@ -216,13 +215,14 @@ fn main() -> ExitCode {
                 admin_listen,
             } => {
                 let admin_token = secrets::admin_token(admin_token_file.as_deref())?;
-                let mut app = app.options(build);
+                let mut app = app.options();
                 app.migrate = !no_migrate;
                 app.limits.request_timeout = request_timeout;
                 app.limits.max_memory = max_memory;
                 app.limits.max_concurrent_requests = max_concurrent_requests;
                 commands::up::run(commands::up::UpOptions {
                     app,
+                    build,
                     listen,
                     shutdown_timeout,
                     watch: !no_watch,
@@ -245,7 +245,7 @@ fn main() -> ExitCode {
                 token_file,
             } => commands::swap::run(&name, &path, &admin, token_file.as_deref()),
             Command::Migrate { app, print_urls } => {
-                commands::migrate::run(&app.options(false), print_urls).await
+                commands::migrate::run(&app.options(), print_urls).await
             }
             Command::Compile { manifest } => {
                 let manifest = manifest::Manifest::load(&manifest)?;
@@ -257,7 +257,7 @@ fn main() -> ExitCode {
                 email,
                 password,
             } => {
-                let loaded = app::load(&app.options(false)).await?;
+                let loaded = app::load(&app.options()).await?;
                 let id = createsuperuser::run(&loaded, &username, &email, &password).await?;
                 println!("Superuser `{username}` is ready (id {id}).");
                 Ok(())

@@ -14,6 +14,7 @@ mod edge;
 mod helpers;
 mod isolation;
 mod limits;
+mod module_graph;
 mod orders;
 mod products;
 mod shutdown;

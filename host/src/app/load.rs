@@ -11,7 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::app::{version_of, App, AppOptions, ServedComponent, ServedVersion};
+use crate::app::served::{version_of, App, AppOptions, ServedComponent, ServedVersion};
 use crate::capabilities::outbound::check_address_allowed;
 use crate::capabilities::postgres::provision;
 use crate::capabilities::postgres::{self as postgres, PostgresPools};
@@ -32,9 +32,6 @@ use crate::runtime::store::{self, HostState};
 pub(crate) async fn load_data(options: &AppOptions) -> Result<AppData> {
     let manifest = Manifest::load(&options.manifest)?;
     tracing::debug!(app = %manifest.name, manifest = %manifest.path.display(), "loading");
-    if options.build {
-        crate::commands::build::build_all(&manifest).await?;
-    }
     let runtime_config = load_runtime_config(&manifest, options.runtime_config.as_deref())?;
     if let Some(url) = &options.database_url {
         database_url::check_database_url(url)?;

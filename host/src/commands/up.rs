@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppOptions};
+use crate::config::manifest::Manifest;
 use crate::http::admin::{AdminApi, ADMIN_PREFIX};
 use crate::http::client_addr::AddrBlock;
 use crate::http::router::Router;
@@ -19,6 +20,8 @@ use crate::swap::Swapper;
 pub struct UpOptions {
     /// The app to serve.
     pub app: AppOptions,
+    /// Whether to run `shop build` first.
+    pub build: bool,
     /// The address to listen on.
     pub listen: String,
     /// How long shutdown waits for the requests in flight.
@@ -37,6 +40,10 @@ pub struct UpOptions {
 
 /// Loads, checks and serves the app until Ctrl-C or SIGTERM.
 pub async fn run(options: UpOptions) -> Result<()> {
+    if options.build {
+        let manifest = Manifest::load(&options.app.manifest)?;
+        crate::commands::build::build_all(&manifest).await?;
+    }
     let app = Arc::new(app::load(&options.app).await?);
     let ids: Vec<&str> = app
         .components

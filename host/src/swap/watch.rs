@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::app::version_of;
-use crate::swap::Swapper;
+use crate::swap::swapper::Swapper;
 
 /// How often the watcher looks at the source files.
 const POLL: Duration = Duration::from_millis(250);
