@@ -27,6 +27,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The host under test (`--host-binary`: e.g. an earlier build, to compare two in one run).
+HOST_BINARY = os.path.join(ROOT, "target/release/shop")
 
 
 def b64(data: bytes) -> str:
@@ -76,7 +78,7 @@ def start_host(extra, workdir):
                RUST_LOG=os.environ.get("RUST_LOG", "info"))
     log = open(os.path.join(workdir, "host.log"), "w")
     proc = subprocess.Popen(
-        [os.path.join(ROOT, "target/release/shop"), "up", "--manifest", os.path.join(ROOT, "spin.toml"),
+        [HOST_BINARY, "up", "--manifest", os.path.join(ROOT, "spin.toml"),
          "--listen", "127.0.0.1:0", *extra],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     for line in proc.stdout:
@@ -246,7 +248,12 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--scenario", choices=["products", "login", "orders", "all"], default="all")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--host-binary", help="the shop binary to run (default: target/release/shop); implies --no-build")
     args = ap.parse_args()
+    if args.host_binary:
+        global HOST_BINARY
+        HOST_BINARY = os.path.abspath(args.host_binary)
+        args.no_build = True
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
     if not args.no_build:
