@@ -1,6 +1,6 @@
 //! WIT function types of two components, compared structurally and rendered as WIT.
 //!
-//! A call forwarded between components (see `links.rs`) carries dynamically typed values: a
+//! A call forwarded between components (see `links/forward.rs`) carries dynamically typed values: a
 //! provider whose function type differs from what its caller imports would link fine and only
 //! trap at call time. So the host compares every linked function's parameter and result types
 //! at load, and names the first difference.

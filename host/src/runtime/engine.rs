@@ -101,7 +101,7 @@ fn config(limits: &Limits, pagemap_scan: bool) -> Config {
     // Instances come from preallocated slots: a fresh instance per request is then a
     // matter of microseconds, and each slot caps the guest's memory.
     let mut pool = PoolingAllocationConfig::default();
-    // Admission (`admission.rs`) lets no more requests in than the pool has slots for: a
+    // Admission (`http/admission.rs`) lets no more requests in than the pool has slots for: a
     // request never fails for want of one. Each memory slot reserves 4 GiB of address space
     // (no bounds checks); see MAX_CONCURRENT_REQUESTS.
     let instances = instance_slots(limits);
