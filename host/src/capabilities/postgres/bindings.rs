@@ -10,6 +10,6 @@ wasmtime::component::bindgen!({
     world: "shop:host/postgres",
     imports: { default: async | trappable },
     with: {
-        "spin:postgres/postgres.connection": crate::capabilities::postgres::Connection,
+        "spin:postgres/postgres.connection": crate::capabilities::postgres::connection::Connection,
     },
 });

@@ -1,0 +1,654 @@
+//! The host side of `spin:postgres`: the guest's view, the linker seam, and the host
+//! functions that run a guest's statements on its connection.
+
+use crate::capabilities::outbound::check_address_allowed;
+use crate::capabilities::postgres::bindings::spin::postgres::postgres::{
+    self as wit, Column, ParameterValue, RowSet,
+};
+use crate::capabilities::postgres::codec::{bind, row_values, Kind};
+use crate::capabilities::postgres::connection::Connection;
+use crate::capabilities::postgres::error::error;
+use crate::capabilities::postgres::pools::PostgresPools;
+use crate::capabilities::postgres::transactions::{may_change_session, opens_transaction};
+
+use anyhow::Result;
+use futures_util::TryStreamExt as _;
+use sqlx::pool::PoolConnection;
+use sqlx::{Column as _, Executor as _, Postgres, Statement as _};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// What a guest's `spin:postgres` calls reach: its store's resources, the pools, its permissions.
+pub struct PostgresView<'a> {
+    /// The store's resource table, where the guest's connections live.
+    pub table: &'a mut ResourceTable,
+    /// The app's Postgres pools.
+    pub pools: &'a PostgresPools,
+    /// The one address the component may open: the URL its own `<id>_database` variable names.
+    pub database: Option<&'a str>,
+    /// The component's `allowed_outbound_hosts`, as in spin.toml.
+    pub allowed_outbound_hosts: &'a [String],
+}
+
+/// Adds `spin:postgres/postgres@4.0.0` to `linker`, reaching each store's view through `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> PostgresView<'_>,
+) -> Result<()> {
+    wit::add_to_linker::<T, PostgresData>(linker, get).map_err(anyhow::Error::from)
+}
+
+struct PostgresData;
+
+impl HasData for PostgresData {
+    type Data<'a> = PostgresView<'a>;
+}
+
+/// The statements of a guest's connection: the half of `Connection` that speaks the
+/// interface's types (see `connection.rs`).
+impl Connection {
+    /// The pooled connection, taken on first use; `statement` may open a transaction.
+    async fn connection(
+        &mut self,
+        statement: &str,
+    ) -> Result<&mut PoolConnection<Postgres>, wit::Error> {
+        if opens_transaction(statement) {
+            self.transaction_may_be_open = true;
+        }
+        if may_change_session(statement) {
+            self.session_may_change = true;
+        }
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            slot @ None => Ok(slot.insert(self.pool.acquire().await.map_err(error)?)),
+        }
+    }
+    async fn query(
+        &mut self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> Result<RowSet, wit::Error> {
+        let conn = self.connection(statement).await?;
+        let prepared = (&mut **conn).prepare(statement).await.map_err(error)?;
+        let arguments = bind(&prepared, params)?;
+        let kinds: Vec<Kind> = prepared
+            .columns()
+            .iter()
+            .map(|column| Kind::of(column.type_info()))
+            .collect();
+        let columns = prepared
+            .columns()
+            .iter()
+            .zip(&kinds)
+            .map(|(column, kind)| Column {
+                name: column.name().to_owned(),
+                data_type: kind.data_type(column.type_info()),
+            })
+            .collect();
+        let mut rows = Vec::new();
+        {
+            let mut results = (&mut **conn).fetch(prepared.query_with(arguments));
+            while let Some(row) = results.try_next().await.map_err(error)? {
+                rows.push(row_values(&row, &kinds)?);
+            }
+        }
+        self.after_success(statement);
+        Ok(RowSet { columns, rows })
+    }
+
+    async fn execute(
+        &mut self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> Result<u64, wit::Error> {
+        let conn = self.connection(statement).await?;
+        let prepared = (&mut **conn).prepare(statement).await.map_err(error)?;
+        let arguments = bind(&prepared, params)?;
+        let done = (&mut **conn)
+            .execute(prepared.query_with(arguments))
+            .await
+            .map_err(error)?;
+        self.after_success(statement);
+        Ok(done.rows_affected())
+    }
+}
+
+impl wit::Host for PostgresView<'_> {}
+
+impl wit::HostConnection for PostgresView<'_> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        // The URL is the login: another one, even to the same server, is another service's role
+        // (or the operator's), so only the component's own is opened.
+        if self.database != Some(address.as_str()) {
+            return Ok(Err(wit::Error::ConnectionFailed(
+                "refused by the host: a component may open only its own database, the URL its \
+                 `<component>_database` variable names"
+                    .into(),
+            )));
+        }
+        if let Err(reason) = check_address_allowed(&address, self.allowed_outbound_hosts) {
+            return Ok(Err(wit::Error::ConnectionFailed(reason)));
+        }
+        let pool = match self.pools.find(&address) {
+            Some(pool) => pool.clone(),
+            None => match self.pools.pool(&address).await {
+                Ok(pool) => pool,
+                Err(e) => return Ok(Err(wit::Error::ConnectionFailed(e.to_string()))),
+            },
+        };
+        Ok(self
+            .table
+            .push(Connection::new(pool))
+            .map_err(|e| wit::Error::ConnectionFailed(format!("too many connections: {e}"))))
+    }
+
+    async fn query(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
+        let Ok(connection) = self.table.get_mut(&connection) else {
+            return Ok(Err(wit::Error::ConnectionFailed(
+                "no such connection".into(),
+            )));
+        };
+        Ok(connection.query(&statement, &params).await)
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, wit::Error>> {
+        let Ok(connection) = self.table.get_mut(&connection) else {
+            return Ok(Err(wit::Error::ConnectionFailed(
+                "no such connection".into(),
+            )));
+        };
+        Ok(connection.execute(&statement, &params).await)
+    }
+
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::postgres::bindings::spin::postgres::postgres::{
+        DbDataType, DbValue, HostConnection as _, Interval, QueryError, RangeBoundKind,
+    };
+    use std::time::Duration;
+
+    const TEST_DATABASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    #[tokio::test]
+    async fn only_the_components_own_database_opens() {
+        let own =
+            "postgres://shop_products@127.0.0.1:5432/shop?options=-c%20search_path%3Dproducts";
+        let mut guest = Guest::new(1);
+        guest.database = Some(own.to_string());
+        for other in [
+            "postgres://postgres@127.0.0.1:5432/shop",
+            "postgres://shop_accounts@127.0.0.1:5432/shop?options=-c%20search_path%3Daccounts",
+            "postgres://shop_products@127.0.0.1:5432/shop",
+            "postgres://shop_products@db.example.com:5432/shop?options=-c%20search_path%3Dproducts",
+        ] {
+            let refused = guest.view().open(other.into()).await.unwrap();
+            assert!(
+                matches!(&refused, Err(wit::Error::ConnectionFailed(m)) if m.contains("only its own database")),
+                "{other}: {:?}",
+                refused.map(|_| ())
+            );
+        }
+        assert!(guest.pools.find(own).is_none() && guest.table.is_empty());
+    }
+
+    /// A fresh schema in the test database, or `None` (with a loud notice) without Postgres.
+    async fn test_schema() -> Option<(String, String)> {
+        use sqlx::Connection as _;
+        let connect = sqlx::PgConnection::connect(TEST_DATABASE);
+        let mut conn = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                eprintln!(
+                    "SKIPPED: Postgres at {TEST_DATABASE} is unreachable ({e}); not testing it"
+                );
+                return None;
+            }
+            Err(_) => {
+                eprintln!("SKIPPED: Postgres at {TEST_DATABASE} does not answer; not testing it");
+                return None;
+            }
+        };
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let schema = format!("shop_host_pg_test_{}_{n}", std::process::id());
+        conn.execute(&*format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .await
+        .unwrap();
+        let address = format!("{TEST_DATABASE}?options=-c%20search_path%3D{schema}");
+        Some((schema, address))
+    }
+
+    async fn drop_schema(schema: &str) {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(TEST_DATABASE).await.unwrap();
+        conn.execute(&*format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .unwrap();
+    }
+
+    struct Guest {
+        table: ResourceTable,
+        pools: PostgresPools,
+        allowed: Vec<String>,
+        /// The component's own database: the address the test opens.
+        database: Option<String>,
+    }
+
+    impl Guest {
+        fn new(max_connections: u32) -> Self {
+            Self {
+                table: ResourceTable::new(),
+                pools: PostgresPools::new(max_connections),
+                allowed: vec!["postgres://127.0.0.1:5432".into()],
+                database: None,
+            }
+        }
+
+        fn view(&mut self) -> PostgresView<'_> {
+            PostgresView {
+                table: &mut self.table,
+                pools: &self.pools,
+                database: self.database.as_deref(),
+                allowed_outbound_hosts: &self.allowed,
+            }
+        }
+
+        async fn open(&mut self, address: &str) -> Result<Resource<Connection>, wit::Error> {
+            self.database = Some(address.to_string());
+            self.view().open(address.into()).await.unwrap()
+        }
+
+        async fn query(
+            &mut self,
+            conn: &Resource<Connection>,
+            sql: &str,
+            params: Vec<ParameterValue>,
+        ) -> Result<RowSet, wit::Error> {
+            let conn = Resource::new_borrow(conn.rep());
+            self.view().query(conn, sql.into(), params).await.unwrap()
+        }
+
+        async fn execute(
+            &mut self,
+            conn: &Resource<Connection>,
+            sql: &str,
+            params: Vec<ParameterValue>,
+        ) -> Result<u64, wit::Error> {
+            let conn = Resource::new_borrow(conn.rep());
+            self.view().execute(conn, sql.into(), params).await.unwrap()
+        }
+
+        async fn close(&mut self, conn: Resource<Connection>) {
+            wit::HostConnection::drop(&mut self.view(), conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn values_round_trip() {
+        let Some((schema, address)) = test_schema().await else {
+            return;
+        };
+        let mut guest = Guest::new(2);
+        let conn = guest.open(&address).await.unwrap();
+        let datetime = (2026, 11, 25, 13, 0, 0, 123_456_000);
+        let params = vec![
+            ParameterValue::Boolean(true),
+            ParameterValue::Int16(-2),
+            ParameterValue::Int32(1 << 30),
+            ParameterValue::Int64(i64::MIN),
+            ParameterValue::Floating32(1.5),
+            ParameterValue::Floating64(-2.25),
+            ParameterValue::Str("héllo".into()),
+            ParameterValue::Binary(vec![0, 1, 255]),
+            ParameterValue::Datetime(datetime),
+            ParameterValue::Datetime(datetime),
+            ParameterValue::Date((1999, 12, 31)),
+            ParameterValue::Time((23, 59, 58, 1_000)),
+            ParameterValue::Decimal("-1234.5600".into()),
+            ParameterValue::Jsonb(br#"{"a": [1, 2]}"#.to_vec()),
+            ParameterValue::Jsonb(br#"{"b":true}"#.to_vec()),
+            ParameterValue::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+            ParameterValue::Interval(Interval {
+                micros: 1_500_000,
+                days: 2,
+                months: 3,
+            }),
+            ParameterValue::ArrayInt32(vec![Some(1), None, Some(-3)]),
+            ParameterValue::ArrayStr(vec![Some("x".into()), None]),
+            ParameterValue::ArrayDecimal(vec![Some("0.5".into())]),
+            ParameterValue::RangeInt32((
+                Some((1, RangeBoundKind::Inclusive)),
+                Some((5, RangeBoundKind::Exclusive)),
+            )),
+            ParameterValue::RangeInt64((None, Some((9, RangeBoundKind::Exclusive)))),
+            ParameterValue::RangeDecimal((Some(("1.5".into(), RangeBoundKind::Exclusive)), None)),
+            ParameterValue::Timestamp(0),
+            ParameterValue::Int64(7),
+        ];
+        let rows = guest
+            .query(
+                &conn,
+                "SELECT $1::bool AS b, $2::int2, $3::int4, $4::int8, $5::float4, $6::float8, $7::text, \
+                 $8::bytea, $9::timestamptz, $10::timestamp, $11::date, $12::time, $13::numeric, \
+                 $14::jsonb, $15::json, $16::uuid, $17::interval, $18::int4[], $19::text[], \
+                 $20::numeric[], $21::int4range, $22::int8range, $23::numrange, $24::timestamptz, \
+                 $25::int4 AS narrowed, 'x'::varchar(3) AS v, 'a'::\"char\" AS other",
+                params,
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.columns[0].name, "b");
+        assert_eq!(rows.columns[24].name, "narrowed");
+        let types: Vec<&DbDataType> = rows.columns.iter().map(|c| &c.data_type).collect();
+        let expected_types = [
+            DbDataType::Boolean,
+            DbDataType::Int16,
+            DbDataType::Int32,
+            DbDataType::Int64,
+            DbDataType::Floating32,
+            DbDataType::Floating64,
+            DbDataType::Str,
+            DbDataType::Binary,
+            DbDataType::Datetime,
+            DbDataType::Datetime,
+            DbDataType::Date,
+            DbDataType::Time,
+            DbDataType::Decimal,
+            DbDataType::Jsonb,
+            DbDataType::Jsonb,
+            DbDataType::Uuid,
+            DbDataType::Interval,
+            DbDataType::ArrayInt32,
+            DbDataType::ArrayStr,
+            DbDataType::ArrayDecimal,
+            DbDataType::RangeInt32,
+            DbDataType::RangeInt64,
+            DbDataType::RangeDecimal,
+            DbDataType::Datetime,
+            DbDataType::Int32,
+            DbDataType::Str,
+            DbDataType::Other("char".into()),
+        ];
+        assert_eq!(
+            format!("{types:?}"),
+            format!("{:?}", expected_types.iter().collect::<Vec<_>>())
+        );
+        let expected_values = [
+            DbValue::Boolean(true),
+            DbValue::Int16(-2),
+            DbValue::Int32(1 << 30),
+            DbValue::Int64(i64::MIN),
+            DbValue::Floating32(1.5),
+            DbValue::Floating64(-2.25),
+            DbValue::Str("héllo".into()),
+            DbValue::Binary(vec![0, 1, 255]),
+            DbValue::Datetime(datetime),
+            DbValue::Datetime(datetime),
+            DbValue::Date((1999, 12, 31)),
+            DbValue::Time((23, 59, 58, 1_000)),
+            DbValue::Decimal("-1234.5600".into()),
+            DbValue::Jsonb(br#"{"a": [1, 2]}"#.to_vec()),
+            DbValue::Jsonb(br#"{"b":true}"#.to_vec()),
+            DbValue::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+            DbValue::Interval(Interval {
+                micros: 1_500_000,
+                days: 2,
+                months: 3,
+            }),
+            DbValue::ArrayInt32(vec![Some(1), None, Some(-3)]),
+            DbValue::ArrayStr(vec![Some("x".into()), None]),
+            DbValue::ArrayDecimal(vec![Some("0.5".into())]),
+            DbValue::RangeInt32((
+                Some((1, RangeBoundKind::Inclusive)),
+                Some((5, RangeBoundKind::Exclusive)),
+            )),
+            DbValue::RangeInt64((None, Some((9, RangeBoundKind::Exclusive)))),
+            DbValue::RangeDecimal((Some(("1.5".into(), RangeBoundKind::Exclusive)), None)),
+            DbValue::Datetime((1970, 1, 1, 0, 0, 0, 0)),
+            DbValue::Int32(7),
+            DbValue::Str("x".into()),
+            DbValue::Unsupported(vec![b'a']),
+        ];
+        assert_eq!(
+            format!("{:?}", rows.rows[0]),
+            format!("{expected_values:?}")
+        );
+
+        // Lossy or mismatched parameters are refused before reaching Postgres.
+        for (sql, param) in [
+            ("SELECT $1::int4", ParameterValue::Int64(1 << 40)),
+            ("SELECT $1::int8", ParameterValue::Str("1".into())),
+            ("SELECT $1::text", ParameterValue::Int64(1)),
+            ("SELECT $1::numeric", ParameterValue::Decimal("1,5".into())),
+        ] {
+            let error = guest.query(&conn, sql, vec![param]).await.unwrap_err();
+            assert!(
+                matches!(error, wit::Error::BadParameter(_)),
+                "{sql}: {error:?}"
+            );
+        }
+        let error = guest
+            .query(&conn, "SELECT $1::int8", vec![])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, wit::Error::BadParameter(_)), "{error:?}");
+        guest.close(conn).await;
+        drop_schema(&schema).await;
+    }
+
+    #[tokio::test]
+    async fn nulls_columns_and_errors() {
+        let Some((schema, address)) = test_schema().await else {
+            return;
+        };
+        let mut guest = Guest::new(2);
+        let conn = guest.open(&address).await.unwrap();
+        guest
+            .execute(
+                &conn,
+                "CREATE TABLE products (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, \
+                 name TEXT NOT NULL UNIQUE, stock BIGINT, created_at TIMESTAMPTZ)",
+                vec![],
+            )
+            .await
+            .unwrap();
+
+        // Zero rows: the columns come from the statement's description.
+        let empty = guest
+            .query(
+                &conn,
+                "SELECT id, name, stock FROM products WHERE id = $1",
+                vec![ParameterValue::Int64(1)],
+            )
+            .await
+            .unwrap();
+        assert!(empty.rows.is_empty());
+        let names: Vec<_> = empty.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "name", "stock"]);
+        assert!(matches!(
+            [
+                &empty.columns[0].data_type,
+                &empty.columns[1].data_type,
+                &empty.columns[2].data_type
+            ],
+            [DbDataType::Int64, DbDataType::Str, DbDataType::Int64]
+        ));
+
+        // A db-null is a NULL of each parameter's own type (BIGINT, TIMESTAMPTZ).
+        let inserted = guest
+            .execute(
+                &conn,
+                "INSERT INTO products (name, stock, created_at) VALUES ($1, $2, $3)",
+                vec![
+                    ParameterValue::Str("a".into()),
+                    ParameterValue::DbNull,
+                    ParameterValue::DbNull,
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(inserted, 1);
+        let rows = guest
+            .query(
+                &conn,
+                "SELECT stock, created_at FROM products WHERE name = $1",
+                vec![ParameterValue::Str("a".into())],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            rows.rows[0][..],
+            [DbValue::DbNull, DbValue::DbNull]
+        ));
+
+        // A unique violation reaches the guest with its SQLSTATE and constraint.
+        let error = guest
+            .execute(
+                &conn,
+                "INSERT INTO products (name) VALUES ($1)",
+                vec![ParameterValue::Str("a".into())],
+            )
+            .await
+            .unwrap_err();
+        let wit::Error::QueryFailed(QueryError::DbError(db)) = &error else {
+            panic!("expected a database error, got {error:?}");
+        };
+        assert_eq!(db.code, "23505");
+        assert_eq!(db.severity, "ERROR");
+        assert!(
+            db.detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("already exists"),
+            "{db:?}"
+        );
+        assert!(
+            db.extras
+                .iter()
+                .any(|(k, v)| k == "constraint" && v == "products_name_key"),
+            "{db:?}"
+        );
+
+        let error = guest
+            .query(&conn, "SELECT * FROM nowhere", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::QueryFailed(QueryError::DbError(db)) if db.code == "42P01"),
+            "{error:?}"
+        );
+        assert_eq!(
+            guest
+                .execute(
+                    &conn,
+                    "UPDATE products SET stock = $1",
+                    vec![ParameterValue::Int32(3)]
+                )
+                .await
+                .unwrap(),
+            1
+        );
+        guest.close(conn).await;
+        drop_schema(&schema).await;
+    }
+
+    #[tokio::test]
+    async fn transactions_span_calls_and_roll_back_on_drop() {
+        let Some((schema, address)) = test_schema().await else {
+            return;
+        };
+        // One pooled connection: every resource gets the one the previous resource left.
+        let mut guest = Guest::new(1);
+        let conn = guest.open(&address).await.unwrap();
+        guest
+            .execute(&conn, "CREATE TABLE t (a BIGINT)", vec![])
+            .await
+            .unwrap();
+        guest.execute(&conn, "BEGIN", vec![]).await.unwrap();
+        guest
+            .execute(&conn, "INSERT INTO t VALUES (1)", vec![])
+            .await
+            .unwrap();
+        guest.execute(&conn, "COMMIT", vec![]).await.unwrap();
+        assert!(!guest.table.get(&conn).unwrap().transaction_may_be_open);
+
+        guest.execute(&conn, "BEGIN", vec![]).await.unwrap();
+        guest
+            .execute(&conn, "INSERT INTO t VALUES (2)", vec![])
+            .await
+            .unwrap();
+        guest.close(conn).await; // never committed
+
+        let conn = guest.open(&address).await.unwrap();
+        guest
+            .execute(&conn, "INSERT INTO t VALUES (3)", vec![])
+            .await
+            .unwrap();
+        guest.close(conn).await;
+
+        // Seen from another connection: 2 was rolled back, 3 was committed on its own.
+        let other = PostgresPools::new(1);
+        let pool = other.pool(&address).await.unwrap();
+        other.check_address(&address).await.unwrap();
+        let values: Vec<i64> = sqlx::query_scalar("SELECT a FROM t ORDER BY a")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(values, [1, 3]);
+        pool.close().await;
+        drop_schema(&schema).await;
+    }
+
+    #[tokio::test]
+    async fn open_checks_the_address() {
+        let mut guest = Guest::new(1);
+        let error = guest
+            .open("postgres://postgres@db.example.com:5432/test")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::ConnectionFailed(m) if m.contains("not permitted")),
+            "{error:?}"
+        );
+        guest.allowed.push("postgres://127.0.0.1:1".into());
+        let error = guest
+            .open("postgres://postgres@127.0.0.1:1/test")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, wit::Error::ConnectionFailed(_)),
+            "{error:?}"
+        );
+        let error = guest
+            .open("host=127.0.0.1 user=postgres")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, wit::Error::ConnectionFailed(_)),
+            "{error:?}"
+        );
+    }
+}
