@@ -3,6 +3,7 @@
 
 pub mod outbound;
 pub mod postgres;
+pub mod sql_scan;
 pub mod sqlite;
 pub mod variables;
 
