@@ -10,8 +10,9 @@
 //! - `-- ...` (to the end of the line) and `/* ... */` (not nested) are comments, skipped;
 //! - `'...'` and `"..."` are one [`Token::Quoted`] each, up to the next same quote (a doubled
 //!   quote reads as two quoted tokens side by side, which is the same for the callers);
-//! - a word starts with an ASCII letter or `_` and goes on over ASCII letters, digits, `_`, `$`
-//!   and every byte >= 0x80 (so a word never ends inside a UTF-8 character);
+//! - a word starts with an ASCII letter or `_` (in Postgres also a byte >= 0x80, see
+//!   [`Dialect::non_ascii_word_start`]) and goes on over ASCII letters, digits, `_`, `$` and
+//!   every byte >= 0x80 (so a word never ends inside a UTF-8 character);
 //! - any other byte is a [`Token::Other`] of its own (numbers, operators, punctuation).
 //!
 //! Postgres' `for_each_word(sql, f)` (`f` takes each word and its index; the result says whether
