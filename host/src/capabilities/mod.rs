@@ -4,6 +4,7 @@
 mod databases;
 pub mod outbound;
 pub mod postgres;
+pub mod sql_scan;
 pub mod sqlite;
 pub mod variables;
 

@@ -10,6 +10,6 @@ wasmtime::component::bindgen!({
     world: "shop:host/sqlite",
     imports: { default: async | trappable },
     with: {
-        "spin:sqlite/sqlite.connection": crate::capabilities::sqlite::Connection,
+        "spin:sqlite/sqlite.connection": crate::capabilities::sqlite::connection::Connection,
     },
 });

@@ -1,0 +1,690 @@
+//! The host side of the interface: what a guest's calls reach ([`SqliteView`]), adding it to a
+//! linker, and the `spin:sqlite` functions on a connection resource.
+
+use anyhow::Result;
+use futures_util::TryStreamExt as _;
+use sqlx::{Column as _, Either, Executor as _, Statement as _};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
+    self as wit, QueryResult, RowResult, Value,
+};
+use crate::capabilities::sqlite::connection::Connection;
+use crate::capabilities::sqlite::databases::SqliteDatabases;
+use crate::capabilities::sqlite::statement::StatementShape;
+use crate::capabilities::sqlite::values::{arguments, column_names, io_error, row_values};
+
+/// What a guest's `spin:sqlite` calls reach: its store's resources and the databases it may open.
+pub struct SqliteView<'a> {
+    /// The store's resource table, where the guest's connections live.
+    pub table: &'a mut ResourceTable,
+    /// The app's databases.
+    pub databases: &'a SqliteDatabases,
+    /// The labels the component may open (its `sqlite_databases`).
+    pub allowed: &'a [String],
+}
+
+/// Adds `spin:sqlite/sqlite@3.0.0` to `linker`, reaching each store's view through `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> SqliteView<'_>,
+) -> Result<()> {
+    wit::add_to_linker::<T, SqliteData>(linker, get).map_err(anyhow::Error::from)
+}
+
+/// The [`HasData`] of `spin:sqlite`: a store's [`SqliteView`].
+struct SqliteData;
+
+impl HasData for SqliteData {
+    type Data<'a> = SqliteView<'a>;
+}
+
+impl Connection {
+    /// Runs `statement` on the resource's pooled connection (taking one on the first call),
+    /// keeping track of its transaction and of the counters the guest may ask for.
+    async fn execute(
+        &mut self,
+        statement: &str,
+        parameters: Vec<Value>,
+    ) -> Result<QueryResult, wit::Error> {
+        let shape = StatementShape::scan(statement).map_err(wit::Error::Io)?;
+        let arguments = arguments(parameters)?;
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            slot @ None => slot.insert(self.pool.acquire().await.map_err(io_error)?),
+        };
+        if shape.opens_transaction {
+            // Before running it: the transaction may be open even if a later part fails.
+            self.transaction_may_be_open = true;
+        }
+
+        let mut columns = None;
+        let mut rows = Vec::new();
+        let mut done = None;
+        {
+            let mut results = (&mut **conn).fetch_many(sqlx::query_with(statement, arguments));
+            while let Some(result) = results.try_next().await.map_err(io_error)? {
+                match result {
+                    Either::Left(result) => done = Some(result),
+                    Either::Right(row) => {
+                        if columns.is_none() {
+                            columns = Some(column_names(&row));
+                        }
+                        rows.push(RowResult {
+                            values: row_values(&row)?,
+                        });
+                    }
+                }
+            }
+        }
+        let columns = match columns {
+            Some(columns) => columns,
+            // No row to read the names from: the prepared statement (from the connection's
+            // statement cache) describes them. Skipped for statements that return no rows.
+            None if shape.may_return_rows => {
+                let prepared = (&mut **conn).prepare(statement).await.map_err(io_error)?;
+                prepared
+                    .columns()
+                    .iter()
+                    .map(|column| column.name().to_owned())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+
+        if shape.closes_transaction {
+            self.transaction_may_be_open = false;
+        }
+        // The pooled connection served other resources before: its counters reflect this
+        // resource only after a statement of this resource that sets them.
+        if let (Some(done), true) = (done, shape.modifies_rows) {
+            self.changes = done.rows_affected();
+            if shape.may_insert && done.rows_affected() > 0 {
+                self.last_insert_rowid = done.last_insert_rowid();
+            }
+        }
+        Ok(QueryResult { columns, rows })
+    }
+}
+
+impl wit::Host for SqliteView<'_> {}
+
+impl wit::HostConnection for SqliteView<'_> {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        // As Spin: a label outside the component's `sqlite_databases` is denied, known or not.
+        if !self.allowed.contains(&database) {
+            return Ok(Err(wit::Error::AccessDenied));
+        }
+        let Some(pool) = self.databases.pool(&database) else {
+            return Ok(Err(wit::Error::NoSuchDatabase));
+        };
+        Ok(self
+            .table
+            .push(Connection::new(pool.clone()))
+            .map_err(|e| wit::Error::Io(format!("cannot open another connection: {e}"))))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> wasmtime::Result<Result<QueryResult, wit::Error>> {
+        let Ok(connection) = self.table.get_mut(&connection) else {
+            return Ok(Err(wit::Error::InvalidConnection));
+        };
+        Ok(connection.execute(&statement, parameters).await)
+    }
+
+    async fn last_insert_rowid(
+        &mut self,
+        connection: Resource<Connection>,
+    ) -> wasmtime::Result<i64> {
+        Ok(self.table.get(&connection)?.last_insert_rowid)
+    }
+
+    async fn changes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&connection)?.changes)
+    }
+
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    use super::*;
+    use crate::capabilities::sqlite::databases::tests::{databases, two_databases, TempDir};
+    use crate::capabilities::sqlite::databases::POOL_SIZE;
+
+    /// The message of a statement the host must refuse.
+    async fn refused(view: &mut SqliteView<'_>, conn: &Resource<Connection>, sql: &str) -> String {
+        match exec(view, conn, sql, vec![]).await {
+            Err(wit::Error::Io(message)) => message,
+            other => panic!("`{sql}` was not refused: {other:?}"),
+        }
+    }
+
+    /// The single integer a query answers.
+    async fn integer(view: &mut SqliteView<'_>, conn: &Resource<Connection>, sql: &str) -> i64 {
+        let result = exec(view, conn, sql, vec![]).await.unwrap();
+        match result.rows.as_slice() {
+            [row] => match row.values.as_slice() {
+                [Value::Integer(value)] => *value,
+                other => panic!("`{sql}` answered {other:?}"),
+            },
+            other => panic!("`{sql}` answered {} rows", other.len()),
+        }
+    }
+
+    fn view<'a>(
+        table: &'a mut ResourceTable,
+        databases: &'a SqliteDatabases,
+        allowed: &'a [String],
+    ) -> SqliteView<'a> {
+        SqliteView {
+            table,
+            databases,
+            allowed,
+        }
+    }
+
+    use wit::HostConnection as _;
+
+    async fn open(view: &mut SqliteView<'_>) -> Resource<Connection> {
+        view.open("products".into()).await.unwrap().unwrap()
+    }
+
+    async fn exec(
+        view: &mut SqliteView<'_>,
+        conn: &Resource<Connection>,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<QueryResult, wit::Error> {
+        let conn = Resource::new_borrow(conn.rep());
+        view.execute(conn, sql.into(), params).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn open_checks_access_and_labels() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        databases.check().await.unwrap();
+        assert!(databases.pool("products").is_some());
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string(), "missing".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        assert!(matches!(
+            view.open("orders".into()).await.unwrap(),
+            Err(wit::Error::AccessDenied)
+        ));
+        assert!(matches!(
+            view.open("missing".into()).await.unwrap(),
+            Err(wit::Error::NoSuchDatabase)
+        ));
+        assert!(view.open("products".into()).await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn values_round_trip_with_columns_and_counters() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        exec(
+            &mut view,
+            &conn,
+            "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, i INTEGER, r REAL, s TEXT, b BLOB, n INTEGER)",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+        let empty = exec(
+            &mut view,
+            &conn,
+            "SELECT id, i, r AS real, s FROM t WHERE id = $1",
+            vec![Value::Integer(1)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(empty.columns, ["id", "i", "real", "s"]);
+        assert!(empty.rows.is_empty());
+
+        let inserted = exec(
+            &mut view,
+            &conn,
+            "INSERT INTO t (i, r, s, b, n) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Value::Integer(i64::MIN),
+                Value::Real(1.5),
+                Value::Text("é\u{0}x".into()),
+                Value::Blob(vec![0, 1, 255]),
+                Value::Null,
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(inserted.columns.is_empty() && inserted.rows.is_empty());
+        let rowid = view
+            .last_insert_rowid(Resource::new_borrow(conn.rep()))
+            .await
+            .unwrap();
+        assert_eq!(rowid, 1);
+        assert_eq!(
+            view.changes(Resource::new_borrow(conn.rep()))
+                .await
+                .unwrap(),
+            1
+        );
+
+        let rows = exec(
+            &mut view,
+            &conn,
+            "SELECT i, r, s, b, n, $1 AS p FROM t",
+            vec![Value::Text("p".into())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows.columns, ["i", "r", "s", "b", "n", "p"]);
+        let values = &rows.rows[0].values;
+        assert!(matches!(values[0], Value::Integer(i64::MIN)));
+        assert!(matches!(values[1], Value::Real(r) if r == 1.5));
+        assert!(matches!(&values[2], Value::Text(s) if s == "é\u{0}x"));
+        assert!(matches!(&values[3], Value::Blob(b) if b == &[0, 1, 255]));
+        assert!(matches!(values[4], Value::Null));
+        assert!(matches!(&values[5], Value::Text(s) if s == "p"));
+
+        // A SELECT leaves the counters alone, as in SQLite.
+        assert_eq!(
+            view.changes(Resource::new_borrow(conn.rep()))
+                .await
+                .unwrap(),
+            1
+        );
+        exec(
+            &mut view,
+            &conn,
+            "INSERT INTO t (i) VALUES (1), (2)",
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            view.changes(Resource::new_borrow(conn.rep()))
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            view.last_insert_rowid(Resource::new_borrow(conn.rep()))
+                .await
+                .unwrap(),
+            3
+        );
+        exec(&mut view, &conn, "UPDATE t SET i = i + 1", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            view.changes(Resource::new_borrow(conn.rep()))
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            view.last_insert_rowid(Resource::new_borrow(conn.rep()))
+                .await
+                .unwrap(),
+            3
+        );
+
+        let error = exec(&mut view, &conn, "SELECT * FROM nowhere", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::Io(m) if m.contains("no such table")),
+            "{error:?}"
+        );
+        let error = exec(&mut view, &conn, "SELECT $0", vec![Value::Null])
+            .await
+            .unwrap_err();
+        assert!(matches!(error, wit::Error::Io(_)));
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn transaction_spans_calls_and_rolls_back_on_drop() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        exec(
+            &mut view,
+            &conn,
+            "CREATE TABLE t (a INTEGER UNIQUE)",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+        exec(&mut view, &conn, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        exec(&mut view, &conn, "INSERT INTO t VALUES (1)", vec![])
+            .await
+            .unwrap();
+        exec(&mut view, &conn, "COMMIT", vec![]).await.unwrap();
+        assert!(!view.table.get(&conn).unwrap().transaction_may_be_open);
+
+        exec(&mut view, &conn, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        exec(&mut view, &conn, "INSERT INTO t VALUES (2)", vec![])
+            .await
+            .unwrap();
+        let error = exec(&mut view, &conn, "INSERT INTO t VALUES (2)", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::Io(m) if m.contains("UNIQUE constraint failed")),
+            "{error:?}"
+        );
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+
+        // The rollback runs in the background and must free the write lock promptly.
+        let pool = databases.pool("products").unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(4),
+            sqlx::query("INSERT INTO t VALUES (3)").execute(pool),
+        )
+        .await
+        .expect("the dropped transaction still holds the write lock")
+        .unwrap();
+        let values: Vec<i64> = sqlx::query_scalar("SELECT a FROM t ORDER BY a")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(values, [1, 3], "the uncommitted row 2 must be gone");
+
+        // Every pooled connection is usable afterwards (none is left inside a transaction).
+        for _ in 0..3 {
+            let conn = open(&mut view).await;
+            exec(&mut view, &conn, "BEGIN IMMEDIATE", vec![])
+                .await
+                .unwrap();
+            exec(&mut view, &conn, "ROLLBACK", vec![]).await.unwrap();
+            wit::HostConnection::drop(&mut view, conn).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_reaches_nothing_but_its_own_database() {
+        let dir = TempDir::new();
+        let databases = two_databases(&dir, POOL_SIZE).await;
+        let accounts_path = dir.0.join("accounts.db");
+        let accounts = accounts_path.display().to_string();
+
+        // Without the host's confinement, the attach and the read would succeed.
+        let mut plain = <SqliteConnection as sqlx::Connection>::connect_with(
+            &SqliteConnectOptions::new().filename(dir.0.join("products.db")),
+        )
+        .await
+        .unwrap();
+        sqlx::query(&format!("ATTACH '{accounts}' AS a"))
+            .execute(&mut plain)
+            .await
+            .unwrap();
+        let name: String = sqlx::query_scalar("SELECT name FROM a.users")
+            .fetch_one(&mut plain)
+            .await
+            .unwrap();
+        assert_eq!(name, "alice");
+        sqlx::Connection::close(plain).await.unwrap();
+
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        exec(&mut view, &conn, "CREATE TABLE t (a INTEGER)", vec![])
+            .await
+            .unwrap();
+
+        let new_file = dir.0.join("new.db");
+        let new_file_sql = new_file.display().to_string();
+        let escapes = [
+            format!("ATTACH '{accounts}' AS a"),
+            format!("ATTACH DATABASE '{new_file_sql}' AS b"),
+            format!("VACUUM INTO '{new_file_sql}'"),
+            "VACUUM".to_string(),
+            "DETACH temp".to_string(),
+            "SELECT load_extension('x')".to_string(),
+            "PRAGMA foreign_keys = OFF".to_string(),
+            "PRAGMA writable_schema = 1".to_string(),
+            "PRAGMA main.journal_mode = DELETE".to_string(),
+            "PRAGMA query_only(1)".to_string(),
+            "PRAGMA temp.foreign_keys".to_string(),
+            "PRAGMA database_list".to_string(),
+            "PRAGMA optimize".to_string(),
+            "SELECT * FROM pragma_table_info('t')".to_string(),
+            "CREATE TEMP TABLE tt (a)".to_string(),
+            "CREATE TABLE temp.tt (a)".to_string(),
+            "CREATE TEMPORARY VIEW tv AS SELECT 1".to_string(),
+            "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END".to_string(),
+            "CREATE VIRTUAL TABLE temp.f USING fts5(a)".to_string(),
+            "SELECT last_insert_rowid()".to_string(),
+            "SELECT changes() + total_changes()".to_string(),
+        ];
+        for sql in &escapes {
+            let message = refused(&mut view, &conn, sql).await;
+            // SQLite's words: "not authorized", "access to ... is prohibited" for a read,
+            // "authorization denied" for VACUUM (its own ATTACH is refused).
+            assert!(
+                message.contains("refused by the host"),
+                "`{sql}`: {message}"
+            );
+            // The connection stays usable.
+            assert_eq!(integer(&mut view, &conn, "SELECT count(*) FROM t").await, 0);
+        }
+        assert!(
+            !new_file.exists(),
+            "ATTACH or VACUUM INTO created {new_file:?}"
+        );
+
+        // The temp schema's table can be read (ALTER TABLE needs it) but it is always empty,
+        // and SQL cannot write it.
+        let temp = exec(&mut view, &conn, "SELECT * FROM temp.sqlite_master", vec![])
+            .await
+            .unwrap();
+        assert!(temp.rows.is_empty());
+        let message = refused(&mut view, &conn, "UPDATE temp.sqlite_master SET sql = ''").await;
+        assert!(message.contains("may not be modified"), "{message}");
+        let message = refused(&mut view, &conn, "UPDATE sqlite_master SET sql = ''").await;
+        assert!(message.contains("may not be modified"), "{message}");
+
+        // Another label stays closed to this component.
+        assert!(matches!(
+            view.open("accounts".into()).await.unwrap(),
+            Err(wit::Error::AccessDenied)
+        ));
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+        databases.check().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_guest_works_freely_in_its_own_database() {
+        let dir = TempDir::new();
+        let databases = two_databases(&dir, POOL_SIZE).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        for sql in [
+            "CREATE TABLE p (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, n INTEGER)",
+            "CREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER NOT NULL REFERENCES p (id) \
+             ON DELETE CASCADE, q INTEGER CHECK (q >= 1))",
+            "CREATE INDEX c_p ON c (p)",
+            "CREATE VIEW pc AS SELECT p.name, c.q FROM p JOIN c ON c.p = p.id",
+            "CREATE TRIGGER c_counts AFTER INSERT ON c BEGIN \
+             UPDATE p SET n = coalesce(n, 0) + 1 WHERE id = NEW.p; END",
+            "CREATE VIRTUAL TABLE words USING fts5(w)",
+            "BEGIN IMMEDIATE",
+            "INSERT INTO c (p, q) SELECT id, 2 FROM p",
+            "SAVEPOINT s",
+            "RELEASE s",
+            "COMMIT",
+            "ANALYZE",
+        ] {
+            exec(&mut view, &conn, sql, vec![]).await.unwrap();
+        }
+        let inserted = exec(
+            &mut view,
+            &conn,
+            "INSERT INTO p (name) VALUES ($1) RETURNING id",
+            vec![Value::Text("tea".into())],
+        )
+        .await
+        .unwrap();
+        assert!(matches!(inserted.rows[0].values[..], [Value::Integer(1)]));
+        exec(
+            &mut view,
+            &conn,
+            "INSERT INTO c (p, q) VALUES (1, 3)",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let query = "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < 3) \
+                     SELECT (SELECT n FROM p WHERE id = 1) * 100 + sum(pc.q) \
+                     + (SELECT max(x) FROM k) \
+                     FROM pc JOIN p ON p.name = pc.name WHERE p.id IN (SELECT p FROM c)";
+        assert_eq!(integer(&mut view, &conn, query).await, 100 + 3 + 3);
+        assert_eq!(
+            integer(&mut view, &conn, "SELECT count(*) FROM json_each('[1, 2]')").await,
+            2
+        );
+        let error = exec(
+            &mut view,
+            &conn,
+            "INSERT INTO c (p, q) VALUES (9, 1)",
+            vec![],
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::Io(m) if m.contains("FOREIGN KEY")),
+            "{error:?}"
+        );
+        for (pragma, expected) in [
+            ("PRAGMA foreign_keys", 1),
+            ("pragma Main.user_version", 0),
+            ("PRAGMA freelist_count", 0),
+        ] {
+            assert_eq!(
+                integer(&mut view, &conn, pragma).await,
+                expected,
+                "{pragma}"
+            );
+        }
+        let mode = exec(&mut view, &conn, "PRAGMA journal_mode", vec![])
+            .await
+            .unwrap();
+        assert!(matches!(&mode.rows[0].values[..], [Value::Text(m)] if m == "wal"));
+        // ALTER TABLE rewrites the schema through SQLite's own statements, temp's included.
+        for sql in [
+            "ALTER TABLE c ADD COLUMN z TEXT",
+            "ALTER TABLE c RENAME COLUMN z TO y",
+            "ALTER TABLE c DROP COLUMN y",
+            "ALTER TABLE p RENAME TO product",
+            "DROP VIEW pc",
+            "DROP TRIGGER c_counts",
+            "DELETE FROM product",
+            "DROP TABLE c",
+            "DROP TABLE words",
+        ] {
+            exec(&mut view, &conn, sql, vec![])
+                .await
+                .unwrap_or_else(|e| panic!("`{sql}`: {e:?}"));
+        }
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn nothing_outlives_a_connection_resource() {
+        let dir = TempDir::new();
+        // One connection: the second resource gets the first one's.
+        let databases = two_databases(&dir, 1).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+
+        let first = open(&mut view).await;
+        for sql in [
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE child (parent INTEGER REFERENCES parent (id))",
+            "INSERT INTO parent VALUES (7)",
+        ] {
+            exec(&mut view, &first, sql, vec![]).await.unwrap();
+        }
+        for sql in [
+            "PRAGMA foreign_keys = OFF",
+            "PRAGMA query_only = ON",
+            "PRAGMA busy_timeout = 0",
+            "PRAGMA recursive_triggers = ON",
+            "PRAGMA temp_store = MEMORY",
+            "CREATE TEMP TABLE leftover (a)",
+            "CREATE TEMP TRIGGER spy AFTER INSERT ON child BEGIN DELETE FROM parent; END",
+            "CREATE TEMP VIEW peek AS SELECT * FROM parent",
+        ] {
+            refused(&mut view, &first, sql).await;
+        }
+        // And a transaction left open, rolled back when the resource goes.
+        exec(&mut view, &first, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        exec(&mut view, &first, "INSERT INTO parent VALUES (8)", vec![])
+            .await
+            .unwrap();
+        wit::HostConnection::drop(&mut view, first).await.unwrap();
+
+        let second = open(&mut view).await;
+        assert_eq!(integer(&mut view, &second, "PRAGMA foreign_keys").await, 1);
+        assert_eq!(
+            integer(
+                &mut view,
+                &second,
+                "SELECT count(*) FROM sqlite_temp_master"
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            integer(&mut view, &second, "SELECT count(*) FROM parent").await,
+            1
+        );
+        // Writable, and foreign keys still enforced.
+        exec(&mut view, &second, "INSERT INTO child VALUES (7)", vec![])
+            .await
+            .unwrap();
+        let error = exec(&mut view, &second, "INSERT INTO child VALUES (9)", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, wit::Error::Io(m) if m.contains("FOREIGN KEY")),
+            "{error:?}"
+        );
+        wit::HostConnection::drop(&mut view, second).await.unwrap();
+    }
+}

@@ -1,0 +1,294 @@
+//! What the host reads of a guest's statement before running it, with the SQL scanner shared
+//! with Postgres ([`sql_scan`] in its SQLite dialect).
+
+use crate::capabilities::sql_scan::{self, Token};
+
+/// What the host needs to know of a statement's text before and after running it.
+///
+/// A light scan of its words outside literals, identifiers and comments: it errs on the side of
+/// "a transaction may be open", which at worst costs one needless ROLLBACK.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct StatementShape {
+    /// BEGIN or SAVEPOINT appears: a transaction may be open afterwards.
+    pub(super) opens_transaction: bool,
+    /// The statement is exactly COMMIT, END or ROLLBACK (with an optional TRANSACTION).
+    pub(super) closes_transaction: bool,
+    /// It may produce rows (a query, PRAGMA, or RETURNING), so its columns are worth describing.
+    pub(super) may_return_rows: bool,
+    /// It is INSERT, UPDATE, DELETE or REPLACE (possibly after WITH): it sets `changes`.
+    pub(super) modifies_rows: bool,
+    /// It inserts rows: it sets `last-insert-rowid`.
+    pub(super) may_insert: bool,
+}
+
+impl StatementShape {
+    /// Scans `sql`; `Err` for a `$0` parameter, which SQLite accepts but sqlx cannot bind.
+    pub(super) fn scan(sql: &str) -> Result<Self, String> {
+        let mut shape = Self::default();
+        let mut first_word: Option<&str> = None;
+        let mut words = 0usize;
+        let mut closing_words = true;
+        let mut dml_word = false;
+        let only_words = sql_scan::try_scan(sql, &sql_scan::SQLITE, |token| {
+            let word = match token {
+                Token::Word(word) => word,
+                Token::Parameter(parameter) => return check_parameter(parameter),
+                Token::Quoted | Token::Other => return Ok(()),
+            };
+            words += 1;
+            let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+            if first_word.is_none() {
+                first_word = Some(word);
+                closing_words = is("COMMIT") || is("END") || is("ROLLBACK");
+            } else if !(words == 2 && is("TRANSACTION")) {
+                closing_words = false;
+            }
+            if is("BEGIN") || is("SAVEPOINT") {
+                shape.opens_transaction = true;
+            }
+            if is("RETURNING") {
+                shape.may_return_rows = true;
+            }
+            if is("INSERT") || is("REPLACE") {
+                shape.may_insert = true;
+                dml_word = true;
+            }
+            if is("UPDATE") || is("DELETE") {
+                dml_word = true;
+            }
+            Ok(())
+        })?;
+        let first = |keywords: &[&str]| {
+            first_word.is_some_and(|w| keywords.iter().any(|k| w.eq_ignore_ascii_case(k)))
+        };
+        shape.closes_transaction = only_words && closing_words && words <= 2;
+        if first(&["SELECT", "VALUES", "PRAGMA", "EXPLAIN", "WITH"]) {
+            shape.may_return_rows = true;
+        }
+        shape.modifies_rows =
+            first(&["INSERT", "UPDATE", "DELETE", "REPLACE"]) || (first(&["WITH"]) && dml_word);
+        shape.may_insert &= shape.modifies_rows;
+        Ok(shape)
+    }
+}
+
+/// `Err` for `$0` (or `$00`, ...), as the scanner reports a parameter (with its sigil): SQLite
+/// takes it as a name, but sqlx reads `$n` as a position and there is no position 0.
+fn check_parameter(parameter: &str) -> Result<(), String> {
+    let Some(name) = parameter.strip_prefix('$') else {
+        return Ok(());
+    };
+    let digits = &name[..name.bytes().take_while(u8::is_ascii_digit).count()];
+    if !digits.is_empty() && digits.bytes().all(|d| d == b'0') {
+        return Err(format!(
+            "parameter ${digits} is not valid: parameters are numbered from $1"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(sql: &str) -> StatementShape {
+        StatementShape::scan(sql).unwrap()
+    }
+    #[test]
+    fn scan_finds_transactions() {
+        assert!(shape("BEGIN IMMEDIATE").opens_transaction);
+        assert!(shape("  begin;").opens_transaction);
+        assert!(shape("SAVEPOINT a").opens_transaction);
+        assert!(!shape("SELECT 'BEGIN' FROM t -- BEGIN").opens_transaction);
+        assert!(!shape("SELECT \"begin\" FROM t /* begin */").opens_transaction);
+        assert!(shape("COMMIT").closes_transaction);
+        assert!(shape("commit transaction;").closes_transaction);
+        assert!(shape("END").closes_transaction);
+        assert!(shape("ROLLBACK").closes_transaction);
+        assert!(!shape("ROLLBACK TO a").closes_transaction);
+        assert!(!shape("ROLLBACK TRANSACTION TO SAVEPOINT a").closes_transaction);
+        assert!(!shape("COMMIT; BEGIN").closes_transaction);
+        assert!(!shape("SELECT 1").closes_transaction);
+    }
+
+    #[test]
+    fn scan_classifies_statements() {
+        let insert = shape("INSERT INTO t (a) VALUES ($1)");
+        assert!(insert.modifies_rows && insert.may_insert && !insert.may_return_rows);
+        let returning = shape("insert into t (a) values ($1) returning id");
+        assert!(returning.may_return_rows && returning.may_insert);
+        let update = shape("UPDATE t SET a = replace(a, 'x', 'y') WHERE id = $1");
+        assert!(update.modifies_rows && update.may_insert); // harmless: rowid kept if unchanged
+        let select = shape("SELECT replace(a, 'x', 'y') FROM t");
+        assert!(select.may_return_rows && !select.modifies_rows && !select.may_insert);
+        let with = shape("WITH x AS (SELECT 1) DELETE FROM t WHERE id IN x");
+        assert!(with.modifies_rows && !with.may_insert);
+        assert!(!shape("CREATE TABLE t (a)").may_return_rows);
+    }
+
+    #[test]
+    fn scan_rejects_parameter_zero() {
+        assert!(StatementShape::scan("SELECT $0").is_err());
+        assert!(StatementShape::scan("SELECT $00abc").is_err());
+        assert!(StatementShape::scan("SELECT $1, $10, '$0.00'").is_ok());
+    }
+
+    #[test]
+    fn scan_skips_quotes_identifiers_and_comments() {
+        assert!(!shape("SELECT [begin], `savepoint` FROM t").opens_transaction);
+        assert!(!shape("SELECT 'it''s BEGIN'").opens_transaction);
+        assert!(!shape("SELECT :begin, @begin, $begin, ?1").opens_transaction);
+        // A backslash escapes nothing in SQLite: the quote ends at the next `"`.
+        assert!(shape("SELECT \"a\\\" BEGIN").opens_transaction);
+        assert!(shape("SELECT 1 -- x\n; BEGIN").opens_transaction);
+        assert!(!shape("SELECT 'unclosed BEGIN").opens_transaction);
+        assert!(!shape("SELECT 1 /* unclosed BEGIN").opens_transaction);
+        assert!(shape("/* c */ COMMIT -- done").closes_transaction);
+        assert!(shape("ROLLBACK; ;").closes_transaction);
+        assert!(!shape("COMMIT 'x'").closes_transaction);
+        assert!(!shape("ROLLBACK ?").closes_transaction);
+        assert!(!shape("COMMIT TRANSACTION TRANSACTION").closes_transaction);
+        // Only a `$0` that SQLite reads as a parameter is refused.
+        for sql in [
+            "SELECT 1 -- $0",
+            "SELECT [$0]",
+            "SELECT `$0`",
+            "SELECT ?0, :0, @0",
+            "x$0",
+        ] {
+            assert!(StatementShape::scan(sql).is_ok(), "{sql}");
+        }
+        assert_eq!(
+            StatementShape::scan("SELECT $1, $000x, $0").unwrap_err(),
+            "parameter $000 is not valid: parameters are numbered from $1"
+        );
+    }
+
+    #[test]
+    fn scan_answers_as_before_the_shared_scanner() {
+        for sql in crate::capabilities::sql_scan::tricky_statements() {
+            assert_eq!(
+                StatementShape::scan(&sql),
+                StatementShape::todays_scan(&sql),
+                "{sql:?}"
+            );
+        }
+    }
+
+    // Today's scanner, as it was written before the shared one: the oracle the new scan must
+    // match on every statement.
+
+    impl StatementShape {
+        /// Today's `scan`, before the shared scanner.
+        fn todays_scan(sql: &str) -> Result<Self, String> {
+            let bytes = sql.as_bytes();
+            let mut shape = Self::default();
+            let mut first_word: Option<&str> = None;
+            let mut words = 0usize;
+            let mut only_words = true;
+            let mut closing_words = true;
+            let mut dml_word = false;
+            let mut i = 0;
+            while i < bytes.len() {
+                let b = bytes[i];
+                match b {
+                    b if b.is_ascii_whitespace() || b == b';' => i += 1,
+                    b'\'' | b'"' | b'`' => {
+                        i = skip_past(bytes, i + 1, b);
+                        only_words = false;
+                    }
+                    b'[' => {
+                        i = skip_past(bytes, i + 1, b']');
+                        only_words = false;
+                    }
+                    b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                        i = skip_past(bytes, i + 2, b'\n');
+                    }
+                    b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                        i = match sql[i + 2..].find("*/") {
+                            Some(end) => i + 2 + end + 2,
+                            None => bytes.len(),
+                        };
+                    }
+                    b'$' | b'?' | b':' | b'@' => {
+                        let start = i + 1;
+                        i = start;
+                        while i < bytes.len() && bytes[i].is_ascii_digit() {
+                            i += 1;
+                        }
+                        if b == b'$' && i > start && bytes[start..i].iter().all(|d| *d == b'0') {
+                            return Err(format!(
+                                "parameter {} is not valid: parameters are numbered from $1",
+                                &sql[start - 1..i]
+                            ));
+                        }
+                        while i < bytes.len() && is_word_byte(bytes[i]) {
+                            i += 1;
+                        }
+                        only_words = false;
+                    }
+                    b if b.is_ascii_alphabetic() || b == b'_' => {
+                        let start = i;
+                        while i < bytes.len() && is_word_byte(bytes[i]) {
+                            i += 1;
+                        }
+                        let word = &sql[start..i];
+                        words += 1;
+                        let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+                        if first_word.is_none() {
+                            first_word = Some(word);
+                            closing_words = is("COMMIT") || is("END") || is("ROLLBACK");
+                        } else if !(words == 2 && is("TRANSACTION")) {
+                            closing_words = false;
+                        }
+                        if is("BEGIN") || is("SAVEPOINT") {
+                            shape.opens_transaction = true;
+                        }
+                        if is("RETURNING") {
+                            shape.may_return_rows = true;
+                        }
+                        if is("INSERT") || is("REPLACE") {
+                            shape.may_insert = true;
+                            dml_word = true;
+                        }
+                        if is("UPDATE") || is("DELETE") {
+                            dml_word = true;
+                        }
+                    }
+                    _ => {
+                        // Numbers, operators, punctuation: nothing the host needs.
+                        i += 1;
+                        only_words = false;
+                    }
+                }
+            }
+            let first = |keywords: &[&str]| {
+                first_word.is_some_and(|w| keywords.iter().any(|k| w.eq_ignore_ascii_case(k)))
+            };
+            shape.closes_transaction = only_words && closing_words && words <= 2;
+            if first(&["SELECT", "VALUES", "PRAGMA", "EXPLAIN", "WITH"]) {
+                shape.may_return_rows = true;
+            }
+            shape.modifies_rows =
+                first(&["INSERT", "UPDATE", "DELETE", "REPLACE"]) || (first(&["WITH"]) && dml_word);
+            shape.may_insert &= shape.modifies_rows;
+            Ok(shape)
+        }
+    }
+
+    /// Today's word byte.
+    fn is_word_byte(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    }
+
+    /// The index just past the next `close` at or after `from` (a quote ends at its twin).
+    fn skip_past(bytes: &[u8], from: usize, close: u8) -> usize {
+        match bytes[from.min(bytes.len())..]
+            .iter()
+            .position(|b| *b == close)
+        {
+            Some(offset) => from + offset + 1,
+            None => bytes.len(),
+        }
+    }
+}
