@@ -69,7 +69,14 @@ fn code_of(source: &str) -> String {
 
 /// The part of `code` before its `#[cfg(test)] mod tests`, and that test module.
 fn split_tests(code: &str) -> (&str, &str) {
-    match code.find("#[cfg(test)]\nmod tests") {
+    let at = [
+        "#[cfg(test)]\nmod tests",
+        "#[cfg(test)]\npub(crate) mod tests",
+    ]
+    .iter()
+    .filter_map(|start| code.find(start))
+    .min();
+    match at {
         Some(at) => (&code[..at], &code[at..]),
         None => (code, ""),
     }

@@ -1,6 +1,8 @@
 //! What a statement may do to its connection beyond its result: open or close a transaction,
 //! or leave state in the session, read from its words outside quotes and comments.
 
+use crate::capabilities::sql_scan::{self, Token};
+
 /// Whether `statement` may open a transaction (BEGIN, START TRANSACTION, SAVEPOINT anywhere
 /// outside quotes and comments): at worst this costs one needless ROLLBACK at drop.
 pub(crate) fn opens_transaction(statement: &str) -> bool {
@@ -81,67 +83,13 @@ pub(crate) fn closes_transaction(statement: &str) -> bool {
 /// Calls `f` with each word (and its index) outside quotes, dollar quotes and comments;
 /// returns whether the statement held nothing but words, whitespace and semicolons.
 fn for_each_word(sql: &str, mut f: impl FnMut(&str, usize)) -> bool {
-    let bytes = sql.as_bytes();
-    let mut only_words = true;
     let mut index = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b if b.is_ascii_whitespace() || b == b';' => i += 1,
-            quote @ (b'\'' | b'"') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != quote {
-                    // E'...' strings may escape a quote with a backslash: skipping the byte
-                    // after any backslash only ever makes the scan more conservative.
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-                only_words = false;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = sql[i..].find('\n').map_or(bytes.len(), |end| i + end + 1);
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = sql[i + 2..]
-                    .find("*/")
-                    .map_or(bytes.len(), |end| i + 2 + end + 2);
-            }
-            b'$' => {
-                // `$n` parameter, or `$tag$ ... $tag$` dollar quoting.
-                let start = i;
-                i += 1;
-                while i < bytes.len() && is_word_byte(bytes[i]) && bytes[i] != b'$' {
-                    i += 1;
-                }
-                if bytes.get(i) == Some(&b'$')
-                    && !bytes[start + 1..i].first().is_some_and(u8::is_ascii_digit)
-                {
-                    let tag = &sql[start..=i];
-                    i = sql[i + 1..]
-                        .find(tag)
-                        .map_or(bytes.len(), |end| i + 1 + end + tag.len());
-                }
-                only_words = false;
-            }
-            b if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 => {
-                let start = i;
-                while i < bytes.len() && is_word_byte(bytes[i]) {
-                    i += 1;
-                }
-                f(&sql[start..i], index);
-                index += 1;
-            }
-            _ => {
-                i += 1;
-                only_words = false;
-            }
+    sql_scan::scan(sql, &sql_scan::POSTGRES, |token| {
+        if let Token::Word(word) = token {
+            f(word, index);
+            index += 1;
         }
-    }
-    only_words
-}
-
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    })
 }
 
 #[cfg(test)]
@@ -198,5 +146,44 @@ mod tests {
         assert!(!closes_transaction("COMMIT AND CHAIN"));
         assert!(!closes_transaction("SELECT 1"));
         assert!(!closes_transaction(""));
+    }
+
+    fn words(sql: &str) -> (Vec<(String, usize)>, bool) {
+        let mut words = Vec::new();
+        let only_words = for_each_word(sql, |word, index| words.push((word.to_owned(), index)));
+        (words, only_words)
+    }
+
+    #[test]
+    fn postgres_words_skip_quotes_dollar_quotes_and_comments() {
+        let owned = |words: &[&str]| {
+            let words = words.iter().enumerate();
+            words.map(|(i, w)| (w.to_string(), i)).collect::<Vec<_>>()
+        };
+        assert_eq!(words("commit work;"), (owned(&["commit", "work"]), true));
+        assert_eq!(
+            words("  /* c */ Set -- x\n role"),
+            (owned(&["Set", "role"]), true)
+        );
+        assert_eq!(words("SELECT $1"), (owned(&["SELECT"]), false));
+        // A backslash hides the quote after it, in E'' strings (and, conservatively, elsewhere).
+        assert_eq!(
+            words(r"SELECT E'\' BEGIN'"),
+            (owned(&["SELECT", "E"]), false)
+        );
+        assert_eq!(words(r#"SELECT "a\" BEGIN""#), (owned(&["SELECT"]), false));
+        // A dollar quote ends at its own tag only; `$1$` is a parameter, not a tag.
+        assert_eq!(words("$a$ $$ BEGIN $a$ x"), (owned(&["x"]), false));
+        assert_eq!(words("$1$x"), (owned(&[]), false));
+        assert_eq!(words("$$ BEGIN"), (owned(&[]), false));
+        // No bracket, backtick or sigil parameters in Postgres: their words are words.
+        assert_eq!(
+            words("[begin] `begin` @begin :begin ?"),
+            (owned(&["begin", "begin", "begin", "begin"]), false)
+        );
+        // A word may start with a non-ASCII letter and hold `$`.
+        assert_eq!(words("été a$b"), (owned(&["été", "a$b"]), true));
+        assert_eq!(words("'unclosed"), (owned(&[]), false));
+        assert_eq!(words("/* unclosed BEGIN"), (owned(&[]), true));
     }
 }
