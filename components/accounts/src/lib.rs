@@ -6,11 +6,8 @@
 /// The service's name: its database is named by the `accounts_database` variable.
 pub const SERVICE: &str = "accounts";
 
-mod api;
 mod domain;
 mod handlers;
-#[cfg(test)]
-mod openapi;
 mod password;
 mod storage;
 

@@ -5,12 +5,9 @@
 /// The service's name: its database is named by the `cart_database` variable.
 pub const SERVICE: &str = "cart";
 
-mod api;
 mod catalogue;
 mod domain;
 mod handlers;
-#[cfg(test)]
-mod openapi;
 mod storage;
 
 use shop_guest::auth;

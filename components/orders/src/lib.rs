@@ -5,12 +5,9 @@
 /// The service's name: its database is named by the `orders_database` variable.
 pub const SERVICE: &str = "orders";
 
-mod api;
 mod checkout;
 mod domain;
 mod handlers;
-#[cfg(test)]
-mod openapi;
 mod services;
 mod status;
 mod storage;

@@ -5,11 +5,8 @@
 /// The service's name: its database is named by the `products_database` variable.
 pub const SERVICE: &str = "products";
 
-mod api;
 mod domain;
 mod handlers;
-#[cfg(test)]
-mod openapi;
 mod reservations;
 mod storage;
 
