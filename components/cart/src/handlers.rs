@@ -10,7 +10,7 @@ use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
-use crate::catalogue::Catalogue;
+use crate::clients::Catalogue;
 use crate::domain::{self, AddItem, Cart, CartItem, RemoveItem, SetQuantity};
 use crate::storage;
 

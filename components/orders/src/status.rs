@@ -5,8 +5,8 @@ use shop_guest::error::ApiError;
 use shop_guest::storage::Db;
 use shop_guest::time::Timestamp;
 
+use crate::clients;
 use crate::domain::{self, Order, OrderStatus};
-use crate::services;
 use crate::storage;
 
 /// Moves `order` to `to` if the flow allows it from the status it has in the database, and
@@ -37,7 +37,7 @@ pub fn settle_stock(db: &Db, mut order: Order) -> Order {
     if !domain::owes_stock(&order) {
         return order;
     }
-    match services::release(&order.order_key) {
+    match clients::release(&order.order_key) {
         Ok(_) => match storage::mark_stock_released(db, order.id) {
             Ok(()) => order.stock_released = true,
             Err(error) => eprintln!(
