@@ -15,7 +15,7 @@ pub const EMAIL_TAKEN: &str = "user with this email address already exists.";
 /// The 401 of a failed login, the same for an unknown user and a wrong password.
 pub const BAD_CREDENTIALS: &str = "No active account found with the given credentials";
 
-pub use crate::api::UserAccount;
+pub use shop_api::accounts::api::UserAccount;
 
 /// The key that makes two spellings of a name the same account: `Alice` and `alice` are one.
 pub fn lookup_key(text: &str) -> String {

@@ -1,5 +1,6 @@
 //! One function per entry point: read the request, check who may, call storage, answer.
 
+use shop_api::accounts::api::{AccessToken, TokenPair};
 use shop_guest::auth::{self, TokenType, User};
 use shop_guest::error::{ApiError, FieldErrors, NON_FIELD_ERRORS};
 use shop_guest::json::Fields;
@@ -9,7 +10,6 @@ use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
-use crate::api::{AccessToken, TokenPair};
 use crate::domain::{
     self, Credentials, ProfileChanges, Registration, TokenLifetimes, BAD_CREDENTIALS, EMAIL_TAKEN,
     USERNAME_TAKEN,

@@ -6,18 +6,16 @@
 /// The service's name: its database is named by the `accounts_database` variable.
 pub const SERVICE: &str = "accounts";
 
-mod api;
 mod domain;
+mod exports;
 mod handlers;
-#[cfg(test)]
-mod openapi;
 mod password;
 mod storage;
 
 use shop_guest::error::ApiError;
 use shop_guest::request::ApiRequest;
 use shop_guest::response;
-use shop_guest::routing::{self, CREATE, RETRIEVE_UPDATE};
+use shop_guest::routing::{self, ApiPath, CREATE, RETRIEVE_UPDATE};
 use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
@@ -26,68 +24,57 @@ fn handle(request: IncomingRequest) -> Response {
     response::finish(ApiRequest::read(request).and_then(|request| route(&request)))
 }
 
-/// The route table: path first (404), then method (405), then the handler.
-fn route(request: &ApiRequest) -> Result<Response, ApiError> {
-    let segments = routing::segments(request.path()).ok_or_else(ApiError::not_found)?;
-    match (segments.as_slice(), request.method()) {
-        (["api", "accounts", "register"], "POST") => handlers::register(request),
-        (["api", "accounts", "register"], "OPTIONS") => routing::options("Register", CREATE),
-        (["api", "accounts", "register"], method) => {
-            Err(routing::method_not_allowed(method, CREATE))
-        }
+/// The paths of the accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AccountPath {
+    /// `/api/accounts/register/`
+    Register,
+    /// `/api/accounts/login/`
+    Login,
+    /// `/api/accounts/token/refresh/`
+    TokenRefresh,
+    /// `/api/accounts/profile/`
+    Profile,
+}
 
-        (["api", "accounts", "login"], "POST") => handlers::login(request),
-        (["api", "accounts", "login"], "OPTIONS") => routing::options("Login", CREATE),
-        (["api", "accounts", "login"], method) => Err(routing::method_not_allowed(method, CREATE)),
-
-        (["api", "accounts", "token", "refresh"], "POST") => handlers::refresh(request),
-        (["api", "accounts", "token", "refresh"], "OPTIONS") => {
-            routing::options("Token Refresh", CREATE)
+impl ApiPath<'_> for AccountPath {
+    fn from_segments(segments: &[&str]) -> Option<Self> {
+        match *segments {
+            ["api", "accounts", "register"] => Some(Self::Register),
+            ["api", "accounts", "login"] => Some(Self::Login),
+            ["api", "accounts", "token", "refresh"] => Some(Self::TokenRefresh),
+            ["api", "accounts", "profile"] => Some(Self::Profile),
+            _ => None,
         }
-        (["api", "accounts", "token", "refresh"], method) => {
-            Err(routing::method_not_allowed(method, CREATE))
-        }
+    }
 
-        (["api", "accounts", "profile"], "GET" | "HEAD") => handlers::profile(request),
-        (["api", "accounts", "profile"], "PUT" | "PATCH") => handlers::update_profile(request),
-        (["api", "accounts", "profile"], "OPTIONS") => routing::options("Profile", RETRIEVE_UPDATE),
-        (["api", "accounts", "profile"], method) => {
-            Err(routing::method_not_allowed(method, RETRIEVE_UPDATE))
+    fn name(self) -> &'static str {
+        match self {
+            Self::Register => "Register",
+            Self::Login => "Login",
+            Self::TokenRefresh => "Token Refresh",
+            Self::Profile => "Profile",
         }
+    }
 
-        _ => Err(ApiError::not_found()),
+    fn allow(self) -> &'static [&'static str] {
+        match self {
+            Self::Register | Self::Login | Self::TokenRefresh => CREATE,
+            Self::Profile => RETRIEVE_UPDATE,
+        }
     }
 }
 
-/// The service's WIT exports (wit/accounts.wit): `admin` for operators (the host's
-/// `shop createsuperuser`) and `profiles` for the other services (orders' default address).
-mod exports {
-    mod bindings {
-        #![allow(missing_docs, clippy::all)]
-        spin_sdk::wit_bindgen::generate!({
-            path: "../../wit/accounts.wit",
-            world: "shop:accounts/accounts",
-            runtime_path: "::spin_sdk::wit_bindgen::rt",
-        });
-    }
-
-    struct Accounts;
-
-    impl bindings::exports::shop::accounts::admin::Guest for Accounts {
-        fn create_superuser(
-            username: String,
-            email: String,
-            password: String,
-        ) -> Result<i64, String> {
-            crate::handlers::create_superuser(&username, &email, &password)
-        }
-    }
-
-    impl bindings::exports::shop::accounts::profiles::Guest for Accounts {
-        fn shipping_address(user_id: i64) -> Result<Option<String>, String> {
-            crate::handlers::shipping_address(user_id)
-        }
-    }
-
-    bindings::export!(Accounts with_types_in bindings);
+/// The route table: path first (404), then method (405), then the handler.
+fn route(request: &ApiRequest) -> Result<Response, ApiError> {
+    routing::route(request, |path, method| {
+        Some(match (path, method) {
+            (AccountPath::Register, "POST") => handlers::register(request),
+            (AccountPath::Login, "POST") => handlers::login(request),
+            (AccountPath::TokenRefresh, "POST") => handlers::refresh(request),
+            (AccountPath::Profile, "GET" | "HEAD") => handlers::profile(request),
+            (AccountPath::Profile, "PUT" | "PATCH") => handlers::update_profile(request),
+            _ => return None,
+        })
+    })
 }

@@ -129,50 +129,48 @@ pub fn not_in_cart(product_id: i64) -> ApiError {
     ApiError::NotFound(format!("Product {product_id} is not in the cart."))
 }
 
-pub use crate::api::{CartView, ItemView};
+pub use shop_api::cart::api::{CartView, ItemView};
 
-impl CartView {
-    /// Prices `items` (oldest first) with the catalogue's current names and prices; a line
-    /// whose product no longer exists is left out, of the lines and of the totals.
-    pub fn price<'p>(
-        cart: &Cart,
-        items: &[CartItem],
-        product: impl Fn(i64) -> Option<&'p Product>,
-    ) -> Result<Self, ApiError> {
-        let too_large = || ApiError::Internal(format!("the total of cart {} overflows", cart.id));
-        let mut lines = Vec::with_capacity(items.len());
-        let mut total = Money::ZERO;
-        let mut item_count: i64 = 0;
-        for item in items {
-            let Some(product) = product(item.product_id) else {
-                continue;
-            };
-            let subtotal = product
-                .price
-                .checked_mul(item.quantity)
-                .ok_or_else(too_large)?;
-            total = total.checked_add(subtotal).ok_or_else(too_large)?;
-            item_count = item_count
-                .checked_add(item.quantity)
-                .ok_or_else(too_large)?;
-            lines.push(ItemView {
-                id: item.id,
-                product_id: item.product_id,
-                product_name: product.name.clone(),
-                unit_price: product.price,
-                quantity: item.quantity,
-                subtotal,
-            });
-        }
-        Ok(Self {
-            id: cart.id,
-            items: lines,
-            total,
-            item_count,
-            created_at: cart.created_at,
-            updated_at: cart.updated_at,
-        })
+/// Prices `items` (oldest first) with the catalogue's current names and prices; a line whose
+/// product no longer exists is left out, of the lines and of the totals.
+pub fn price_cart<'p>(
+    cart: &Cart,
+    items: &[CartItem],
+    product: impl Fn(i64) -> Option<&'p Product>,
+) -> Result<CartView, ApiError> {
+    let too_large = || ApiError::Internal(format!("the total of cart {} overflows", cart.id));
+    let mut lines = Vec::with_capacity(items.len());
+    let mut total = Money::ZERO;
+    let mut item_count: i64 = 0;
+    for item in items {
+        let Some(product) = product(item.product_id) else {
+            continue;
+        };
+        let subtotal = product
+            .price
+            .checked_mul(item.quantity)
+            .ok_or_else(too_large)?;
+        total = total.checked_add(subtotal).ok_or_else(too_large)?;
+        item_count = item_count
+            .checked_add(item.quantity)
+            .ok_or_else(too_large)?;
+        lines.push(ItemView {
+            id: item.id,
+            product_id: item.product_id,
+            product_name: product.name.clone(),
+            unit_price: product.price,
+            quantity: item.quantity,
+            subtotal,
+        });
     }
+    Ok(CartView {
+        id: cart.id,
+        items: lines,
+        total,
+        item_count,
+        created_at: cart.created_at,
+        updated_at: cart.updated_at,
+    })
 }
 
 #[cfg(test)]
@@ -285,8 +283,7 @@ mod tests {
                 stock: 9,
             },
         ];
-        let view =
-            CartView::price(&cart, &items, |id| catalogue.iter().find(|p| p.id == id)).unwrap();
+        let view = price_cart(&cart, &items, |id| catalogue.iter().find(|p| p.id == id)).unwrap();
         assert_eq!(
             serde_json::to_value(&view).unwrap(),
             json!({
@@ -303,7 +300,7 @@ mod tests {
                 "updated_at": "2026-11-25T13:00:00.000000Z",
             })
         );
-        let empty = CartView::price(&cart, &[], |_| None).unwrap();
+        let empty = price_cart(&cart, &[], |_| None).unwrap();
         assert_eq!(empty.total.to_string(), "0.00");
         assert_eq!(empty.item_count, 0);
     }

@@ -10,8 +10,8 @@ use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
-use crate::catalogue::Catalogue;
-use crate::domain::{self, AddItem, Cart, CartItem, CartView, RemoveItem, SetQuantity};
+use crate::clients::Catalogue;
+use crate::domain::{self, AddItem, Cart, CartItem, RemoveItem, SetQuantity};
 use crate::storage;
 
 /// GET /api/carts/: the caller's cart, made empty on first use.
@@ -101,7 +101,8 @@ fn remove_line(db: &Db, cart: &Cart, product_id: i64, now: Timestamp) -> Result<
 fn answer(db: &Db, cart: &Cart, catalogue: &mut Catalogue) -> Result<Response, ApiError> {
     let lines = storage::items(db, cart.id)?;
     catalogue.look_up(product_ids(&lines))?;
-    response::ok(&CartView::price(cart, &lines, |id| catalogue.product(id))?)
+    let priced = domain::price_cart(cart, &lines, |id| catalogue.product(id))?;
+    response::ok(&priced)
 }
 
 fn product_ids(lines: &[CartItem]) -> impl Iterator<Item = i64> + '_ {

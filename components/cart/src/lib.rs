@@ -5,19 +5,18 @@
 /// The service's name: its database is named by the `cart_database` variable.
 pub const SERVICE: &str = "cart";
 
-mod api;
-mod catalogue;
+mod bindings;
+mod clients;
 mod domain;
+mod exports;
 mod handlers;
-#[cfg(test)]
-mod openapi;
 mod storage;
 
 use shop_guest::auth;
 use shop_guest::error::ApiError;
 use shop_guest::request::ApiRequest;
 use shop_guest::response;
-use shop_guest::routing::{self, CREATE, RETRIEVE, UPDATE};
+use shop_guest::routing::{self, ApiPath, CREATE, RETRIEVE, UPDATE};
 use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
@@ -29,15 +28,19 @@ fn handle(request: IncomingRequest) -> Response {
 /// The paths of the cart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CartPath {
+    /// `/api/carts/`
     Cart,
+    /// `/api/carts/add_item/`
     AddItem,
+    /// `/api/carts/remove_item/`
     RemoveItem,
+    /// `/api/carts/update_quantity/`
     UpdateQuantity,
 }
 
-impl CartPath {
+impl ApiPath<'_> for CartPath {
     fn from_segments(segments: &[&str]) -> Option<Self> {
-        match segments {
+        match *segments {
             ["api", "carts"] => Some(Self::Cart),
             ["api", "carts", "add_item"] => Some(Self::AddItem),
             ["api", "carts", "remove_item"] => Some(Self::RemoveItem),
@@ -68,58 +71,15 @@ impl CartPath {
 /// The route table: path first (404), then the caller (401: as in DRF, every method of a cart
 /// path needs a signed-in user), then method (405), then the handler.
 fn route(request: &ApiRequest) -> Result<Response, ApiError> {
-    let segments = routing::segments(request.path()).ok_or_else(ApiError::not_found)?;
-    let path = CartPath::from_segments(&segments).ok_or_else(ApiError::not_found)?;
+    let path = CartPath::parse(request.path())?;
     let user = auth::require_user(request)?;
-    match (path, request.method()) {
-        (CartPath::Cart, "GET" | "HEAD") => handlers::show(user),
-        (CartPath::AddItem, "POST") => handlers::add_item(request, user),
-        (CartPath::RemoveItem, "POST") => handlers::remove_item(request, user),
-        (CartPath::UpdateQuantity, "PUT") => handlers::update_quantity(request, user),
-        (path, "OPTIONS") => routing::options(path.name(), path.allow()),
-        (path, method) => Err(routing::method_not_allowed(method, path.allow())),
-    }
-}
-
-/// The cart's world: the catalogue it imports, the carts it exports.
-mod bindings {
-    #![allow(missing_docs, clippy::all)]
-    spin_sdk::wit_bindgen::generate!({
-        path: ["../../wit/products.wit", "../../wit/cart.wit"],
-        world: "shop:cart/cart",
-        // The catalogue belongs to another package (products.wit): generate its bindings too.
-        generate_all,
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-    });
-}
-
-/// The `shop:cart/carts` export, for checkout.
-mod carts {
-    use crate::bindings;
-    use crate::bindings::exports::shop::cart::carts::{CartLine, Guest};
-    use crate::handlers;
-
-    struct Carts;
-
-    impl Guest for Carts {
-        fn get_cart(user_id: i64) -> Result<Vec<CartLine>, String> {
-            Ok(handlers::get_cart(user_id)?
-                .into_iter()
-                .map(|(product_id, quantity)| CartLine {
-                    product_id,
-                    quantity,
-                })
-                .collect())
-        }
-
-        fn clear_ordered(user_id: i64, ordered: Vec<CartLine>) -> Result<(), String> {
-            let ordered: Vec<(i64, i64)> = ordered
-                .iter()
-                .map(|line| (line.product_id, line.quantity))
-                .collect();
-            handlers::clear_ordered(user_id, &ordered)
-        }
-    }
-
-    bindings::export!(Carts with_types_in bindings);
+    routing::answer(path, request.method(), |path, method| {
+        Some(match (path, method) {
+            (CartPath::Cart, "GET" | "HEAD") => handlers::show(user),
+            (CartPath::AddItem, "POST") => handlers::add_item(request, user),
+            (CartPath::RemoveItem, "POST") => handlers::remove_item(request, user),
+            (CartPath::UpdateQuantity, "PUT") => handlers::update_quantity(request, user),
+            _ => return None,
+        })
+    })
 }

@@ -1,6 +1,6 @@
 //! The API's documentation, served by the app itself so that it works on every runtime:
 //! `GET /api/schema/` is the OpenAPI 3.1 document, merged from each service's own description
-//! (its `api.rs` types and `openapi.rs` operations, compiled here from the service's sources),
+//! (its types and operations in shop-api, the types being those the service answers with),
 //! and `GET /api/docs/` is Swagger UI on it, with its script and style sheet served from here
 //! too (no CDN).
 
@@ -16,11 +16,6 @@ use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 use utoipa::openapi::{InfoBuilder, OpenApi};
 use utoipa::OpenApi as _;
-
-mod accounts;
-mod cart;
-mod orders;
-mod products;
 
 /// Swagger UI's files, from the release that `utoipa-swagger-ui-vendored` packages (build.rs).
 const SWAGGER_UI_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui-bundle.js"));
@@ -111,10 +106,10 @@ impl Asset {
 /// The whole API's document: every service's operations and schemas, the shared error
 /// responses and the bearer-token scheme.
 pub fn document() -> OpenApi {
-    let mut document = products::openapi::ProductsApi::openapi();
-    document.merge(accounts::openapi::AccountsApi::openapi());
-    document.merge(cart::openapi::CartsApi::openapi());
-    document.merge(orders::openapi::OrdersApi::openapi());
+    let mut document = shop_api::products::openapi::ProductsApi::openapi();
+    document.merge(shop_api::accounts::openapi::AccountsApi::openapi());
+    document.merge(shop_api::cart::openapi::CartsApi::openapi());
+    document.merge(shop_api::orders::openapi::OrdersApi::openapi());
     document.info = InfoBuilder::new()
         .title("shop API")
         .version(env!("CARGO_PKG_VERSION"))

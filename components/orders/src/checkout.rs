@@ -18,8 +18,8 @@ use shop_guest::error::ApiError;
 use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 
+use crate::clients;
 use crate::domain::{self, IdempotencyKey, Order, OrderKey, OrderLine, OrderStatus};
-use crate::services;
 use crate::status;
 use crate::storage::StaleCheckout;
 use crate::storage::{self, NewOrder};
@@ -107,17 +107,17 @@ fn place_claimed(
     shipping_address: Option<String>,
 ) -> Result<(Order, Cart), Placing> {
     // 3. The cart, and where to ship it.
-    let cart = services::cart_lines(user.id)?;
+    let cart = clients::cart_lines(user.id)?;
     if cart.is_empty() {
         return Err(ApiError::BadRequest("Your cart is empty.".to_owned()).into());
     }
     let shipping_address = match shipping_address {
         Some(address) => address,
-        None => domain::default_address(services::profile_address(user.id)?)
+        None => domain::default_address(clients::profile_address(user.id)?)
             .ok_or_else(domain::shipping_address_required)?,
     };
     // 4. Every line's stock at once, or none (then nothing else happens).
-    let lines = services::reserve(order_key, &cart)?;
+    let lines = clients::reserve(order_key, &cart)?;
     // 5. The order, at the reserved prices; any failure from here on gives the stock back.
     let placed = record_order(
         db,
@@ -153,7 +153,7 @@ fn place_claimed(
     };
     // 6. The cart loses what was ordered; the order stands even if the cart cannot answer (the
     // claim then stays, and its settler clears the cart once it expires).
-    if let Err(reason) = services::clear_ordered(user.id, &lines) {
+    if let Err(reason) = clients::clear_ordered(user.id, &lines) {
         eprintln!(
             "order {} was placed but the cart of user {} was not cleared yet: {reason}",
             order.id, user.id
@@ -261,11 +261,12 @@ fn settle(db: &Db, checkout: &StaleCheckout, cutoff: Timestamp) -> Result<(), Ap
                     price: item.price,
                 })
                 .collect();
-            services::clear_ordered(checkout.user_id, &lines)
-                .map_err(ApiError::ServiceUnavailable)?;
+            clients::clear_ordered(checkout.user_id, &lines)
+                .map_err(|reason| ApiError::upstream("cart", &reason))?;
         }
         None => {
-            services::release(checkout.order_key.as_str()).map_err(ApiError::ServiceUnavailable)?;
+            clients::release(checkout.order_key.as_str())
+                .map_err(|reason| ApiError::upstream("products", &reason))?;
         }
     }
     storage::end_checkout(db, checkout.user_id, &checkout.order_key)?;
@@ -344,7 +345,7 @@ fn answer_concurrent_retry(db: &Db, order_key: &OrderKey) -> Result<Order, ApiEr
 /// cannot answer now) since the client's answer is the original error.
 /// Answers whether the stock is back.
 fn release_after_failure(order_key: &OrderKey) -> bool {
-    match services::release(order_key.as_str()) {
+    match clients::release(order_key.as_str()) {
         Ok(_) => true,
         Err(reason) => {
             eprintln!(

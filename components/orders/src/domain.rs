@@ -1,60 +1,25 @@
 //! The orders' types and rules: statuses and the changes allowed between them, the keys a
 //! checkout is known by, and the checks on what clients send. Only valid values can be built.
 
-use std::fmt;
-
 use shop_guest::error::ApiError;
 use shop_guest::json::{FieldValue, Fields, JsonKind, TextRules, REQUIRED};
 use shop_guest::money::Money;
 use shop_guest::query::ListParams;
 use shop_guest::request::Query;
 
-pub use crate::api::OrderStatus;
+pub use shop_api::orders::api::OrderStatus;
 
-impl OrderStatus {
-    /// Every status, in the order of the flow.
-    pub const ALL: [OrderStatus; 5] = [
-        OrderStatus::Pending,
-        OrderStatus::Processing,
-        OrderStatus::Shipped,
-        OrderStatus::Delivered,
-        OrderStatus::Cancelled,
-    ];
-
-    /// The name the API and the database use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Processing => "processing",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// The status of a name (exact, lower case), if there is one.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == name)
-    }
-
-    /// Whether the order may go from `self` to `to`: one step forward along
-    /// pending → processing → shipped → delivered, or to cancelled from pending or processing.
-    /// Anything else, staying in the same status included, is refused.
-    pub fn check_change(self, to: OrderStatus) -> Result<(), StatusChangeError> {
-        use OrderStatus::*;
-        match (self, to) {
-            (Pending, Processing)
-            | (Processing, Shipped)
-            | (Shipped, Delivered)
-            | (Pending | Processing, Cancelled) => Ok(()),
-            _ => Err(StatusChangeError { from: self, to }),
-        }
-    }
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// Whether an order may go from `from` to `to`: one step forward along
+/// pending → processing → shipped → delivered, or to cancelled from pending or processing.
+/// Anything else, staying in the same status included, is refused.
+pub fn check_change(from: OrderStatus, to: OrderStatus) -> Result<(), StatusChangeError> {
+    use OrderStatus::*;
+    match (from, to) {
+        (Pending, Processing)
+        | (Processing, Shipped)
+        | (Shipped, Delivered)
+        | (Pending | Processing, Cancelled) => Ok(()),
+        _ => Err(StatusChangeError { from, to }),
     }
 }
 
@@ -88,18 +53,16 @@ impl From<StatusChangeError> for ApiError {
     }
 }
 
-pub use crate::api::{Order, OrderItem};
+pub use shop_api::orders::api::{Order, OrderItem};
 
-impl Order {
-    /// Whether `user` may see and cancel this order: its owner or staff.
-    pub fn visible_to(&self, user: shop_guest::User) -> bool {
-        user.is_staff || self.user_id == user.id
-    }
+/// Whether `user` may see and cancel `order`: its owner or staff.
+pub fn visible_to(order: &Order, user: shop_guest::User) -> bool {
+    user.is_staff || order.user_id == user.id
+}
 
-    /// Whether the order is cancelled but its stock has not gone back yet.
-    pub fn owes_stock(&self) -> bool {
-        self.status == OrderStatus::Cancelled && !self.stock_released
-    }
+/// Whether `order` is cancelled but its stock has not gone back yet.
+pub fn owes_stock(order: &Order) -> bool {
+    order.status == OrderStatus::Cancelled && !order.stock_released
 }
 
 /// A line reserved for a new order: what the products service held, at its price then.
@@ -315,7 +278,7 @@ mod tests {
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                let result = from.check_change(to);
+                let result = check_change(from, to);
                 if allowed.contains(&(from, to)) {
                     assert_eq!(result, Ok(()), "{from} -> {to}");
                 } else {
@@ -331,19 +294,19 @@ mod tests {
 
     #[test]
     fn refused_changes_are_conflicts_that_say_why() {
-        let same = Shipped.check_change(Shipped).unwrap_err();
+        let same = check_change(Shipped, Shipped).unwrap_err();
         assert_eq!(same.to_string(), "The order is already shipped.");
-        let late_cancel = Shipped.check_change(Cancelled).unwrap_err();
+        let late_cancel = check_change(Shipped, Cancelled).unwrap_err();
         assert_eq!(
             late_cancel.to_string(),
             "The order is shipped: only pending or processing orders can be cancelled."
         );
-        let skip = Pending.check_change(Shipped).unwrap_err();
+        let skip = check_change(Pending, Shipped).unwrap_err();
         assert_eq!(
             skip.to_string(),
             "The order cannot go from pending to shipped."
         );
-        let back = Delivered.check_change(Pending).unwrap_err();
+        let back = check_change(Delivered, Pending).unwrap_err();
         assert_eq!(
             back.to_string(),
             "The order cannot go from delivered to pending."

@@ -71,6 +71,6 @@ pub fn set_status(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
 /// The order if `user` may see it; a 404 whether it is missing or someone else's.
 fn visible_order(db: &Db, user: User, id: i64) -> Result<Order, ApiError> {
     storage::find(db, id)?
-        .filter(|order| order.visible_to(user))
+        .filter(|order| domain::visible_to(order, user))
         .ok_or_else(ApiError::not_found)
 }

@@ -5,20 +5,17 @@
 /// The service's name: its database is named by the `orders_database` variable.
 pub const SERVICE: &str = "orders";
 
-mod api;
 mod checkout;
+mod clients;
 mod domain;
 mod handlers;
-#[cfg(test)]
-mod openapi;
-mod services;
 mod status;
 mod storage;
 
 use shop_guest::error::ApiError;
 use shop_guest::request::ApiRequest;
 use shop_guest::response;
-use shop_guest::routing::{self, CREATE, LIST_CREATE, RETRIEVE};
+use shop_guest::routing::{self, ApiPath, CREATE, LIST_CREATE, RETRIEVE};
 use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
@@ -27,31 +24,59 @@ fn handle(request: IncomingRequest) -> Response {
     response::finish(ApiRequest::read(request).and_then(|request| route(&request)))
 }
 
+/// The paths of the orders; an order's id as sent (its handler parses it after checking the
+/// caller, so a bad id is a 401 before it is a 404).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderPath<'a> {
+    /// `/api/orders/`
+    List,
+    /// `/api/orders/{id}/`
+    Order(&'a str),
+    /// `/api/orders/{id}/cancel/`
+    Cancel(&'a str),
+    /// `/api/orders/{id}/status/`
+    Status(&'a str),
+}
+
+impl<'a> ApiPath<'a> for OrderPath<'a> {
+    fn from_segments(segments: &[&'a str]) -> Option<Self> {
+        match *segments {
+            ["api", "orders"] => Some(Self::List),
+            ["api", "orders", id] => Some(Self::Order(id)),
+            ["api", "orders", id, "cancel"] => Some(Self::Cancel(id)),
+            ["api", "orders", id, "status"] => Some(Self::Status(id)),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::List => "Order List",
+            Self::Order(_) => "Order Instance",
+            Self::Cancel(_) => "Cancel",
+            Self::Status(_) => "Update Status",
+        }
+    }
+
+    fn allow(self) -> &'static [&'static str] {
+        match self {
+            Self::List => LIST_CREATE,
+            Self::Order(_) => RETRIEVE,
+            Self::Cancel(_) | Self::Status(_) => CREATE,
+        }
+    }
+}
+
 /// The route table: path first (404), then method (405), then the handler.
 fn route(request: &ApiRequest) -> Result<Response, ApiError> {
-    let segments = routing::segments(request.path()).ok_or_else(ApiError::not_found)?;
-    match (segments.as_slice(), request.method()) {
-        (["api", "orders"], "GET" | "HEAD") => handlers::list(request),
-        (["api", "orders"], "POST") => handlers::create(request),
-        (["api", "orders"], "OPTIONS") => routing::options("Order List", LIST_CREATE),
-        (["api", "orders"], method) => Err(routing::method_not_allowed(method, LIST_CREATE)),
-
-        (["api", "orders", id], "GET" | "HEAD") => handlers::retrieve(request, id),
-        (["api", "orders", _], "OPTIONS") => routing::options("Order Instance", RETRIEVE),
-        (["api", "orders", _], method) => Err(routing::method_not_allowed(method, RETRIEVE)),
-
-        (["api", "orders", id, "cancel"], "POST") => handlers::cancel(request, id),
-        (["api", "orders", _, "cancel"], "OPTIONS") => routing::options("Cancel", CREATE),
-        (["api", "orders", _, "cancel"], method) => {
-            Err(routing::method_not_allowed(method, CREATE))
-        }
-
-        (["api", "orders", id, "status"], "POST") => handlers::set_status(request, id),
-        (["api", "orders", _, "status"], "OPTIONS") => routing::options("Update Status", CREATE),
-        (["api", "orders", _, "status"], method) => {
-            Err(routing::method_not_allowed(method, CREATE))
-        }
-
-        _ => Err(ApiError::not_found()),
-    }
+    routing::route(request, |path, method| {
+        Some(match (path, method) {
+            (OrderPath::List, "GET" | "HEAD") => handlers::list(request),
+            (OrderPath::List, "POST") => handlers::create(request),
+            (OrderPath::Order(id), "GET" | "HEAD") => handlers::retrieve(request, id),
+            (OrderPath::Cancel(id), "POST") => handlers::cancel(request, id),
+            (OrderPath::Status(id), "POST") => handlers::set_status(request, id),
+            _ => return None,
+        })
+    })
 }

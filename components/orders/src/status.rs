@@ -5,8 +5,8 @@ use shop_guest::error::ApiError;
 use shop_guest::storage::Db;
 use shop_guest::time::Timestamp;
 
-use crate::domain::{Order, OrderStatus};
-use crate::services;
+use crate::clients;
+use crate::domain::{self, Order, OrderStatus};
 use crate::storage;
 
 /// Moves `order` to `to` if the flow allows it from the status it has in the database, and
@@ -18,7 +18,7 @@ pub fn change_status(db: &Db, order: Order, to: OrderStatus) -> Result<Order, Ap
     // A change lost to a concurrent one is judged again against the status that won. Every
     // change moves forward in a flow without cycles, so this ends within that many rounds.
     for _ in 0..=OrderStatus::ALL.len() {
-        current.status.check_change(to)?;
+        domain::check_change(current.status, to)?;
         if storage::change_status(db, id, current.status, to, Timestamp::now())? {
             let changed = storage::find(db, id)?.ok_or_else(ApiError::not_found)?;
             return Ok(settle_stock(db, changed));
@@ -34,10 +34,10 @@ pub fn change_status(db: &Db, order: Order, to: OrderStatus) -> Result<Order, Ap
 /// the products service cannot answer, the order stays owed (`stock_released` false) and the
 /// next look at it tries again: release is idempotent per order key.
 pub fn settle_stock(db: &Db, mut order: Order) -> Order {
-    if !order.owes_stock() {
+    if !domain::owes_stock(&order) {
         return order;
     }
-    match services::release(&order.order_key) {
+    match clients::release(&order.order_key) {
         Ok(_) => match storage::mark_stock_released(db, order.id) {
             Ok(()) => order.stock_released = true,
             Err(error) => eprintln!(

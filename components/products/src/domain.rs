@@ -9,7 +9,7 @@ use shop_guest::query::{ListParams, TermRules};
 use shop_guest::request::Query;
 use shop_guest::storage::StorageError;
 
-pub use crate::api::Product;
+pub use shop_api::products::api::Product;
 
 /// A product name: 1 to 200 characters once trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -143,6 +143,13 @@ impl ApiError {
         Self::NotFound("Not found.".to_owned())
     }
 
+    /// 503 for another service of the shop that cannot answer: the detail names `service`
+    /// (`Service unavailable: products.`); its `reason` goes to the log, not to the client.
+    pub fn upstream(service: &str, reason: &str) -> Self {
+        eprintln!("the {service} service is unavailable: {reason}");
+        Self::ServiceUnavailable(format!("Service unavailable: {service}."))
+    }
+
     /// 400 with a single message for one field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(FieldErrors::single(field, message))
@@ -322,6 +329,23 @@ mod tests {
             assert_eq!(error.status(), status);
             assert_eq!(json(&error), serde_json::json!({ "detail": detail }));
         }
+    }
+
+    #[test]
+    fn a_failed_service_is_a_503_naming_it_not_its_reason() {
+        let error = ApiError::upstream("products", "database is locked");
+        assert_eq!(error.status(), 503);
+        assert_eq!(
+            json(&error),
+            serde_json::json!({"detail": "Service unavailable: products."})
+        );
+        assert_eq!(
+            error
+                .to_response()
+                .header("retry-after")
+                .and_then(|v| v.as_str()),
+            Some("1")
+        );
     }
 
     #[test]

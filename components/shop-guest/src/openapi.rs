@@ -1,6 +1,7 @@
 //! The pieces of the OpenAPI document every service shares: how money and timestamps look,
 //! the two error shapes, and the bearer-token scheme. Each service describes its own
-//! operations with these (its `openapi.rs`); the docs component merges them into one document.
+//! operations with these (its `openapi` module in shop-api); the docs component merges them into
+//! one document.
 
 use std::collections::BTreeMap;
 

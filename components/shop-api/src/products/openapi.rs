@@ -1,5 +1,5 @@
-//! The products service's operations in the OpenAPI document (read by the docs component,
-//! which compiles this file with `api.rs`).
+//! The products service's operations in the OpenAPI document, over its `api` types (the
+//! docs component merges them with the other services').
 
 use shop_guest::openapi::{
     BadRequest, BodyErrors, Forbidden, NotFound, OptionalBodies, PageQuery, Unauthorized,

@@ -28,12 +28,8 @@ impl Catalogue {
         if missing.is_empty() {
             return Ok(());
         }
-        let found = catalogue::get_products(&missing).map_err(|reason| {
-            eprintln!("the catalogue cannot answer: {reason}");
-            ApiError::ServiceUnavailable(
-                "Service unavailable: the catalogue cannot answer.".to_owned(),
-            )
-        })?;
+        let found = catalogue::get_products(&missing)
+            .map_err(|reason| ApiError::upstream("products", &reason))?;
         for id in missing {
             self.known.insert(id, None);
         }

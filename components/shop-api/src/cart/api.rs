@@ -1,6 +1,6 @@
 //! What the cart service reads and writes over HTTP, as types: the responses it serializes
-//! and the request bodies it accepts. The docs component compiles this file too (with
-//! `openapi.rs`), so the published schema is built from these very types.
+//! and the request bodies it accepts. Its `openapi` module describes them in the OpenAPI
+//! document.
 
 use serde::Serialize;
 use shop_guest::money::Money;
@@ -40,7 +40,6 @@ pub struct ItemView {
 }
 
 /// The body of `POST /api/carts/add_item/`.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"product_id": 7, "quantity": 2}))]
 pub struct AddItem {
@@ -52,7 +51,6 @@ pub struct AddItem {
 }
 
 /// The body of `POST /api/carts/remove_item/`.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"product_id": 7}))]
 pub struct RemoveItem {
@@ -61,7 +59,6 @@ pub struct RemoveItem {
 }
 
 /// The body of `PUT /api/carts/update_quantity/`.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"product_id": 7, "quantity": 3}))]
 pub struct SetQuantity {

@@ -1,6 +1,6 @@
 //! What the products service reads and writes over HTTP, as types: the responses it serializes
-//! and the request bodies it accepts. The docs component compiles this file too (with
-//! `openapi.rs`), so the published schema is built from these very types.
+//! and the request bodies it accepts. Its `openapi` module describes them in the OpenAPI
+//! document.
 
 use serde::Serialize;
 use shop_guest::money::Money;
@@ -31,7 +31,6 @@ pub struct Product {
 
 /// The body of `POST /api/products/` and `PUT /api/products/{id}/`: `name` and `price` are
 /// required; unknown fields are ignored.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"name": "Espresso cup", "description": "Porcelain, 90 ml.",
                           "price": "12.50", "stock": 40}))]
@@ -54,7 +53,6 @@ pub struct ProductWrite {
 }
 
 /// The body of `PATCH /api/products/{id}/`: any subset of the fields of [`ProductWrite`].
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"price": "10.00", "stock": 12}))]
 pub struct ProductPatch {

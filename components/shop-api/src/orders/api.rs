@@ -1,6 +1,8 @@
 //! What the orders service reads and writes over HTTP, as types: the responses it serializes
-//! and the request bodies it accepts. The docs component compiles this file too (with
-//! `openapi.rs`), so the published schema is built from these very types.
+//! and the request bodies it accepts. Its `openapi` module describes them in the OpenAPI
+//! document.
+
+use std::fmt;
 
 use serde::Serialize;
 use shop_guest::money::Money;
@@ -22,6 +24,39 @@ pub enum OrderStatus {
     Delivered,
     /// Called off; its stock goes back (final).
     Cancelled,
+}
+
+impl OrderStatus {
+    /// Every status, in the order of the flow.
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Pending,
+        OrderStatus::Processing,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    /// The name the API and the database use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Processing => "processing",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status of a name (exact, lower case), if there is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An order as the API shows it; the order key and the release flag stay inside the service.
@@ -66,7 +101,6 @@ pub struct OrderItem {
 }
 
 /// The body of `POST /api/orders/` (optional).
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"shipping_address": "1 Rabbit Hole"}))]
 pub struct Checkout {
@@ -77,7 +111,6 @@ pub struct Checkout {
 }
 
 /// The body of `POST /api/orders/{id}/status/`.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"status": "processing"}))]
 pub struct StatusChange {

@@ -1,5 +1,5 @@
-//! The accounts service's operations in the OpenAPI document (read by the docs component,
-//! which compiles this file with `api.rs`).
+//! The accounts service's operations in the OpenAPI document, over its `api` types (the
+//! docs component merges them with the other services').
 
 use shop_guest::openapi::{BodyErrors, OptionalBodies, TooManyRequests, Unauthorized};
 use utoipa::OpenApi;

@@ -1,6 +1,6 @@
 //! What the accounts service reads and writes over HTTP, as types: the responses it serializes
-//! and the request bodies it accepts. The docs component compiles this file too (with
-//! `openapi.rs`), so the published schema is built from these very types.
+//! and the request bodies it accepts. Its `openapi` module describes them in the OpenAPI
+//! document.
 
 use serde::Serialize;
 use shop_guest::time::Timestamp;
@@ -48,7 +48,6 @@ pub struct AccessToken {
 
 /// The body of `POST /api/accounts/register/`. Usernames and emails are unique
 /// (case-insensitively); a taken one is a 400 on its field.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"username": "alice", "email": "alice@example.com",
                           "password": "correct horse battery"}))]
@@ -79,7 +78,6 @@ pub struct Registration {
 }
 
 /// The body of `POST /api/accounts/login/`.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"username": "alice", "password": "correct horse battery"}))]
 pub struct Credentials {
@@ -90,7 +88,6 @@ pub struct Credentials {
 }
 
 /// The body of `POST /api/accounts/token/refresh/`.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln"}))]
 pub struct Refresh {
@@ -101,7 +98,6 @@ pub struct Refresh {
 
 /// The body of `PUT`/`PATCH /api/accounts/profile/`: any subset of these fields; others
 /// (`username`, `is_staff`, `password`) are ignored.
-#[allow(dead_code)] // only its schema is read
 #[derive(ToSchema)]
 #[schema(example = json!({"address": "1 Rabbit Hole", "phone_number": "+44 20 7946 0000"}))]
 pub struct ProfileChanges {

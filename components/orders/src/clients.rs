@@ -30,15 +30,9 @@ use bindings::shop::products::inventory;
 
 pub use carts::CartLine;
 
-/// The 503 for a service whose database cannot answer; the reason goes to the log.
-fn unavailable(service: &str, reason: &str) -> ApiError {
-    eprintln!("the {service} service is unavailable: {reason}");
-    ApiError::ServiceUnavailable(format!("Service unavailable: {service}."))
-}
-
 /// The lines of the user's cart (empty when there is none).
 pub fn cart_lines(user_id: i64) -> Result<Vec<CartLine>, ApiError> {
-    carts::get_cart(user_id).map_err(|reason| unavailable("cart", &reason))
+    carts::get_cart(user_id).map_err(|reason| ApiError::upstream("cart", &reason))
 }
 
 /// Removes the ordered lines from the user's cart; Err: the cart service's reason.
@@ -55,7 +49,7 @@ pub fn clear_ordered(user_id: i64, lines: &[OrderLine]) -> Result<(), String> {
 
 /// The address on the user's profile (`None` for a user accounts does not know).
 pub fn profile_address(user_id: i64) -> Result<Option<String>, ApiError> {
-    profiles::shipping_address(user_id).map_err(|reason| unavailable("accounts", &reason))
+    profiles::shipping_address(user_id).map_err(|reason| ApiError::upstream("accounts", &reason))
 }
 
 /// Takes the stock of every cart line under `key`, all or nothing, and answers the reserved
@@ -90,7 +84,9 @@ pub fn reserve(key: &OrderKey, cart: &[CartLine]) -> Result<Vec<OrderLine>, ApiE
         Err(inventory::ReserveError::Invalid(reason)) => Err(ApiError::Internal(format!(
             "products refused the cart's lines: {reason}"
         ))),
-        Err(inventory::ReserveError::Unavailable(reason)) => Err(unavailable("products", &reason)),
+        Err(inventory::ReserveError::Unavailable(reason)) => {
+            Err(ApiError::upstream("products", &reason))
+        }
     }
 }
 

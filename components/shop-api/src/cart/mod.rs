@@ -1,0 +1,5 @@
+//! The cart service: its HTTP types and its part of the OpenAPI document.
+
+pub mod api;
+#[cfg(feature = "openapi")]
+pub mod openapi;
