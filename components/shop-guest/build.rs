@@ -13,7 +13,10 @@ use sha2::{Digest, Sha384};
 mod sql_split;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    // Read when the script runs, not when it is compiled: a compiled script may be reused for
+    // another checkout of the same sources (a shared target folder).
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("../../migrations");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut services: Vec<(String, PathBuf)> = read_dir(&root)
         .into_iter()

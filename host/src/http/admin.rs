@@ -18,7 +18,7 @@ pub const ADMIN_PREFIX: &str = "/_admin/";
 
 /// The largest component the admin API accepts (the shop's are under 5 MiB): a larger upload
 /// is a 413, read no further.
-const MAX_UPLOAD: usize = 32 << 20;
+pub const MAX_UPLOAD: usize = 32 << 20;
 
 /// The admin API of one app.
 pub struct AdminApi {

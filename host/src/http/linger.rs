@@ -23,7 +23,7 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 
 /// The most a closing connection reads and throws away: above the 1 MiB body limit with room
 /// for a client that sends a few MiB before it reads the answer.
-const LINGER_BYTES: usize = 8 * 1024 * 1024;
+pub const LINGER_BYTES: usize = 8 * 1024 * 1024;
 
 /// A TCP connection whose `poll_shutdown` closes lingering (see the module's documentation).
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub struct LingeringStream {
     stream: TcpStream,
     /// Set once the write side is shut down: what is left of the lingering.
     linger: Option<Linger>,
+    /// The most it reads and throws away while closing.
+    max_discard: usize,
 }
 
 #[derive(Debug)]
@@ -40,11 +42,18 @@ struct Linger {
 }
 
 impl LingeringStream {
-    /// Wraps an accepted connection.
+    /// Wraps an accepted connection, lingering over at most [`LINGER_BYTES`].
     pub fn new(stream: TcpStream) -> Self {
+        Self::with_limit(stream, LINGER_BYTES)
+    }
+
+    /// Wraps an accepted connection that reads and throws away at most `max_discard` bytes
+    /// while it closes: the admin listener's, whose refused uploads are larger.
+    pub fn with_limit(stream: TcpStream, max_discard: usize) -> Self {
         Self {
             stream,
             linger: None,
+            max_discard,
         }
     }
 }
@@ -85,7 +94,7 @@ impl AsyncWrite for LingeringStream {
     }
 
     /// Shuts down the write side, then discards what the client still sends until it closes
-    /// its side, [`LINGER_BYTES`] are read or [`LINGER_TIME`] has passed. hyper calls this
+    /// its side, its limit (by default [`LINGER_BYTES`]) is read or [`LINGER_TIME`] has passed. hyper calls this
     /// once a connection is done, before it drops the socket.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
@@ -110,7 +119,7 @@ impl AsyncWrite for LingeringStream {
                 Ok(()) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
                 Ok(()) => {
                     linger.discarded += buf.filled().len();
-                    if linger.discarded >= LINGER_BYTES {
+                    if linger.discarded >= this.max_discard {
                         return Poll::Ready(Ok(()));
                     }
                 }

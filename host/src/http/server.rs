@@ -16,11 +16,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::http::admin::{AdminApi, ADMIN_PREFIX};
+use crate::http::admin::{AdminApi, ADMIN_PREFIX, MAX_UPLOAD};
 use crate::http::admission::{self, Admission};
 use crate::http::guest::call_component;
 use crate::http::health::health;
-use crate::http::linger::LingeringStream;
+use crate::http::linger::{LingeringStream, LINGER_BYTES};
 use crate::http::responses::{not_found, overloaded, payload_too_large, ResponseBody};
 use crate::http::site::Site;
 use crate::http::spin_headers::{reported_client, with_spin_headers};
@@ -161,7 +161,12 @@ pub async fn serve_admin(admin: Arc<AdminApi>, listener: TcpListener, edge: Edge
                 Ok::<_, Infallible>(response)
             }
         });
-        let io = TokioIo::new(LingeringStream::new(stream));
+        // A refused upload (over MAX_UPLOAD, or before the token is checked) is read to its end
+        // while closing, so that the client, still sending, gets the answer and not a reset.
+        let io = TokioIo::new(LingeringStream::with_limit(
+            stream,
+            MAX_UPLOAD + LINGER_BYTES,
+        ));
         let connection = http.serve_connection(io, service);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
