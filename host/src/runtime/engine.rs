@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use wasmtime::component::Component;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 /// The most requests `--max-concurrent-requests` may let run at once: with their providers,
 /// 5,000 instance slots, whose memories reserve 20 TiB of the 128 TiB of address space a
@@ -34,6 +36,9 @@ pub const INSTANCES_PER_REQUEST: u32 = 5;
 const CORE_INSTANCES_PER_INSTANCE: u32 = 4;
 const MEMORIES_PER_INSTANCE: u32 = 1;
 const TABLES_PER_INSTANCE: u32 = 2;
+
+/// The environment variable that turns on a profiler's view of the guests' code.
+pub const PROFILER_VARIABLE: &str = "SHOP_WASM_PROFILER";
 
 /// How often the epoch advances: the granularity of the request deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -97,6 +102,11 @@ fn config(limits: &Limits, pagemap_scan: bool) -> Config {
     config.wasm_component_model(true);
     // A guest that loops forever fails its own request only.
     config.epoch_interruption(true);
+    // `SHOP_WASM_PROFILER=perfmap`: `perf` names the guests' functions (wasmtime writes
+    // /tmp/perf-<pid>.map), which is how the request path's profile is taken (README).
+    if std::env::var_os(PROFILER_VARIABLE).is_some_and(|value| value == "perfmap") {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
 
     // Instances come from preallocated slots: a fresh instance per request is then a
     // matter of microseconds, and each slot caps the guest's memory.
