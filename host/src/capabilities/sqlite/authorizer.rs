@@ -1,5 +1,5 @@
-//! What a guest's statement may reach: the limits and the authorizer every pooled connection
-//! gets when it is opened, which confine it to its own database file.
+//! What a guest's statement may reach: the limits and the authorizer every connection gets
+//! when it is opened (the guests' and the host's own), which confine it to its own file.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
@@ -37,18 +37,30 @@ const DENIED_FUNCTIONS: &[&str] = &[
     "total_changes",
 ];
 
-/// Confines a new pooled connection to its own database file: no attached database (which also
-/// rules out `VACUUM` and `VACUUM INTO`), no extension loading, defensive mode (no SQL that
-/// could corrupt the file, such as `writable_schema`), and [`authorize`] on every statement.
+/// Confines a new sqlx connection (the host's own: migrations, health checks) as
+/// [`confine_handle`] does a guest's.
 pub(super) async fn confine(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is an open connection, and while `handle` lives sqlx's worker thread makes
+    // no call on it.
+    unsafe { confine_handle(db) }.map_err(|message| sqlx::Error::Configuration(message.into()))
+}
+
+/// Confines a connection to its own database file: no attached database (which also rules out
+/// `VACUUM` and `VACUUM INTO`), no extension loading, defensive mode (no SQL that could corrupt
+/// the file, such as `writable_schema`), and [`authorize`] on every statement.
+///
+/// # Safety
+///
+/// `db` is an open connection that nothing else uses during the call.
+pub(super) unsafe fn confine_handle(db: *mut ffi::sqlite3) -> Result<(), String> {
     let (off, on): (c_int, c_int) = (0, 1);
     let no_result = ptr::null_mut::<c_int>();
-    // SAFETY: `db` is an open connection, and while `handle` lives sqlx's worker thread makes no
-    // call on it. `sqlite3_db_config` with these options takes an int and an int pointer
-    // (NULL: the new value is not read back). The authorizer is a plain function with no
-    // user data, so it outlives the connection and holds nothing that could dangle.
+    // SAFETY: as the function's contract says. `sqlite3_db_config` with these options takes an
+    // int and an int pointer (NULL: the new value is not read back). The authorizer is a plain
+    // function with no user data, so it outlives the connection and holds nothing that could
+    // dangle.
     let (attached, results) = unsafe {
         ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0);
         let results = [
@@ -74,12 +86,9 @@ pub(super) async fn confine(conn: &mut SqliteConnection) -> Result<(), sqlx::Err
         )
     };
     if attached != 0 || results.iter().any(|&result| result != ffi::SQLITE_OK) {
-        return Err(sqlx::Error::Configuration(
-            format!(
-                "cannot confine a SQLite connection to its database \
-                 (attached databases allowed: {attached}, results: {results:?})"
-            )
-            .into(),
+        return Err(format!(
+            "cannot confine a SQLite connection to its database \
+             (attached databases allowed: {attached}, results: {results:?})"
         ));
     }
     Ok(())

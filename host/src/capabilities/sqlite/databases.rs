@@ -1,4 +1,5 @@
-//! The app's SQLite databases: one sqlx pool per label of the runtime config, each connection
+//! The app's SQLite databases: per label of the runtime config, the guests' pool of connections
+//! and an sqlx pool for the host's own statements (migrations, health checks), every connection
 //! confined to its file when it is opened.
 
 use std::collections::HashMap;
@@ -11,18 +12,21 @@ use sqlx::sqlite::{
 };
 
 use crate::capabilities::sqlite::authorizer::confine;
+use crate::capabilities::sqlite::pool::GuestPool;
+use crate::capabilities::sqlite::raw::BUSY_TIMEOUT;
 
-/// Connections per database file: WAL lets readers run beside the one writer.
+/// The guests' connections per database file: WAL lets readers run beside the one writer.
 pub(super) const POOL_SIZE: u32 = 16;
-/// How long a statement waits for another connection's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a guest waits for a free pooled connection before its statement fails.
+/// The host's own connections per database file: migrations at start, health checks.
+const HOST_POOL_SIZE: u32 = 2;
+/// How long a host statement waits for a free pooled connection before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The app's SQLite databases: one pool per label.
+/// The app's SQLite databases, by label.
 #[derive(Debug)]
 pub struct SqliteDatabases {
     pools: HashMap<String, SqlitePool>,
+    guests: HashMap<String, GuestPool>,
 }
 
 impl SqliteDatabases {
@@ -31,9 +35,10 @@ impl SqliteDatabases {
         Self::open_with_pool_size(paths, POOL_SIZE).await
     }
 
-    /// [`Self::open`] with `pool_size` connections per database.
+    /// [`Self::open`] with `pool_size` guest connections per database.
     async fn open_with_pool_size(paths: HashMap<String, PathBuf>, pool_size: u32) -> Result<Self> {
         let mut pools = HashMap::with_capacity(paths.len());
+        let mut guests = HashMap::with_capacity(paths.len());
         for (label, path) in paths {
             if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| {
@@ -51,7 +56,7 @@ impl SqliteDatabases {
                 .busy_timeout(BUSY_TIMEOUT)
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(pool_size)
+                .max_connections(HOST_POOL_SIZE)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 // A returned connection is checked when it goes back; checking it again on
                 // every acquire would cost a round trip to its worker thread per request.
@@ -66,14 +71,22 @@ impl SqliteDatabases {
                         path.display()
                     )
                 })?;
+            // Opened after the sqlx pool, which made the file and set WAL on it.
+            guests.insert(label.clone(), GuestPool::new(path, pool_size));
             pools.insert(label, pool);
         }
-        Ok(Self { pools })
+        Ok(Self { pools, guests })
     }
 
-    /// The pool of database `label`, if the runtime config declares it.
+    /// The host's pool of database `label` (migrations, checks), if the runtime config
+    /// declares it.
     pub fn pool(&self, label: &str) -> Option<&SqlitePool> {
         self.pools.get(label)
+    }
+
+    /// The guests' pool of database `label`, if the runtime config declares it.
+    pub(super) fn guest_pool(&self, label: &str) -> Option<&GuestPool> {
+        self.guests.get(label)
     }
 
     /// Checks that the database of `label` answers, if it is open.

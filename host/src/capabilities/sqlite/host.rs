@@ -2,17 +2,15 @@
 //! linker, and the `spin:sqlite` functions on a connection resource.
 
 use anyhow::Result;
-use futures_util::TryStreamExt as _;
-use sqlx::{Column as _, Either, Executor as _, Statement as _};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
-    self as wit, QueryResult, RowResult, Value,
+    self as wit, QueryResult, Value,
 };
 use crate::capabilities::sqlite::connection::Connection;
 use crate::capabilities::sqlite::databases::SqliteDatabases;
+use crate::capabilities::sqlite::raw::NotInline;
 use crate::capabilities::sqlite::statement::StatementShape;
-use crate::capabilities::sqlite::values::{arguments, column_names, io_error, row_values};
 
 /// What a guest's `spin:sqlite` calls reach: its store's resources and the databases it may open.
 pub struct SqliteView<'a> {
@@ -40,70 +38,59 @@ impl HasData for SqliteData {
 }
 
 impl Connection {
-    /// Runs `statement` on the resource's pooled connection (taking one on the first call),
-    /// keeping track of its transaction and of the counters the guest may ask for.
+    /// Runs `statement` on the resource's pooled connection (taking one on the first call): on
+    /// this thread when it only reads and needs no wait, else on a blocking thread; then
+    /// updates the counters the guest may ask for.
     async fn execute(
         &mut self,
-        statement: &str,
+        statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, wit::Error> {
-        let shape = StatementShape::scan(statement).map_err(wit::Error::Io)?;
-        let arguments = arguments(parameters)?;
+        let shape = StatementShape::scan(&statement).map_err(wit::Error::Io)?;
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            slot @ None => slot.insert(self.pool.acquire().await.map_err(io_error)?),
+            slot @ None => slot.insert(self.pool.acquire().await?),
         };
-        if shape.opens_transaction {
-            // Before running it: the transaction may be open even if a later part fails.
-            self.transaction_may_be_open = true;
-        }
-
-        let mut columns = None;
-        let mut rows = Vec::new();
-        let mut done = None;
-        {
-            let mut results = (&mut **conn).fetch_many(sqlx::query_with(statement, arguments));
-            while let Some(result) = results.try_next().await.map_err(io_error)? {
-                match result {
-                    Either::Left(result) => done = Some(result),
-                    Either::Right(row) => {
-                        if columns.is_none() {
-                            columns = Some(column_names(&row));
-                        }
-                        rows.push(RowResult {
-                            values: row_values(&row)?,
-                        });
-                    }
-                }
-            }
-        }
-        let columns = match columns {
-            Some(columns) => columns,
-            // No row to read the names from: the prepared statement (from the connection's
-            // statement cache) describes them. Skipped for statements that return no rows.
-            None if shape.may_return_rows => {
-                let prepared = (&mut **conn).prepare(statement).await.map_err(io_error)?;
-                prepared
-                    .columns()
-                    .iter()
-                    .map(|column| column.name().to_owned())
-                    .collect()
-            }
-            None => Vec::new(),
+        let inline = !shape.controls_transaction && !shape.modifies_rows;
+        let ran = if inline {
+            conn.run_inline(&statement, &parameters)
+        } else {
+            Err(NotInline::Blocking)
         };
-
-        if shape.closes_transaction {
-            self.transaction_may_be_open = false;
-        }
+        let result = match ran {
+            Ok(result) => result,
+            Err(NotInline::Failed(error)) => return Err(error),
+            Err(NotInline::Blocking) => self.run_blocking(statement, parameters).await?,
+        };
         // The pooled connection served other resources before: its counters reflect this
         // resource only after a statement of this resource that sets them.
-        if let (Some(done), true) = (done, shape.modifies_rows) {
-            self.changes = done.rows_affected();
-            if shape.may_insert && done.rows_affected() > 0 {
-                self.last_insert_rowid = done.last_insert_rowid();
+        if let (Some(conn), true) = (&self.conn, shape.modifies_rows) {
+            self.changes = conn.changes();
+            if shape.may_insert && self.changes > 0 {
+                self.last_insert_rowid = conn.last_insert_rowid();
             }
         }
-        Ok(QueryResult { columns, rows })
+        Ok(result)
+    }
+
+    /// Runs `statement` on a blocking thread, where it may wait for locks. Should the guest's
+    /// request end meanwhile, the connection goes back to the pool when the statement is done.
+    async fn run_blocking(
+        &mut self,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> Result<QueryResult, wit::Error> {
+        let Some(mut conn) = self.conn.take() else {
+            return Err(wit::Error::InvalidConnection);
+        };
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = conn.run(&statement, &parameters);
+            (conn, result)
+        })
+        .await
+        .map_err(|err| wit::Error::Io(format!("the statement failed: {err}")))?;
+        self.conn = Some(conn);
+        result
     }
 }
 
@@ -118,7 +105,7 @@ impl wit::HostConnection for SqliteView<'_> {
         if !self.allowed.contains(&database) {
             return Ok(Err(wit::Error::AccessDenied));
         }
-        let Some(pool) = self.databases.pool(&database) else {
+        let Some(pool) = self.databases.guest_pool(&database) else {
             return Ok(Err(wit::Error::NoSuchDatabase));
         };
         Ok(self
@@ -136,7 +123,7 @@ impl wit::HostConnection for SqliteView<'_> {
         let Ok(connection) = self.table.get_mut(&connection) else {
             return Ok(Err(wit::Error::InvalidConnection));
         };
-        Ok(connection.execute(&statement, parameters).await)
+        Ok(connection.execute(statement, parameters).await)
     }
 
     async fn last_insert_rowid(
@@ -387,7 +374,7 @@ mod tests {
             .await
             .unwrap();
         exec(&mut view, &conn, "COMMIT", vec![]).await.unwrap();
-        assert!(!view.table.get(&conn).unwrap().transaction_may_be_open);
+        assert!(!view.table.get(&conn).unwrap().in_transaction());
 
         exec(&mut view, &conn, "BEGIN IMMEDIATE", vec![])
             .await

@@ -1,12 +1,17 @@
 //! Host side of `spin:sqlite/sqlite@3.0.0`.
 //!
-//! Each label of the runtime config is one SQLite file behind an sqlx pool (WAL, a busy
-//! timeout, foreign keys on). A guest's connection resource takes one pooled connection on
+//! Each label of the runtime config is one SQLite file (WAL, foreign keys on) with a pool of
+//! connections for the guests (`pool.rs`, on SQLite's C API: `raw.rs`) and a small sqlx pool
+//! for the host's own statements. A guest's connection resource takes one pooled connection on
 //! its first statement and keeps it for its whole life, so a `BEGIN IMMEDIATE ... COMMIT`
 //! spread over several `execute` calls runs on one database connection. When the resource
-//! goes away (the guest drops it or its store ends) with a transaction possibly still open,
-//! the transaction is rolled back in the background before the connection returns to the
-//! pool.
+//! goes away (the guest drops it or its store ends) with a transaction still open, the
+//! transaction is rolled back before the connection returns to the pool.
+//!
+//! A statement that only reads runs on the guest's own thread, within a budget of a few
+//! milliseconds and without waiting for a lock: no thread hop on the catalogue's reads.
+//! Writes, transaction control, and a read that would wait or overruns its budget run on a
+//! blocking thread, waiting up to 5 s for another connection's lock.
 //!
 //! Every pooled connection is confined to its own file when it is opened (see `authorizer.rs`):
 //! no other database can be attached (so no `ATTACH`, `VACUUM` or `VACUUM INTO`), no extension
@@ -15,9 +20,10 @@
 //! own statements (migrations, health checks) run on the same connections: they need nothing
 //! the authorizer refuses, and a migration must not need it either.
 //!
-//! The files: `databases` holds the pools, `authorizer` the confinement, `connection` the
-//! guest's resource, `statement` what the host reads of a statement, `values` the conversions
-//! to and from the interface's types, and `host` the interface's functions on them.
+//! The files: `databases` holds the pools, `pool` the guests' pool, `raw` one connection and
+//! the conversions to and from the interface's types, `authorizer` the confinement,
+//! `connection` the guest's resource, `statement` what the host reads of a statement, and
+//! `host` the interface's functions on them.
 
 pub mod bindings;
 pub mod migrate;
@@ -26,8 +32,9 @@ mod authorizer;
 mod connection;
 mod databases;
 mod host;
+mod pool;
+mod raw;
 mod statement;
-mod values;
 
 pub use connection::Connection;
 pub use databases::SqliteDatabases;

@@ -19,6 +19,9 @@ pub(super) struct StatementShape {
     pub(super) modifies_rows: bool,
     /// It inserts rows: it sets `last-insert-rowid`.
     pub(super) may_insert: bool,
+    /// It starts with BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT or RELEASE: it may take or give
+    /// up the write lock, or commit (and so checkpoint), which the host never does inline.
+    pub(super) controls_transaction: bool,
 }
 
 impl StatementShape {
@@ -62,6 +65,8 @@ impl StatementShape {
             first_word.is_some_and(|w| keywords.iter().any(|k| w.eq_ignore_ascii_case(k)))
         };
         shape.closes_transaction = only_words && closing_words && words <= 2;
+        shape.controls_transaction =
+            first(&["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"]);
         if first(&["SELECT", "VALUES", "PRAGMA", "EXPLAIN", "WITH"]) {
             shape.may_return_rows = true;
         }
@@ -108,6 +113,17 @@ mod tests {
         assert!(!shape("ROLLBACK TO a").closes_transaction);
         assert!(!shape("ROLLBACK TRANSACTION TO SAVEPOINT a").closes_transaction);
         assert!(!shape("COMMIT; BEGIN").closes_transaction);
+        for control in [
+            "BEGIN IMMEDIATE",
+            "commit",
+            "END",
+            "ROLLBACK TO a",
+            "SAVEPOINT a",
+        ] {
+            assert!(shape(control).controls_transaction, "{control}");
+        }
+        assert!(shape("release a").controls_transaction);
+        assert!(!shape("SELECT 1 AS \"begin\"").controls_transaction);
         assert!(!shape("SELECT 1").closes_transaction);
     }
 

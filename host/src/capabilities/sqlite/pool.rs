@@ -1,0 +1,126 @@
+//! The guests' connections to one database file: a bounded set of [`RawConnection`]s, handed to
+//! one guest resource at a time and given back with no transaction open.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite as wit;
+use crate::capabilities::sqlite::raw::RawConnection;
+
+/// How long a guest waits for a free connection before its statement fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The guests' connections to one database file.
+#[derive(Clone)]
+pub(super) struct GuestPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    /// Connections opened and free.
+    idle: Mutex<Vec<RawConnection>>,
+    /// One permit per connection the pool may have: taken while a resource holds one.
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for GuestPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestPool")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuestPool {
+    /// A pool of at most `size` connections to the file at `path`, opened as they are needed.
+    pub(super) fn new(path: PathBuf, size: u32) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(size.max(1) as usize)),
+            }),
+        }
+    }
+
+    /// A connection of its own for one guest resource: a free one, or a new one while the pool
+    /// has room, else the first to come back within [`ACQUIRE_TIMEOUT`].
+    pub(super) async fn acquire(&self) -> Result<PooledConnection, wit::Error> {
+        let permit =
+            tokio::time::timeout(ACQUIRE_TIMEOUT, self.shared.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| wit::Error::Io("no database connection came free in time".into()))?
+                .map_err(|_| wit::Error::Io("the database is closed".into()))?;
+        let idle = self
+            .shared
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                // Opening reads the file and may wait on a lock: not on the caller's thread.
+                let path = self.shared.path.clone();
+                tokio::task::spawn_blocking(move || RawConnection::open(&path))
+                    .await
+                    .map_err(|err| wit::Error::Io(format!("opening the database failed: {err}")))?
+                    .map_err(wit::Error::Io)?
+            }
+        };
+        Ok(PooledConnection {
+            conn: Some(conn),
+            shared: self.shared.clone(),
+            _permit: permit,
+        })
+    }
+}
+
+/// A connection held by one guest resource; it goes back to its pool when dropped.
+pub(super) struct PooledConnection {
+    conn: Option<RawConnection>,
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for PooledConnection {
+    type Target = RawConnection;
+
+    fn deref(&self) -> &RawConnection {
+        self.conn
+            .as_ref()
+            .expect("a pooled connection holds its connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut RawConnection {
+        self.conn
+            .as_mut()
+            .expect("a pooled connection holds its connection until dropped")
+    }
+}
+
+impl Drop for PooledConnection {
+    /// Back to the pool with no transaction open: a transaction its resource left open is
+    /// rolled back here (a rollback never waits for a lock). One that cannot be rolled back is
+    /// closed, and the pool opens another in its place when needed.
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if let Err(error) = conn.rollback() {
+            tracing::warn!(%error, "rolling back a dropped SQLite connection failed; closing it");
+            return;
+        }
+        self.shared
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+    }
+}

@@ -1,0 +1,555 @@
+//! A guest's SQLite connection on SQLite's C API, with no worker thread between the guest and
+//! the database: a statement that only reads runs on the calling thread, within a short time
+//! budget and without waiting for a lock; anything else runs where waiting costs nothing
+//! (`pool.rs` moves the connection to a blocking thread for it).
+//!
+//! Profiled on GET /api/products/{id}/: with sqlx's SQLite driver every statement, and the
+//! ping when a connection went back to its pool, was a round trip to the connection's worker
+//! thread, two context switches each; a fifth of the host's time went to those switches.
+
+use std::collections::HashMap;
+use std::ffi::{c_int, c_void, CStr, CString};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+use std::time::{Duration, Instant};
+
+use libsqlite3_sys as ffi;
+
+use crate::capabilities::sqlite::authorizer::confine_handle;
+use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
+    self as wit, QueryResult, RowResult, Value,
+};
+
+/// How long a statement may run on the calling thread before it is stopped and run again on a
+/// blocking thread: a lookup by key takes some microseconds, so only a scan gets there.
+const INLINE_BUDGET: Duration = Duration::from_millis(2);
+
+/// How many virtual machine steps SQLite takes between two looks at the budget.
+const BUDGET_CHECK_STEPS: c_int = 1000;
+
+/// How long a statement on a blocking thread waits for another connection's lock.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection; past it the cache starts again.
+const STATEMENT_CACHE: usize = 64;
+
+/// A statement's failure: SQLite's result code (or 0 for the host's own refusals) and the
+/// error the guest gets.
+pub(super) struct Failure {
+    code: c_int,
+    error: wit::Error,
+}
+
+impl Failure {
+    fn own(message: String) -> Self {
+        Self {
+            code: 0,
+            error: wit::Error::Io(message),
+        }
+    }
+}
+
+/// Why a parameter could not be bound.
+enum BindFailure {
+    /// SQLite refused the value (the connection holds its message).
+    Sqlite(c_int),
+    /// A named parameter, which has no position among the guest's values.
+    Unsupported(String),
+}
+
+/// Why a statement did not run on the calling thread. Nothing it did is left: run it again on
+/// a blocking thread.
+#[derive(Debug)]
+pub(super) enum NotInline {
+    /// It writes, controls a transaction, holds several statements, or needs a lock it would
+    /// have to wait for, or passed its budget.
+    Blocking,
+    /// It failed, and would fail the same way anywhere.
+    Failed(wit::Error),
+}
+
+/// One open SQLite connection, confined to its file, with its prepared statements.
+pub(super) struct RawConnection {
+    db: NonNull<ffi::sqlite3>,
+    /// Single statements by their text, prepared once per connection.
+    statements: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
+    /// When an inline statement must stop (read by the progress handler), boxed so that its
+    /// address, given to SQLite, stays put while the connection moves.
+    budget: Box<Option<Instant>>,
+}
+
+// SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX (SQLite's multi-thread mode): it
+// may be used from any thread, one at a time, which `&mut self` on every call guarantees.
+unsafe impl Send for RawConnection {}
+
+impl RawConnection {
+    /// Opens (creating if missing) the database at `path` in WAL mode, with foreign keys on
+    /// and normal syncing, and confines the connection to that file.
+    pub(super) fn open(path: &Path) -> Result<Self, String> {
+        let name = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{} holds a NUL byte", path.display()))?;
+        let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE | ffi::SQLITE_OPEN_NOMUTEX;
+        let mut db = ptr::null_mut();
+        // SAFETY: `name` is NUL-terminated; `db` receives the handle (or NULL when out of
+        // memory), which must be closed even when opening failed.
+        let code = unsafe { ffi::sqlite3_open_v2(name.as_ptr(), &mut db, flags, ptr::null()) };
+        let db = NonNull::new(db).ok_or("out of memory opening a SQLite database")?;
+        let mut conn = Self {
+            db,
+            statements: HashMap::new(),
+            budget: Box::new(None),
+        };
+        if code != ffi::SQLITE_OK {
+            return Err(conn.message());
+        }
+        // SAFETY: `db` is open; the progress handler's data is the boxed budget, which lives
+        // as long as the connection (it is dropped after `sqlite3_close_v2`).
+        unsafe {
+            ffi::sqlite3_extended_result_codes(db.as_ptr(), 1);
+            ffi::sqlite3_busy_timeout(db.as_ptr(), BUSY_TIMEOUT.as_millis() as c_int);
+            let budget: *mut Option<Instant> = &mut *conn.budget;
+            ffi::sqlite3_progress_handler(
+                db.as_ptr(),
+                BUDGET_CHECK_STEPS,
+                Some(past_budget),
+                budget.cast(),
+            );
+        }
+        // Before the confinement, which refuses PRAGMAs that set something.
+        conn.exec_plain(
+            c"PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )?;
+        // SAFETY: `db` is open and nothing else uses it.
+        unsafe { confine_handle(db.as_ptr()) }?;
+        Ok(conn)
+    }
+
+    /// Runs `sql` on the calling thread if it is one statement that only reads and it needs
+    /// no lock it would wait for, within [`INLINE_BUDGET`].
+    pub(super) fn run_inline(
+        &mut self,
+        sql: &str,
+        parameters: &[Value],
+    ) -> Result<QueryResult, NotInline> {
+        let statement = match self.cached(sql) {
+            Ok(Some(statement)) => statement,
+            Ok(None) => return Err(NotInline::Blocking),
+            Err(error) => return Err(NotInline::Failed(error)),
+        };
+        // SAFETY: a statement of this connection.
+        if unsafe { ffi::sqlite3_stmt_readonly(statement.as_ptr()) } == 0 {
+            return Err(NotInline::Blocking);
+        }
+        self.set_mode(Some(Instant::now() + INLINE_BUDGET));
+        let mut result = QueryResult {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        };
+        let ran = self.run_statement(statement, parameters, 0, &mut result);
+        self.set_mode(None);
+        match ran {
+            Ok(_) => Ok(result),
+            Err(failure) if must_wait(failure.code) => Err(NotInline::Blocking),
+            Err(failure) => Err(NotInline::Failed(failure.error)),
+        }
+    }
+
+    /// Runs every statement of `sql` in turn, waiting up to [`BUSY_TIMEOUT`] for locks: for a
+    /// blocking thread. Parameters are bound as sqlx binds them (`$n` and `?n` by number, `?`
+    /// in order across the statements).
+    pub(super) fn run(
+        &mut self,
+        sql: &str,
+        parameters: &[Value],
+    ) -> Result<QueryResult, wit::Error> {
+        let mut result = QueryResult {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        };
+        if let Some(statement) = self.cached(sql)? {
+            return self
+                .run_statement(statement, parameters, 0, &mut result)
+                .map(|_| result)
+                .map_err(|failure| failure.error);
+        }
+        // Several statements (or none): each prepared once, for this call only.
+        let mut rest = sql;
+        let mut anonymous = 0;
+        while let Some((statement, tail)) = self.prepare(rest)? {
+            let ran = self.run_statement(statement, parameters, anonymous, &mut result);
+            // SAFETY: prepared above, used no more.
+            unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
+            anonymous += ran.map_err(|failure| failure.error)?;
+            rest = tail;
+        }
+        Ok(result)
+    }
+
+    /// Whether a transaction is open on the connection.
+    pub(super) fn in_transaction(&self) -> bool {
+        // SAFETY: `db` is open.
+        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) == 0 }
+    }
+
+    /// The rows the connection's last INSERT, UPDATE or DELETE changed.
+    pub(super) fn changes(&self) -> u64 {
+        // SAFETY: `db` is open.
+        u64::try_from(unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) }).unwrap_or(0)
+    }
+
+    /// The rowid of the connection's last successful INSERT.
+    pub(super) fn last_insert_rowid(&self) -> i64 {
+        // SAFETY: `db` is open.
+        unsafe { ffi::sqlite3_last_insert_rowid(self.db.as_ptr()) }
+    }
+
+    /// Rolls back the open transaction, if any.
+    pub(super) fn rollback(&mut self) -> Result<(), String> {
+        if self.in_transaction() {
+            self.exec_plain(c"ROLLBACK")?;
+        }
+        Ok(())
+    }
+
+    /// The connection's prepared statement for `sql`, if `sql` is exactly one statement;
+    /// `None` for several statements or none.
+    fn cached(&mut self, sql: &str) -> Result<Option<NonNull<ffi::sqlite3_stmt>>, wit::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(Some(*statement));
+        }
+        let Some((statement, tail)) = self.prepare(sql)? else {
+            return Ok(None);
+        };
+        if !tail.trim_start().is_empty() {
+            // SAFETY: prepared above, never used.
+            unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
+            return Ok(None);
+        }
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.finalize_all();
+        }
+        self.statements.insert(sql.to_owned(), statement);
+        Ok(Some(statement))
+    }
+
+    /// Prepares the first statement of `sql`: it and the text after it, or `None` if `sql`
+    /// holds only blanks and comments.
+    fn prepare<'s>(
+        &mut self,
+        sql: &'s str,
+    ) -> Result<Option<(NonNull<ffi::sqlite3_stmt>, &'s str)>, wit::Error> {
+        let mut rest = sql;
+        loop {
+            let mut statement = ptr::null_mut();
+            let mut tail = ptr::null();
+            let length = c_int::try_from(rest.len())
+                .map_err(|_| wit::Error::Io("the statement is too long".into()))?;
+            // SAFETY: `rest` is valid for `length` bytes (no NUL needed when the length is
+            // given); `tail` points into it, or at its end.
+            let code = unsafe {
+                ffi::sqlite3_prepare_v3(
+                    self.db.as_ptr(),
+                    rest.as_ptr().cast(),
+                    length,
+                    ffi::SQLITE_PREPARE_PERSISTENT as u32,
+                    &mut statement,
+                    &mut tail,
+                )
+            };
+            if code != ffi::SQLITE_OK {
+                return Err(self.error());
+            }
+            let used = (tail as usize).saturating_sub(rest.as_ptr() as usize);
+            // SQLite stops at a statement's end, which is a character boundary (`;`).
+            let after = rest.get(used..).unwrap_or("");
+            match NonNull::new(statement) {
+                Some(statement) => return Ok(Some((statement, after))),
+                // Only a `;` or a comment was read: look past it.
+                None if !after.is_empty() && after.len() < rest.len() => rest = after,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Binds `parameters` to `statement`, steps it to its end adding its rows to `result`, and
+    /// resets it. Answers how many anonymous parameters it used.
+    fn run_statement(
+        &mut self,
+        statement: NonNull<ffi::sqlite3_stmt>,
+        parameters: &[Value],
+        anonymous: usize,
+        result: &mut QueryResult,
+    ) -> Result<usize, Failure> {
+        let stmt = statement.as_ptr();
+        let outcome = self.step_all(stmt, parameters, anonymous, result);
+        // SAFETY: a statement of this connection. Its error, if any, was read above.
+        unsafe {
+            ffi::sqlite3_reset(stmt);
+            ffi::sqlite3_clear_bindings(stmt);
+        }
+        outcome
+    }
+
+    fn step_all(
+        &mut self,
+        stmt: *mut ffi::sqlite3_stmt,
+        parameters: &[Value],
+        anonymous: usize,
+        result: &mut QueryResult,
+    ) -> Result<usize, Failure> {
+        let used = bind(stmt, parameters, anonymous).map_err(|failure| match failure {
+            BindFailure::Sqlite(code) => self.failure(code),
+            BindFailure::Unsupported(name) => Failure::own(format!(
+                "parameter {name} is not supported: parameters are numbered ($1, ?1) or anonymous (?)"
+            )),
+        })?;
+        // SAFETY: a prepared statement of this connection, bound above.
+        let columns = unsafe { ffi::sqlite3_column_count(stmt) };
+        if result.columns.is_empty() && columns > 0 {
+            result.columns = (0..columns).map(|i| column_name(stmt, i)).collect();
+        }
+        loop {
+            // SAFETY: as above.
+            match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_ROW => {
+                    let values = (0..columns)
+                        .map(|i| column_value(stmt, i))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            Failure::own("cannot read a value: its text is not UTF-8".into())
+                        })?;
+                    result.rows.push(RowResult { values });
+                }
+                ffi::SQLITE_DONE => return Ok(used),
+                code => return Err(self.failure(code)),
+            }
+        }
+    }
+
+    /// The failure of a call that answered `code`, with the connection's message for it.
+    fn failure(&self, code: c_int) -> Failure {
+        Failure {
+            code,
+            error: guest_error(code & 0xff, &self.message()),
+        }
+    }
+
+    /// Sets the inline budget (`Some`: stop at that instant, and never wait for a lock) or
+    /// lifts it (`None`: run to the end, waiting up to [`BUSY_TIMEOUT`]).
+    fn set_mode(&mut self, budget: Option<Instant>) {
+        *self.budget = budget;
+        let wait = if budget.is_some() {
+            0
+        } else {
+            BUSY_TIMEOUT.as_millis() as c_int
+        };
+        // SAFETY: `db` is open.
+        unsafe { ffi::sqlite3_busy_timeout(self.db.as_ptr(), wait) };
+    }
+
+    /// Runs SQL with no parameters and no rows, on the host's behalf.
+    fn exec_plain(&mut self, sql: &CStr) -> Result<(), String> {
+        // SAFETY: `db` is open and `sql` NUL-terminated; no callback, no error string.
+        let code = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                sql.as_ptr(),
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if code == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(self.message())
+        }
+    }
+
+    /// The connection's last error as the guest sees it: what the host refused named as such,
+    /// a full database as `database-full`, anything else with SQLite's message.
+    fn error(&self) -> wit::Error {
+        // SAFETY: `db` is open.
+        let code = unsafe { ffi::sqlite3_extended_errcode(self.db.as_ptr()) };
+        guest_error(code & 0xff, &self.message())
+    }
+
+    /// SQLite's message for the connection's last error.
+    fn message(&self) -> String {
+        // SAFETY: `db` is a connection handle (even a failed open has one); the message is
+        // NUL-terminated and valid until the next call on the connection.
+        unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.db.as_ptr())) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn finalize_all(&mut self) {
+        for (_, statement) in self.statements.drain() {
+            // SAFETY: prepared on this connection, and out of the cache now.
+            unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
+        }
+    }
+}
+
+impl Drop for RawConnection {
+    fn drop(&mut self) {
+        self.finalize_all();
+        // SAFETY: every statement is finalized; the handle is not used again (with no statement left, close succeeds).
+        unsafe { ffi::sqlite3_close(self.db.as_ptr()) };
+    }
+}
+
+/// The guest's `error` for SQLite's primary result `code` and `message`.
+pub(super) fn guest_error(code: c_int, message: &str) -> wit::Error {
+    // The authorizer refused the statement (see `authorizer.rs`): SQLITE_AUTH, except for a
+    // function, which SQLite reports as a plain error.
+    let refused = code == ffi::SQLITE_AUTH || message.starts_with("not authorized to use function");
+    if code == ffi::SQLITE_FULL {
+        wit::Error::DatabaseFull
+    } else if refused {
+        wit::Error::Io(format!(
+            "refused by the host ({message}): a component reaches only its own database, \
+             with no ATTACH, VACUUM, TEMP objects, extension loading, PRAGMA that sets \
+             something, or last_insert_rowid()/changes()/total_changes() (the \
+             connection's last-insert-rowid and changes answer those)"
+        ))
+    } else {
+        wit::Error::Io(message.to_owned())
+    }
+}
+
+/// Whether `code` says the statement would have to wait (for a lock, or past its budget).
+fn must_wait(code: c_int) -> bool {
+    matches!(
+        code & 0xff,
+        ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED | ffi::SQLITE_INTERRUPT
+    )
+}
+
+/// SQLite's progress handler: non-zero (stop the statement) once an inline statement's budget
+/// is spent.
+///
+/// # Safety
+///
+/// `budget` is the connection's boxed budget, as [`RawConnection::open`] registers it.
+unsafe extern "C" fn past_budget(budget: *mut c_void) -> c_int {
+    // SAFETY: as the function's contract says.
+    let budget = unsafe { *budget.cast::<Option<Instant>>() };
+    c_int::from(budget.is_some_and(|until| Instant::now() >= until))
+}
+
+/// Binds `parameters` to `stmt` as sqlx does: `$n` and `?n` take the n-th value, `?` the next
+/// after `anonymous` earlier ones, a number past the values leaves NULL. Answers how many
+/// anonymous parameters the statement used.
+fn bind(
+    stmt: *mut ffi::sqlite3_stmt,
+    parameters: &[Value],
+    anonymous: usize,
+) -> Result<usize, BindFailure> {
+    let mut next = anonymous;
+    // SAFETY: a prepared statement.
+    let count = unsafe { ffi::sqlite3_bind_parameter_count(stmt) };
+    for index in 1..=count {
+        // SAFETY: as above; the name is NULL (for `?`) or NUL-terminated.
+        let name = unsafe { ffi::sqlite3_bind_parameter_name(stmt, index) };
+        let position = if name.is_null() {
+            next += 1;
+            next
+        } else {
+            // SAFETY: NUL-terminated, as above.
+            let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+            match name
+                .strip_prefix(b"?")
+                .or_else(|| name.strip_prefix(b"$"))
+                .and_then(|digits| std::str::from_utf8(digits).ok()?.parse::<usize>().ok())
+            {
+                Some(position) if position > 0 => position,
+                // `:name`, `@name`, `$name`: no position among the values (sqlx refused them too).
+                _ => {
+                    return Err(BindFailure::Unsupported(
+                        String::from_utf8_lossy(name).into(),
+                    ))
+                }
+            }
+        };
+        let Some(value) = parameters.get(position - 1) else {
+            break;
+        };
+        // SAFETY: `index` is a parameter of `stmt`; texts and blobs stay borrowed (static
+        // binding) until the statement is reset and its bindings cleared, which happens before
+        // `parameters` can go (see `run_statement`).
+        let code = unsafe {
+            match value {
+                Value::Integer(v) => ffi::sqlite3_bind_int64(stmt, index, *v),
+                Value::Real(v) => ffi::sqlite3_bind_double(stmt, index, *v),
+                Value::Text(v) => ffi::sqlite3_bind_text64(
+                    stmt,
+                    index,
+                    v.as_ptr().cast(),
+                    v.len() as u64,
+                    ffi::SQLITE_STATIC(),
+                    ffi::SQLITE_UTF8 as u8,
+                ),
+                Value::Blob(v) => ffi::sqlite3_bind_blob64(
+                    stmt,
+                    index,
+                    v.as_ptr().cast(),
+                    v.len() as u64,
+                    ffi::SQLITE_STATIC(),
+                ),
+                Value::Null => ffi::sqlite3_bind_null(stmt, index),
+            }
+        };
+        if code != ffi::SQLITE_OK {
+            return Err(BindFailure::Sqlite(code));
+        }
+    }
+    Ok(next - anonymous)
+}
+
+/// The name of column `index` of `stmt`.
+fn column_name(stmt: *mut ffi::sqlite3_stmt, index: c_int) -> String {
+    // SAFETY: `index` is a column of the prepared statement; the name is NULL (out of memory)
+    // or NUL-terminated, valid until the statement is finalized or prepared again.
+    let name = unsafe { ffi::sqlite3_column_name(stmt, index) };
+    if name.is_null() {
+        return String::new();
+    }
+    // SAFETY: as above.
+    unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Column `index` of the current row, as SQLite stored it (its storage class, not the column's
+/// declared type).
+fn column_value(stmt: *mut ffi::sqlite3_stmt, index: c_int) -> Option<Value> {
+    // SAFETY: `stmt` has a current row with column `index`; a text or blob pointer is valid
+    // for the bytes SQLite reports, until the next step (the value is copied before it).
+    unsafe {
+        Some(match ffi::sqlite3_column_type(stmt, index) {
+            ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_column_int64(stmt, index)),
+            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_column_double(stmt, index)),
+            ffi::SQLITE_NULL => Value::Null,
+            ffi::SQLITE_TEXT => {
+                let text = ffi::sqlite3_column_text(stmt, index);
+                let length = ffi::sqlite3_column_bytes(stmt, index) as usize;
+                let bytes = if text.is_null() {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(text, length)
+                };
+                Value::Text(String::from_utf8(bytes.to_vec()).ok()?)
+            }
+            _ => {
+                let blob = ffi::sqlite3_column_blob(stmt, index);
+                let length = ffi::sqlite3_column_bytes(stmt, index) as usize;
+                Value::Blob(if blob.is_null() {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(blob.cast::<u8>(), length).to_vec()
+                })
+            }
+        })
+    }
+}
