@@ -674,4 +674,164 @@ mod tests {
         );
         wit::HostConnection::drop(&mut view, second).await.unwrap();
     }
+
+    /// A read that overruns the inline budget is stopped and run again on a blocking thread:
+    /// it answers in full, and the guest's thread keeps serving other work meanwhile (the
+    /// test's runtime has one thread, which a ticker shares with the query).
+    #[tokio::test]
+    async fn a_long_read_moves_off_the_guests_thread_and_answers_in_full() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let count = integer(
+            &mut view,
+            &conn,
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) \
+             SELECT count(*) FROM c",
+        )
+        .await;
+        let took = started.elapsed();
+        ticker.abort();
+        assert_eq!(count, 2_000_000);
+        assert!(
+            took > Duration::from_millis(40),
+            "too quick to show anything: {took:?}"
+        );
+        let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            u128::from(ticks) * 4 >= took.as_millis(),
+            "the thread was blocked: {ticks} ticks of 1 ms in {took:?}"
+        );
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+    }
+
+    /// A writer that must wait for another connection's write lock waits on a blocking thread:
+    /// on a one-thread runtime the holder can still commit, and the waiter then goes on.
+    #[tokio::test]
+    async fn a_writer_waits_for_the_lock_without_blocking_the_holder() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let allowed = vec!["products".to_string()];
+        let (mut first_table, mut second_table) = (ResourceTable::new(), ResourceTable::new());
+        let mut first = view(&mut first_table, &databases, &allowed);
+        let mut second = view(&mut second_table, &databases, &allowed);
+        let holder = open(&mut first).await;
+        let waiter = open(&mut second).await;
+        exec(&mut first, &holder, "CREATE TABLE t (a)", vec![])
+            .await
+            .unwrap();
+        exec(&mut first, &holder, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        exec(&mut first, &holder, "INSERT INTO t VALUES (1)", vec![])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (waited, committed) = tokio::join!(
+            exec(&mut second, &waiter, "INSERT INTO t VALUES (2)", vec![]),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                exec(&mut first, &holder, "COMMIT", vec![]).await
+            }
+        );
+        committed.unwrap();
+        waited.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(4));
+        // A read meanwhile would not have waited: WAL readers see the last commit.
+        assert_eq!(
+            integer(&mut second, &waiter, "SELECT count(*) FROM t").await,
+            2
+        );
+        wit::HostConnection::drop(&mut first, holder).await.unwrap();
+        wit::HostConnection::drop(&mut second, waiter)
+            .await
+            .unwrap();
+    }
+
+    /// Parameters bind as they did through sqlx: `$n` and `?n` by number, `?` in order (across
+    /// the statements of one call), numbers past the values as NULL, names refused.
+    #[tokio::test]
+    async fn parameters_bind_by_number_and_in_order() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let mut table = ResourceTable::new();
+        let allowed = vec!["products".to_string()];
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        // `Value` has no `PartialEq`: compared by their debug forms.
+        let values = |result: QueryResult| -> String {
+            let rows: Vec<Vec<Value>> = result.rows.into_iter().map(|row| row.values).collect();
+            format!("{rows:?}")
+        };
+        let expected = |rows: Vec<Vec<Value>>| format!("{rows:?}");
+        let (one, two) = (Value::Integer(1), Value::Text("two".into()));
+        let result = exec(
+            &mut view,
+            &conn,
+            "SELECT ? AS a, ?2 AS b, $1 AS c, ? AS d, $3 AS e",
+            vec![one.clone(), two.clone()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(result.columns, ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            values(result),
+            expected(vec![vec![
+                one.clone(),
+                two.clone(),
+                one.clone(),
+                two.clone(),
+                Value::Null
+            ]])
+        );
+
+        let result = exec(
+            &mut view,
+            &conn,
+            "CREATE TABLE m (a, b); INSERT INTO m VALUES (?, ?); SELECT a, b FROM m;",
+            vec![two.clone(), Value::Blob(vec![0, 1])],
+        )
+        .await
+        .unwrap();
+        assert_eq!(result.columns, ["a", "b"]);
+        assert_eq!(
+            values(result),
+            expected(vec![vec![two, Value::Blob(vec![0, 1])]])
+        );
+
+        let refused = exec(&mut view, &conn, "SELECT :name", vec![one])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, wit::Error::Io(m) if m.contains(":name") && m.contains("not supported")),
+            "{refused:?}"
+        );
+        let bad_text = exec(&mut view, &conn, "SELECT CAST(x'ff' AS TEXT)", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&bad_text, wit::Error::Io(m) if m.contains("UTF-8")),
+            "{bad_text:?}"
+        );
+        // Only blanks and comments: nothing to run, nothing to answer.
+        let empty = exec(&mut view, &conn, "  -- nothing\n", vec![])
+            .await
+            .unwrap();
+        assert!(empty.columns.is_empty() && empty.rows.is_empty());
+        wit::HostConnection::drop(&mut view, conn).await.unwrap();
+    }
 }
