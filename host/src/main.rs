@@ -352,16 +352,15 @@ fn fail(err: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr through a background writer, so a slow reader never stalls a request.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr through a background writer that writes in batches, so a slow reader never
+/// stalls a request and a log line costs a request no system call.
+fn init_logging() -> commands::log_writer::FlushGuard {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SHOP_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn,cranelift=warn"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(std::io::stderr());
+    let (writer, guard) = commands::log_writer::batched(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod compile;
 pub mod createsuperuser;
+pub mod log_writer;
 pub mod migrate;
 pub mod swap;
 pub mod up;
