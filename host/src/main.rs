@@ -6,6 +6,7 @@ use shop::app;
 use shop::commands::{self, build, createsuperuser};
 use shop::config::{manifest, secrets};
 use shop::http::{admission, client_addr, server};
+use shop::links::Share;
 use shop::runtime::engine;
 
 use std::path::PathBuf;
@@ -42,6 +43,17 @@ struct AppArgs {
     /// (a server that is down or swamped): `1s`, `500ms`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     postgres_acquire_timeout: Duration,
+}
+
+/// Where a running host's admin API is; shared by the commands that talk to it.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The host's admin address.
+    #[arg(long, default_value = "http://127.0.0.1:3001")]
+    admin: String,
+    /// The file holding the admin token (default: SHOP_ADMIN_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
 }
 
 impl AppArgs {
@@ -127,18 +139,33 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         admin_listen: Option<String>,
     },
-    /// Replace a component of a running host (its admin API must be on).
+    /// Replace a component of a running host (its admin API must be on), or with --canary
+    /// start the new version beside the stable one.
     Swap {
         /// The component's id in the manifest.
         name: String,
         /// The new Wasm component.
         path: PathBuf,
-        /// The host's address.
-        #[arg(long, default_value = "http://127.0.0.1:3001")]
-        admin: String,
-        /// The file holding the admin token (default: SHOP_ADMIN_TOKEN).
-        #[arg(long, value_name = "PATH")]
-        token_file: Option<PathBuf>,
+        /// Send only this percentage (1 to 99) of the component's requests to the new version,
+        /// after the same checks as a swap; `shop promote` or `shop rollback` ends it.
+        #[arg(long, value_name = "PERCENT", value_parser = Share::parse)]
+        canary: Option<Share>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make a component's canary its only version.
+    Promote {
+        /// The component's id in the manifest.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Drop a component's canary, or without one go back to the version before the current.
+    Rollback {
+        /// The component's id in the manifest.
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Run each component's build command.
     Build {
@@ -241,9 +268,21 @@ fn main() -> ExitCode {
             Command::Swap {
                 name,
                 path,
+                canary,
                 admin,
-                token_file,
-            } => commands::swap::run(&name, &path, &admin, token_file.as_deref()),
+            } => commands::swap::run(
+                &name,
+                &path,
+                canary,
+                &admin.admin,
+                admin.token_file.as_deref(),
+            ),
+            Command::Promote { name, admin } => {
+                commands::rollout::promote(&name, &admin.admin, admin.token_file.as_deref())
+            }
+            Command::Rollback { name, admin } => {
+                commands::rollout::rollback(&name, &admin.admin, admin.token_file.as_deref())
+            }
             Command::Migrate { app, print_urls } => {
                 commands::migrate::run(&app.options(), print_urls).await
             }

@@ -53,6 +53,17 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The folder cargo builds into: `CARGO_TARGET_DIR` when set (relative to the repository's
+/// root, where the tests run cargo), else `target/` there. The tests' own builds (test
+/// components, variants) go under it, so that a checkout with its own target folder builds
+/// nothing into another's.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => repo_root().join(dir),
+        None => repo_root().join("target"),
+    }
+}
+
 /// The `shop` binary cargo built for these tests.
 pub fn shop_bin() -> &'static str {
     env!("CARGO_BIN_EXE_shop")
@@ -64,8 +75,11 @@ pub fn shop_bin() -> &'static str {
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        // spin.toml's sources and cart's compose step name `target/` under the root: the
+        // components must land there, whatever target folder the host was built in.
         let out = Command::new(shop_bin())
             .current_dir(repo_root())
+            .env_remove("CARGO_TARGET_DIR")
             .arg("build")
             .arg("--manifest")
             .arg(repo_root().join("spin.toml"))
@@ -352,7 +366,7 @@ pub fn build_test_components() -> PathBuf {
         .get_or_init(|| {
             // `shop build` adds the wasm32-wasip2 target when the toolchain lacks it.
             build_components();
-            let target = repo_root().join("target/test-components");
+            let target = target_dir().join("test-components");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
                 .current_dir(repo_root().join("tests/components"))
@@ -783,5 +797,45 @@ pub async fn answer_of(response: reqwest::Response, what: &str) -> Answer {
         headers,
         body,
         raw,
+    }
+}
+
+/// The products component built with `--features variant-b`: every answer carries
+/// `x-shop-variant: b`.
+pub fn variant_b() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = target_dir().join("variant-b");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .current_dir(repo_root())
+                .args([
+                    "build",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--release",
+                    "-p",
+                    "products",
+                ])
+                .args(["--features", "variant-b", "--target-dir"])
+                .arg(&target)
+                .output()
+                .expect("run cargo to build products with variant-b");
+            assert!(
+                out.status.success(),
+                "building products with variant-b failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.join("wasm32-wasip2/release/products.wasm")
+        })
+        .clone()
+}
+
+/// Which build answered: `b` when the answer says so, else `a`.
+pub fn variant_of(res: &reqwest::Response) -> char {
+    match res.headers().get("x-shop-variant").map(|v| v.as_bytes()) {
+        Some(b"b") => 'b',
+        _ => 'a',
     }
 }

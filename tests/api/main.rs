@@ -2,6 +2,7 @@
 //! (`shop up`), against real SQLite and Postgres. Every case runs once per engine.
 
 mod accounts;
+mod canary;
 mod carts;
 mod checkout_cuts;
 mod client_addr;

@@ -1,10 +1,8 @@
 //! Hot swap: the products component replaced 20 times through the admin API while 32 clients
 //! call it, without one failed request; a broken upload is refused and the old version serves on.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -14,46 +12,6 @@ use crate::helpers::*;
 const TOKEN: &str = "swap-test-admin-token-0123456789";
 const CLIENTS: usize = 32;
 const SWAPS: usize = 20;
-
-/// The products component built with `--features variant-b`: every answer carries
-/// `x-shop-variant: b`.
-fn variant_b() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let target = repo_root().join("target/variant-b");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .current_dir(repo_root())
-                .args([
-                    "build",
-                    "--target",
-                    "wasm32-wasip2",
-                    "--release",
-                    "-p",
-                    "products",
-                ])
-                .args(["--features", "variant-b", "--target-dir"])
-                .arg(&target)
-                .output()
-                .expect("run cargo to build products with variant-b");
-            assert!(
-                out.status.success(),
-                "building products with variant-b failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            target.join("wasm32-wasip2/release/products.wasm")
-        })
-        .clone()
-}
-
-/// Which build answered: `b` when the answer says so, else `a`.
-fn variant_of(res: &reqwest::Response) -> char {
-    match res.headers().get("x-shop-variant").map(|v| v.as_bytes()) {
-        Some(b"b") => 'b',
-        _ => 'a',
-    }
-}
 
 /// The variant serving after `swaps` swaps: A first, then B, A, B...
 fn expected(swaps: usize) -> char {

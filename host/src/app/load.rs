@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use wasmtime::component::{Component, Linker};
@@ -24,7 +23,7 @@ use crate::config::database_url::{self, is_postgres_url};
 use crate::config::manifest::{ComponentDecl, Manifest, RuntimeConfig};
 use crate::config::secrets;
 use crate::config::variables::AppVariables;
-use crate::links::{self, Link, Links, Provider, ProviderTable};
+use crate::links::{self, Link, Links, Provider, ProviderTable, Split};
 use crate::runtime::engine;
 use crate::runtime::store::{self, HostState};
 
@@ -142,15 +141,11 @@ pub async fn load(options: &AppOptions) -> Result<App> {
         let bytes = std::fs::read(&path).with_context(|| {
             format!("component `{}`: cannot read {}", config.id, path.display())
         })?;
-        let version = ServedVersion {
-            pre,
-            version: version_of(&bytes),
-            loaded_at: SystemTime::now(),
-        };
+        let version = ServedVersion::new(pre, version_of(&bytes));
         components.push(ServedComponent::new(Arc::new(config), version));
     }
-    let current: Vec<Arc<ServedVersion>> = components.iter().map(|c| c.current()).collect();
-    links.install(providers(&components, &current, &plan)?);
+    let serving: Vec<_> = components.iter().map(|c| c.serving()).collect();
+    links.install(providers(&components, &serving, &plan)?);
     Ok(App {
         manifest,
         engine,
@@ -370,24 +365,27 @@ pub fn link_component(
     })
 }
 
-/// The provider of each linked interface: the component that exports it, in its version of
-/// `versions` (by component index).
+/// The provider of each linked interface: the component that exports it, in its versions of
+/// `serving` (by component index: the stable one, and the canary while one runs).
 pub fn providers(
     components: &[ServedComponent],
-    versions: &[Arc<ServedVersion>],
+    serving: &[Split<Arc<ServedVersion>>],
     plan: &[Link],
 ) -> Result<ProviderTable<HostState>> {
     let mut by_interface = HashMap::new();
-    for (index, (component, version)) in components.iter().zip(versions).enumerate() {
+    for (index, (component, versions)) in components.iter().zip(serving).enumerate() {
         let exported: Vec<&Link> = plan.iter().filter(|l| l.exporter == index).collect();
         if exported.is_empty() {
             continue;
         }
-        let provider = Arc::new(Provider::new(
-            component.config.clone(),
-            version.pre.instance_pre().clone(),
-            &exported,
-        )?);
+        let provider = versions.try_map(|version| {
+            Provider::new(
+                component.config.clone(),
+                version.pre.instance_pre().clone(),
+                &exported,
+            )
+            .map(Arc::new)
+        })?;
         for link in exported {
             by_interface.insert(link.interface.clone(), provider.clone());
         }

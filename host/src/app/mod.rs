@@ -6,4 +6,6 @@ mod served;
 
 pub(crate) use load::{check_source_exists, load_data};
 pub use load::{link_component, load, providers};
-pub use served::{version_of, App, AppOptions, ServedComponent, ServedVersion, POSTGRES_POOL_SIZE};
+pub use served::{
+    version_of, App, AppOptions, ServedComponent, ServedVersion, Tally, POSTGRES_POOL_SIZE,
+};

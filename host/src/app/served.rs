@@ -2,6 +2,7 @@
 //! every request shares.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::capabilities::Databases;
 use crate::config::component::ComponentConfig;
 use crate::config::manifest::Manifest;
-use crate::links::Links;
+use crate::links::{Draw, Links, Split};
 use crate::runtime::engine::Limits;
 use crate::runtime::store::HostState;
 
@@ -59,12 +60,13 @@ pub struct App {
     pub links: Links<HostState>,
 }
 
-/// One component ready to serve: its configuration and its current code, which a hot swap
-/// replaces while requests run.
+/// One component ready to serve: its configuration and the versions of its code that serve
+/// (a stable one, and maybe a canary), which a hot swap, a canary, a promotion or a rollback
+/// replace while requests run.
 pub struct ServedComponent {
     /// What the host knows of the component.
     pub config: Arc<ComponentConfig>,
-    current: RwLock<Arc<ServedVersion>>,
+    serving: RwLock<Split<Arc<ServedVersion>>>,
 }
 
 /// One version of a component's code.
@@ -75,6 +77,46 @@ pub struct ServedVersion {
     pub version: String,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The requests it answered, for its error rate.
+    pub tally: Tally,
+}
+
+/// What one version answered: counted on every request with relaxed atomics (no lock on the
+/// request path), read by the admin API.
+#[derive(Debug, Default)]
+pub struct Tally {
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Tally {
+    /// Counts one answer with `status`; a 5xx is an error.
+    pub fn count(&self, status: u16) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The requests answered and, of them, the 5xx answers.
+    pub fn read(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl ServedVersion {
+    /// A version of fresh code, loaded now.
+    pub fn new(pre: ProxyPre<HostState>, version: String) -> Self {
+        Self {
+            pre,
+            version,
+            loaded_at: SystemTime::now(),
+            tally: Tally::default(),
+        }
+    }
 }
 
 impl ServedComponent {
@@ -82,21 +124,32 @@ impl ServedComponent {
     pub fn new(config: Arc<ComponentConfig>, version: ServedVersion) -> Self {
         Self {
             config,
-            current: RwLock::new(Arc::new(version)),
+            serving: RwLock::new(Split::only(Arc::new(version))),
         }
     }
 
-    /// The version new requests run on; a request takes it once and keeps it to its end.
+    /// The stable version: the one every request runs on unless a canary takes it.
     pub fn current(&self) -> Arc<ServedVersion> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.read().stable.clone()
     }
 
-    /// Makes `version` the one new requests run on.
-    pub fn replace(&self, version: Arc<ServedVersion>) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = version;
+    /// The version a new request with `draw` runs on; it takes it once and keeps it to its end.
+    pub fn pick(&self, draw: Draw) -> Arc<ServedVersion> {
+        self.read().pick(draw, &self.config.id).clone()
+    }
+
+    /// The versions that serve now.
+    pub fn serving(&self) -> Split<Arc<ServedVersion>> {
+        self.read().clone()
+    }
+
+    /// Makes `serving` the versions new requests run on.
+    pub fn replace(&self, serving: Split<Arc<ServedVersion>>) {
+        *self.serving.write().unwrap_or_else(PoisonError::into_inner) = serving;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Split<Arc<ServedVersion>>> {
+        self.serving.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -1,5 +1,8 @@
 //! The admin API, on its own listener (`--admin-listen`) and behind its token:
-//! `GET /_admin/components`, `GET` and `PUT /_admin/components/{name}` (a hot swap).
+//! `GET /_admin/components` (every component, its kept versions, their shares and error
+//! rates), `GET` and `PUT /_admin/components/{name}` (a hot swap),
+//! `PUT /_admin/components/{name}/canary?percent=P` (a canary of the upload),
+//! `POST /_admin/components/{name}/promote` and `POST /_admin/components/{name}/rollback`.
 
 use std::sync::Arc;
 
@@ -11,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::app::ServedVersion;
 use crate::http::responses::{json, not_found, ResponseBody};
-use crate::swap::Swapper;
+use crate::links::{Share, Split};
+use crate::swap::{KeptVersion, SwapError, Swapper};
 
 /// Where the admin API answers.
 pub const ADMIN_PREFIX: &str = "/_admin/";
@@ -68,61 +72,154 @@ impl AdminApi {
             if method != Method::GET {
                 return not_allowed(&method);
             }
-            let list: Vec<_> = app
-                .components
-                .iter()
-                .map(|c| entry(&c.config.id, &c.current()))
-                .collect();
+            let list: Vec<_> = (0..app.components.len()).map(|i| self.entry(i)).collect();
             return json(StatusCode::OK, serde_json::Value::Array(list).to_string());
         }
-        let Some(name) = rest.strip_prefix("components/") else {
+        let Some(named) = rest.strip_prefix("components/") else {
             return not_found();
+        };
+        let (name, action) = match named.split_once('/') {
+            Some((name, action)) => (name, Some(action)),
+            None => (named, None),
         };
         let Some(index) = app.components.iter().position(|c| c.config.id == name) else {
-            return not_found();
+            return no_such_component(name);
         };
-        match method {
-            Method::GET => json(
-                StatusCode::OK,
-                entry(name, &app.components[index].current()).to_string(),
-            ),
-            Method::PUT => {
-                let declared = request
-                    .headers()
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                if declared.is_some_and(|length| length > MAX_UPLOAD as u64) {
-                    return upload_too_large();
-                }
-                let bytes = match Limited::new(request.into_body(), MAX_UPLOAD)
-                    .collect()
-                    .await
-                {
-                    Ok(body) => body.to_bytes().to_vec(),
-                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                        return upload_too_large();
-                    }
-                    Err(err) => {
-                        let body = serde_json::json!({ "detail": format!("cannot read the upload: {err}") });
-                        return json(StatusCode::BAD_REQUEST, body.to_string());
-                    }
+        let done = match (action, &method) {
+            (None, &Method::GET) => return json(StatusCode::OK, self.entry(index).to_string()),
+            (None, &Method::PUT) => match read_upload(request).await {
+                Ok(bytes) => self.swapper.swap(index, bytes, false).await,
+                Err(refused) => return refused,
+            },
+            (Some("canary"), &Method::PUT) => {
+                let share = match canary_share(request.uri().query()) {
+                    Ok(share) => share,
+                    Err(detail) => return bad_request(&detail),
                 };
-                match self.swapper.swap(index, bytes, false).await {
-                    Ok(version) => json(StatusCode::OK, entry(name, &version).to_string()),
-                    Err(err) => {
-                        tracing::error!(
-                            component = %name,
-                            "the uploaded version is refused (the old one keeps serving): {err:#}"
-                        );
-                        let body = serde_json::json!({ "detail": format!("{err:#}") });
-                        json(StatusCode::BAD_REQUEST, body.to_string())
-                    }
+                match read_upload(request).await {
+                    Ok(bytes) => self.swapper.canary(index, bytes, share).await,
+                    Err(refused) => return refused,
                 }
             }
-            _ => not_allowed(&method),
+            (Some("promote"), &Method::POST) => self.swapper.promote(index).await,
+            (Some("rollback"), &Method::POST) => self.swapper.rollback(index).await,
+            (None | Some("canary" | "promote" | "rollback"), _) => return not_allowed(&method),
+            (Some(_), _) => return not_found(),
+        };
+        match done {
+            Ok(_) => json(StatusCode::OK, self.entry(index).to_string()),
+            Err(err) => {
+                tracing::error!(component = %name, "refused (what served serves on): {err:#}");
+                let status = match err {
+                    SwapError::Refused(_) => StatusCode::BAD_REQUEST,
+                    SwapError::Conflict(_) => StatusCode::CONFLICT,
+                };
+                let body = serde_json::json!({ "detail": format!("{err:#}") });
+                json(status, body.to_string())
+            }
         }
     }
+
+    /// Component `index` in the admin API's answers: the stable version (`version`,
+    /// `loaded_at`), the canary, and every kept version with its role, share and error rate.
+    fn entry(&self, index: usize) -> serde_json::Value {
+        let served = &self.swapper.app().components[index];
+        let serving = served.serving();
+        let mut kept = self.swapper.kept(index);
+        for serves in [
+            Some(&serving.stable),
+            serving.canary.as_ref().map(|(c, _)| c),
+        ] {
+            match serves {
+                Some(code) if !kept.iter().any(|k| k.version == code.version) => {
+                    kept.push(KeptVersion {
+                        version: code.version.clone(),
+                        loaded_at: code.loaded_at,
+                        code: Some(code.clone()),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let versions: Vec<_> = kept.iter().map(|k| version_entry(k, &serving)).collect();
+        serde_json::json!({
+            "name": served.config.id,
+            "version": serving.stable.version,
+            "loaded_at": crate::civil::rfc3339(serving.stable.loaded_at),
+            "canary": serving.canary.as_ref().map(|(canary, share)| serde_json::json!({
+                "version": canary.version,
+                "share": share.percent(),
+            })),
+            "versions": versions,
+        })
+    }
+}
+
+/// A kept version in the admin API's answers. `share` is the configured percentage of the
+/// component's requests it gets; `error_rate` the part of its answers that were 5xx (`null`
+/// before it answered any).
+fn version_entry(kept: &KeptVersion, serving: &Split<Arc<ServedVersion>>) -> serde_json::Value {
+    let canary = serving.canary.as_ref();
+    let (role, share) = if kept.version == serving.stable.version {
+        (
+            "stable",
+            100 - canary.map_or(0, |(_, share)| share.percent()),
+        )
+    } else if let Some((_, share)) = canary.filter(|(c, _)| c.version == kept.version) {
+        ("canary", share.percent())
+    } else {
+        ("kept", 0)
+    };
+    let (requests, errors) = kept.code.as_ref().map_or((0, 0), |code| code.tally.read());
+    let error_rate = (requests > 0).then(|| errors as f64 / requests as f64);
+    serde_json::json!({
+        "sha256": kept.version,
+        "loaded_at": crate::civil::rfc3339(kept.loaded_at),
+        "role": role,
+        "share": share,
+        "requests": requests,
+        "errors": errors,
+        "error_rate": error_rate,
+    })
+}
+
+/// The canary's share from the query (`?percent=20`), or why it is none.
+fn canary_share(query: Option<&str>) -> Result<Share, String> {
+    let percent = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "percent")
+        .map(|(_, value)| value.into_owned())
+        .ok_or("a canary needs its share of the requests: ?percent=1..99")?;
+    Share::parse(&percent)
+}
+
+/// The uploaded Wasm, or the answer that refuses it (too large, unreadable).
+async fn read_upload(request: Request<Incoming>) -> Result<Vec<u8>, Response<ResponseBody>> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_UPLOAD as u64) {
+        return Err(upload_too_large());
+    }
+    match Limited::new(request.into_body(), MAX_UPLOAD)
+        .collect()
+        .await
+    {
+        Ok(body) => Ok(body.to_bytes().to_vec()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(upload_too_large()),
+        Err(err) => Err(bad_request(&format!("cannot read the upload: {err}"))),
+    }
+}
+
+fn bad_request(detail: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({ "detail": detail });
+    json(StatusCode::BAD_REQUEST, body.to_string())
+}
+
+fn no_such_component(name: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({ "detail": format!("No component `{name}`.") });
+    json(StatusCode::NOT_FOUND, body.to_string())
 }
 
 fn upload_too_large() -> Response<ResponseBody> {
@@ -135,15 +232,6 @@ fn upload_too_large() -> Response<ResponseBody> {
 fn not_allowed(method: &Method) -> Response<ResponseBody> {
     let body = serde_json::json!({ "detail": format!("Method \"{method}\" not allowed.") });
     json(StatusCode::METHOD_NOT_ALLOWED, body.to_string())
-}
-
-/// A component in the admin API's answers.
-fn entry(name: &str, version: &ServedVersion) -> serde_json::Value {
-    serde_json::json!({
-        "name": name,
-        "version": version.version,
-        "loaded_at": crate::civil::rfc3339(version.loaded_at),
-    })
 }
 
 /// Compares two tokens in time that depends on neither: their digests, byte by byte.

@@ -13,6 +13,7 @@ use crate::http::admission::Admitted;
 use crate::http::responses::{
     deadline_response, internal_error, internal_error_response, json, ResponseBody,
 };
+use crate::links::LinkHost;
 use crate::runtime::store::{self, HostState};
 
 /// How long past its deadline a request's guest may keep the answer waiting: the epoch
@@ -29,10 +30,11 @@ pub async fn call_component(
     admitted: Admitted,
 ) -> Response<ResponseBody> {
     let component = &app.components[index];
-    // The request runs to its end on the version current now, whatever swaps meanwhile.
-    let version = component.current();
     let id = component.config.id.clone();
     let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
+    // The request runs to its end on the version it draws now, whatever swaps meanwhile.
+    let version = component.pick(state.linked().draw());
+    let answered_by = version.clone();
     let deadline = state.deadline();
     let mut store = store::store(&app.engine, state);
     let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -61,7 +63,7 @@ pub async fn call_component(
     });
 
     let answer = tokio::time::timeout_at((deadline + DEADLINE_GRACE).into(), receiver).await;
-    match answer {
+    let response = match answer {
         Ok(Ok(Ok(response))) => {
             // Failures while the body streams can only be logged. A guest blocked on a client
             // that does not read is waiting on the host, where no epoch stops it: the deadline
@@ -109,7 +111,9 @@ pub async fn call_component(
             );
             deadline_response()
         }
-    }
+    };
+    answered_by.tally.count(response.status().as_u16());
+    response
 }
 
 /// Whether `err`, a guest's failure, is its deadline passing.

@@ -13,6 +13,7 @@ use wasmtime::{Engine, Store, StoreContextMut};
 
 use crate::config::component::ComponentConfig;
 use crate::links::plan::{Link, MAX_LINK_DEPTH};
+use crate::links::split::{Draw, Split};
 
 /// What links need of a store's data: who calls, how deep, the provider instances it keeps,
 /// and how to make the store of a provider instance for its calls.
@@ -70,8 +71,9 @@ impl<T: LinkHost> Provider<T> {
     }
 }
 
-/// The provider of each linked interface, by interface name.
-pub type ProviderTable<T> = HashMap<String, Arc<Provider<T>>>;
+/// The provider of each linked interface, by interface name: its stable version, and its
+/// canary while one runs.
+pub type ProviderTable<T> = HashMap<String, Split<Arc<Provider<T>>>>;
 
 /// The provider of every linked interface, shared by the linker's forwarding functions and
 /// replaced as a whole (a swapped component): a request's first call to a provider takes the
@@ -126,12 +128,14 @@ impl<T: LinkHost> Links<T> {
             .unwrap_or_else(PoisonError::into_inner) = providers;
     }
 
-    fn provider(&self, interface: &str) -> Option<Arc<Provider<T>>> {
+    /// The version of `interface`'s provider that a request with `draw` gets.
+    fn provider(&self, interface: &str, draw: Draw) -> Option<Arc<Provider<T>>> {
         let providers = self
             .providers
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        providers.get(interface).cloned()
+        let split = providers.get(interface)?;
+        Some(split.pick(draw, &split.stable.config.id).clone())
     }
 }
 
@@ -142,20 +146,28 @@ struct Target {
 }
 
 /// The provider instances one store has made, by component id, kept while the store lives
-/// (for a request's store: the rest of the request).
+/// (for a request's store: the rest of the request), and the request's draw, which picks the
+/// version of each provider (a provider's store inherits it from its caller's).
 pub struct LinkedInstances<T: 'static> {
     instances: HashMap<String, LinkedInstance<T>>,
+    draw: Draw,
 }
 
 impl<T> Default for LinkedInstances<T> {
     fn default() -> Self {
         Self {
             instances: HashMap::new(),
+            draw: Draw::new(),
         }
     }
 }
 
 impl<T> LinkedInstances<T> {
+    /// The request's draw: which version of each component it gets while canaries run.
+    pub fn draw(&self) -> Draw {
+        self.draw
+    }
+
     /// How many provider instances are kept.
     pub fn len(&self) -> usize {
         self.instances.len()
@@ -188,7 +200,8 @@ async fn forward<T: LinkHost>(
         interface,
         function,
     } = target;
-    let provider = links.provider(interface).ok_or_else(|| {
+    let draw = store.data().linked().draw;
+    let provider = links.provider(interface, draw).ok_or_else(|| {
         wasmtime::format_err!(
             "component `{caller}` called {interface}, which no component exports now"
         )
@@ -253,6 +266,8 @@ async fn instantiate<T: LinkHost>(
         return Err(wasmtime::Error::msg(message));
     }
     let mut linked_store = caller_state.provider_store(store.engine(), provider.config.clone());
+    // The whole request, through every link, meets one version of each component.
+    linked_store.data_mut().linked_mut().draw = caller_state.linked().draw;
     match provider.pre.instantiate_async(&mut linked_store).await {
         Ok(instance) => Ok(LinkedInstance {
             provider,

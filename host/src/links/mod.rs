@@ -16,9 +16,11 @@
 
 mod forward;
 mod plan;
+mod split;
 #[cfg(test)]
 pub mod test_components;
 pub mod types;
 
 pub use forward::{LinkHost, LinkedInstances, Links, Provider, ProviderTable};
 pub use plan::{dependency_covers, is_host_interface, plan, Link, HOST_PROVIDES, MAX_LINK_DEPTH};
+pub use split::{Draw, Share, Split};

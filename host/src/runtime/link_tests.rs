@@ -13,7 +13,7 @@ use crate::capabilities::sqlite::SqliteDatabases;
 use crate::capabilities::Databases;
 use crate::config::component::ComponentConfig;
 use crate::links::test_components::{component, exporter_wat, CALLER};
-use crate::links::{plan, Link, LinkHost, Links, Provider};
+use crate::links::{plan, Link, LinkHost, Links, Provider, Split};
 use crate::runtime::engine;
 use crate::runtime::store::{self, HostState};
 
@@ -43,7 +43,7 @@ fn linked_caller(provider: &str) -> (Engine, InstancePre<HostState>) {
     let provider = Provider::new(config("p"), p_pre, &exported).unwrap();
     links.install(HashMap::from([(
         "shop:p/i@0.1.0".to_string(),
-        Arc::new(provider),
+        Split::only(Arc::new(provider)),
     )]));
     (engine, c_pre)
 }

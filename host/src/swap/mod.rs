@@ -8,9 +8,16 @@
 //! runs to its end on it; the links' providers are re-installed, so new calls over the links
 //! get the new version. A version that fails a check is refused, the reason logged, and the
 //! old one keeps serving.
+//!
+//! A canary serves beside the stable version and takes a share of the component's requests,
+//! each request drawing once which version of every component it meets (see `links::Split`).
+//! The last versions of each component are kept (`versions.rs`), so that a rollback goes back
+//! at once.
 
 mod swapper;
+mod versions;
 mod watch;
 
-pub use swapper::Swapper;
+pub use swapper::{SwapError, Swapper};
+pub use versions::{KeptVersion, KEPT};
 pub use watch::watch;
