@@ -64,6 +64,7 @@ pub fn shop_bin() -> &'static str {
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        link_components_from_cargo_target_dir();
         let out = Command::new(shop_bin())
             .current_dir(repo_root())
             .arg("build")
@@ -79,6 +80,29 @@ pub fn build_components() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
+}
+
+/// spin.toml names the components under `target/`; when `CARGO_TARGET_DIR` puts cargo's output
+/// elsewhere, links each of them there (so that `shop build`'s cargo builds them in that target
+/// dir and its composition step and the host still find them under `target/`).
+fn link_components_from_cargo_target_dir() {
+    let Some(target_dir) = std::env::var_os("CARGO_TARGET_DIR") else {
+        return;
+    };
+    let target = repo_root().join(target_dir);
+    std::fs::create_dir_all(&target).unwrap();
+    if target.canonicalize().ok() == repo_root().join("target").canonicalize().ok() {
+        return;
+    }
+    let built = target.join("wasm32-wasip2/release");
+    let named = repo_root().join("target/wasm32-wasip2/release");
+    std::fs::create_dir_all(&named).unwrap();
+    for component in ["products", "accounts", "cart", "orders", "docs"] {
+        let file = format!("{component}.wasm");
+        let link = named.join(&file);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(built.join(&file), &link).unwrap();
+    }
 }
 
 /// The base URL of the Postgres server the tests use (a fresh database is made on it).
