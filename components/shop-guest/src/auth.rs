@@ -547,7 +547,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             r#"{"alg":"EdDSA"} x"#.to_owned(),
             r#"{"alg":"EdDSA","alg":"EdDSA"}"#.to_owned(),
         ];
-        let base = format!(r#""sub":"42","token_type":"access","is_staff":true"#);
+        let base = r#""sub":"42","token_type":"access","is_staff":true"#;
         let payloads = [
             format!(r#"{{{base},"exp":{exp}}}"#),
             format!(r#"{{{base},"exp":{exp},"iat":{at},"jti":"x"}}"#),
@@ -598,7 +598,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         let variants = [
             good.clone(),
             format!("{message}."),
-            format!("{message}"),
+            message.to_owned(),
             format!("{message}.{}", &signature[..signature.len() - 1]),
             format!("{message}.{signature}A"),
             format!("{message}.{signature}=="),
