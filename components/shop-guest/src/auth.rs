@@ -3,10 +3,12 @@
 //! tokens; every service verifies them with the public key (`jwt_public_key`), so a service
 //! that can read its own variables still cannot mint a token.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::jwt;
 use crate::request::ApiRequest;
 use crate::time::Timestamp;
 
@@ -16,40 +18,29 @@ pub const PRIVATE_KEY_VARIABLE: &str = "jwt_private_key";
 /// The component variable that holds the Ed25519 public key (SPKI PEM); every service.
 pub const PUBLIC_KEY_VARIABLE: &str = "jwt_public_key";
 
-/// The only algorithm tokens are signed and verified with.
-const ALGORITHM: Algorithm = Algorithm::EdDSA;
-
 /// The Ed25519 key that signs tokens; it can only hold a key that signs.
-pub struct PrivateKey(EncodingKey);
+pub struct PrivateKey(SigningKey);
 
 impl PrivateKey {
     /// Reads an Ed25519 private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`); the error
     /// says why the text is not one.
     pub fn parse(pem: &str) -> Result<Self, String> {
-        let key = EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
-        // `from_ed_pem` checks the PEM label and the algorithm; the key itself is read when
-        // signing, so sign once now to report a bad key as such.
-        jsonwebtoken::crypto::sign(b"", &key, ALGORITHM).map_err(|e| e.to_string())?;
-        Ok(Self(key))
+        SigningKey::from_pkcs8_pem(pem.trim())
+            .map(Self)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// The Ed25519 key that verifies tokens; it can only hold a valid public key.
-pub struct PublicKey(DecodingKey);
+pub struct PublicKey(VerifyingKey);
 
 impl PublicKey {
     /// Reads an Ed25519 public key in SPKI PEM (`-----BEGIN PUBLIC KEY-----`); the error says
-    /// why the text is not one.
+    /// why the text is not one (a key of other than 32 bytes, or not a point of the curve).
     pub fn parse(pem: &str) -> Result<Self, String> {
-        let key = DecodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
-        // jsonwebtoken reads the point only when verifying, and slices 32 bytes unchecked:
-        // check both now, so that a bad key is a configuration error, not a 401 or a panic.
-        let length = key.try_get_as_bytes().map_err(|e| e.to_string())?.len();
-        if length != 32 {
-            return Err(format!("the key is {length} bytes, not 32"));
-        }
-        jsonwebtoken::crypto::verify("", b"", &key, ALGORITHM).map_err(|e| e.to_string())?;
-        Ok(Self(key))
+        VerifyingKey::from_public_key_pem(pem.trim())
+            .map(Self)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -119,8 +110,7 @@ pub fn issue_token(
         token_type: token_type.as_str().to_owned(),
         is_staff: user.is_staff,
     };
-    jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &key.0)
-        .map_err(|e| ApiError::Internal(format!("signing a token: {e}")))
+    jwt::encode(&claims, &key.0).map_err(|e| ApiError::Internal(format!("signing a token: {e}")))
 }
 
 /// `bytes` random bytes from the OS RNG, as lower-case hex (token ids, like simplejwt's
@@ -166,12 +156,10 @@ pub fn verify_access_token(token: &str, key: &PublicKey) -> Result<User, ApiErro
 /// included, whatever its key), a bad signature, an expired token, a token of the other type
 /// or a malformed one is [`ApiError::InvalidToken`].
 pub fn verify_token(token: &str, token_type: TokenType, key: &PublicKey) -> Result<User, ApiError> {
-    let mut validation = Validation::new(ALGORITHM);
-    validation.leeway = 0;
-    validation.set_required_spec_claims(&["exp", "sub"]);
-    let data = jsonwebtoken::decode::<Claims>(token, &key.0, &validation)
-        .map_err(|_| ApiError::InvalidToken)?;
-    let claims = data.claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let claims: Claims = jwt::decode(token, &key.0, now).map_err(|_| ApiError::InvalidToken)?;
     if claims.token_type != token_type.as_str() {
         return Err(ApiError::InvalidToken);
     }
@@ -240,6 +228,7 @@ fn key_variable(name: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
     use serde_json::json;
 
     /// A fixed pair made with `openssl genpkey -algorithm ed25519` and `openssl pkey -pubout`.
@@ -482,6 +471,150 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             require_user(&anonymous),
             Err(ApiError::NotAuthenticated)
         ));
+    }
+
+    /// How the shop verified tokens with jsonwebtoken, kept to prove the new code the same.
+    fn jsonwebtoken_verify(token: &str, token_type: TokenType) -> Result<User, ApiError> {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let decoding = DecodingKey::from_ed_pem(PUBLIC_PEM.as_bytes()).unwrap();
+        let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
+            .map_err(|_| ApiError::InvalidToken)?
+            .claims;
+        if claims.token_type != token_type.as_str() {
+            return Err(ApiError::InvalidToken);
+        }
+        let id = claims
+            .sub
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or(ApiError::InvalidToken)?;
+        Ok(User {
+            id,
+            is_staff: claims.is_staff,
+        })
+    }
+
+    /// A token of any header and payload text, signed by the shop's key.
+    fn signed(header: &str, payload: &str) -> String {
+        use ed25519_dalek::Signer;
+        let message = format!("{}.{}", base64_url(header), base64_url(payload));
+        let signature = private_key().0.sign(message.as_bytes()).to_bytes();
+        let signature =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature);
+        format!("{message}.{signature}")
+    }
+
+    #[test]
+    fn tokens_are_jsonwebtokens_byte_for_byte() {
+        let key = EncodingKey::from_ed_pem(PRIVATE_PEM.as_bytes()).unwrap();
+        for is_staff in [false, true] {
+            let claims = Claims {
+                sub: "42".to_owned(),
+                exp: now() + 900,
+                iat: now(),
+                jti: "0123456789abcdef0123456789abcdef".to_owned(),
+                token_type: "access".to_owned(),
+                is_staff,
+            };
+            let ours = jwt::encode(&claims, &private_key().0).unwrap();
+            let theirs =
+                jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap();
+            assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
+    fn odd_tokens_are_judged_as_jsonwebtoken_judged_them() {
+        // A year either side: both libraries read the clock, at different moments.
+        let exp = now() + 365 * 86_400;
+        let past = now() - 365 * 86_400;
+        let at = now();
+        let headers = [
+            r#"{"typ":"JWT","alg":"EdDSA"}"#.to_owned(),
+            r#"{"alg":"EdDSA"}"#.to_owned(),
+            r#" {"alg":"EdDSA","kid":"k1","custom":[1,{"a":2}]}"#.to_owned(),
+            r#"{"alg":"EdDSA","kid":5}"#.to_owned(),
+            r#"{"alg":"EdDSA","crit":["exp"]}"#.to_owned(),
+            r#"{"alg":"EdDSA","x5c":"one"}"#.to_owned(),
+            r#"{"alg":"HS256","typ":"JWT"}"#.to_owned(),
+            r#"{"alg":"none"}"#.to_owned(),
+            r#"{"alg":"eddsa"}"#.to_owned(),
+            r#"{"typ":"JWT"}"#.to_owned(),
+            r#"["EdDSA"]"#.to_owned(),
+            r#"{"alg":"EdDSA"} x"#.to_owned(),
+            r#"{"alg":"EdDSA","alg":"EdDSA"}"#.to_owned(),
+        ];
+        let base = r#""sub":"42","token_type":"access","is_staff":true"#;
+        let payloads = [
+            format!(r#"{{{base},"exp":{exp}}}"#),
+            format!(r#"{{{base},"exp":{exp},"iat":{at},"jti":"x"}}"#),
+            format!(r#"{{{base},"exp":{past}}}"#),
+            format!(r#"{{{base}}}"#),
+            format!(r#"{{{base},"exp":null}}"#),
+            format!(r#"{{{base},"exp":"{exp}"}}"#),
+            format!(r#"{{{base},"exp":{exp}.0}}"#),
+            format!(r#"{{{base},"exp":-1}}"#),
+            format!(r#"{{{base},"exp":{exp},"exp":{exp}}}"#),
+            format!(r#"{{{base},"exp":{exp},"nbf":{exp}}}"#),
+            format!(r#"{{{base},"exp":{exp},"nbf":"soon"}}"#),
+            format!(r#"{{{base},"exp":{exp},"nbf":[1]}}"#),
+            format!(r#"{{{base},"exp":{exp},"nbf":{{}}}}"#),
+            format!(r#"{{{base},"exp":{exp},"nbf":1,"nbf":2}}"#),
+            format!(r#"{{{base},"exp":{exp},"aud":"shop"}}"#),
+            format!(r#"{{{base},"exp":{exp},"aud":["shop"]}}"#),
+            format!(r#"{{{base},"exp":{exp},"aud":[]}}"#),
+            format!(r#"{{{base},"exp":{exp},"aud":5}}"#),
+            format!(r#"{{{base},"exp":{exp},"aud":null}}"#),
+            format!(r#"{{{base},"exp":{exp},"iss":"me"}}"#),
+            format!(r#"{{{base},"exp":{exp},"iss":"me","iss":"you"}}"#),
+            format!(r#"{{{base},"exp":{exp},"other":{{"deep":[1,2]}}}}"#),
+            format!(r#"{{{base},"exp":{exp},"is_staff":false}}"#),
+            format!(r#"{{"sub":42,"token_type":"access","exp":{exp}}}"#),
+            format!(r#"{{"token_type":"access","exp":{exp}}}"#),
+            format!(r#"{{"sub":"42","exp":{exp}}}"#),
+            format!(r#"{{"sub":"42","token_type":"refresh","exp":{exp}}}"#),
+            format!(r#"{{"sub":"4\u0032","token_type":"access","exp":{exp}}}"#),
+            format!(r#"["42",{exp},0,"","access",true]"#),
+            format!(r#"  {{{base},"exp":{exp}}}  "#),
+            format!(r#"{{{base},"exp":{exp}}} ,"#),
+            "null".to_owned(),
+        ];
+        for header in &headers {
+            for payload in &payloads {
+                let token = signed(header, payload);
+                for token_type in [TokenType::Access, TokenType::Refresh] {
+                    let ours = verify_token(&token, token_type, &public_key()).ok();
+                    let theirs = jsonwebtoken_verify(&token, token_type).ok();
+                    assert_eq!(ours, theirs, "{header} {payload} {token_type:?}");
+                }
+            }
+        }
+        // Signatures: another key's, cut, extended, re-encoded, missing.
+        let good = signed(&headers[0], &payloads[0]);
+        let (message, signature) = good.rsplit_once('.').unwrap();
+        let variants = [
+            good.clone(),
+            format!("{message}."),
+            message.to_owned(),
+            format!("{message}.{}", &signature[..signature.len() - 1]),
+            format!("{message}.{signature}A"),
+            format!("{message}.{signature}=="),
+            format!(
+                "{message}.{}",
+                signature.replace('-', "+").replace('_', "/")
+            ),
+            format!("x.{good}"),
+            format!("{good}.x"),
+            good.replacen('.', "..", 1),
+        ];
+        for token in &variants {
+            let ours = verify_token(token, TokenType::Access, &public_key()).ok();
+            let theirs = jsonwebtoken_verify(token, TokenType::Access).ok();
+            assert_eq!(ours, theirs, "{token}");
+        }
     }
 
     /// Unpadded base64url, enough to hand-craft a token.

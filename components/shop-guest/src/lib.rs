@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+mod jwt;
 mod migrations;
 pub mod money;
 pub mod openapi;

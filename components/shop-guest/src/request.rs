@@ -47,15 +47,18 @@ impl ApiRequest {
     pub fn read(incoming: IncomingRequest) -> Result<Self, ApiError> {
         let method = method_name(&incoming.method());
         let path_and_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
+        // The owned name and value are reused: lower-cased in place, and a UTF-8 value (all but
+        // a rare few) taken as it is, not copied.
         let headers: Vec<(String, String)> = incoming
             .headers()
             .entries()
             .into_iter()
-            .map(|(name, value)| {
-                (
-                    name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(&value).into_owned(),
-                )
+            .map(|(mut name, value)| {
+                name.make_ascii_lowercase();
+                let value = String::from_utf8(value).unwrap_or_else(|invalid| {
+                    String::from_utf8_lossy(invalid.as_bytes()).into_owned()
+                });
+                (name, value)
             })
             .collect();
         let declared_length = headers
@@ -66,10 +69,15 @@ impl ApiRequest {
             return Err(ApiError::PayloadTooLarge);
         }
         let body = read_body(incoming)?;
-        let (path, query) = path_and_query
-            .split_once('?')
-            .map(|(path, query)| (path.to_owned(), query.to_owned()))
-            .unwrap_or((path_and_query, String::new()));
+        let mut path = path_and_query;
+        let query = match path.find('?') {
+            Some(mark) => {
+                let query = path[mark + 1..].to_owned();
+                path.truncate(mark);
+                query
+            }
+            None => String::new(),
+        };
         Ok(Self {
             method,
             path,
