@@ -51,69 +51,153 @@ pub async fn call_component(
         Err(err) => return internal_error(&id, &err),
     };
 
-    // The guest keeps running after it has sent the response head: it streams the body.
-    let mut guest = tokio::spawn(async move {
-        // The permits count guest instances: they go when the store does.
-        let _admitted = admitted;
-        let proxy = version.pre.instantiate_async(&mut store).await?;
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, outparam)
-            .await
-    });
-
-    let answer = tokio::time::timeout_at((deadline + DEADLINE_GRACE).into(), receiver).await;
-    let response = match answer {
-        Ok(Ok(Ok(response))) => {
-            // Failures while the body streams can only be logged. A guest blocked on a client
-            // that does not read is waiting on the host, where no epoch stops it: the deadline
-            // does, or its instance (and admission permit) would be held for as long as the
-            // client likes.
-            tokio::spawn(async move {
-                let streamed = (deadline + DEADLINE_GRACE).into();
-                match tokio::time::timeout_at(streamed, &mut guest).await {
-                    Ok(Ok(Err(err))) => log_guest_failure(&id, &err, deadline),
-                    Ok(_) => {}
-                    Err(_elapsed) => {
-                        guest.abort();
-                        tracing::error!(
-                            component = %id,
-                            reason = "deadline",
-                            "the answer was still streaming at the request's deadline; stopped"
-                        );
+    // The guest runs on this task: a JSON answer is written whole within the guest's first
+    // run, so most requests end here with no task spawned and no thread woken. A guest still
+    // running when this ends (streaming its body, or its client gone) goes on in a task of its
+    // own, as `Unfinished` says.
+    let mut guest = Unfinished {
+        id: id.clone(),
+        deadline,
+        run: Some(Box::pin(async move {
+            // The permits count guest instances: they go when the store does.
+            let _admitted = admitted;
+            let proxy = version.pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await
+        })),
+    };
+    let mut receiver = receiver;
+    let until = (deadline + DEADLINE_GRACE).into();
+    let first = tokio::time::timeout_at(until, async {
+        let Some(run) = guest.run.as_mut() else {
+            unreachable!("the guest's run is taken only once it is over")
+        };
+        tokio::select! {
+            biased;
+            finished = run => First::Finished(finished),
+            head = &mut receiver => First::Head(head),
+        }
+    })
+    .await;
+    let response = match first {
+        Ok(First::Finished(finished)) => {
+            guest.run = None;
+            match receiver.try_recv() {
+                Ok(answer) => {
+                    // It answered, then failed while writing its body: the client sees the body
+                    // cut short, the log says why.
+                    if let Err(err) = &finished {
+                        log_guest_failure(&id, err, deadline);
                     }
+                    answered(&id, answer)
                 }
-            });
-            response
-        }
-        Ok(Ok(Err(code))) => {
-            tracing::error!(component = %id, "the guest answered with error code {code:?}");
-            internal_error_response()
-        }
-        Ok(Err(_)) => match (&mut guest).await {
-            // No response was set: the guest failed, or returned without one (a bug).
-            Ok(Err(err)) => guest_failure(&id, &err, deadline),
-            Ok(Ok(())) => {
-                tracing::error!(component = %id, "the guest returned without setting a response");
-                internal_error_response()
+                // No response was set: the guest failed, or returned without one (a bug).
+                Err(_) => no_answer(&id, finished, deadline),
             }
-            Err(join) => {
-                tracing::error!(component = %id, "the guest's task ended: {join}");
-                internal_error_response()
+        }
+        // The guest streams the rest of its body on its own (when `guest` drops).
+        Ok(First::Head(Ok(answer))) => answered(&id, answer),
+        Ok(First::Head(Err(_))) => {
+            // The outparam went without a response: the guest failed, or returned without one.
+            let run = guest.run.take();
+            match tokio::time::timeout_at(until, async move { run?.await.into() }).await {
+                Ok(Some(finished)) => no_answer(&id, finished, deadline),
+                Ok(None) => internal_error_response(),
+                Err(_elapsed) => passed_deadline(&id),
             }
-        },
+        }
         Err(_elapsed) => {
-            guest.abort();
-            tracing::error!(
-                component = %id,
-                reason = "deadline",
-                "the request passed its deadline waiting on the host; stopped"
-            );
-            deadline_response()
+            // Dropping the guest's run stops it and frees its instance.
+            guest.run = None;
+            passed_deadline(&id)
         }
     };
     answered_by.tally.count(response.status().as_u16());
     response
+}
+
+/// A guest's run: its instance made, its handler called to its end.
+type GuestRun = std::pin::Pin<Box<dyn std::future::Future<Output = wasmtime::Result<()>> + Send>>;
+
+/// The answer on the outparam.
+type Answer =
+    Result<Response<ResponseBody>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>;
+
+/// What came first of a guest's run: its end, or the head of its answer.
+enum First {
+    Finished(wasmtime::Result<()>),
+    Head(Result<Answer, tokio::sync::oneshot::error::RecvError>),
+}
+
+/// The response a guest answered, or a 500 for an error code in its place.
+fn answered(id: &str, answer: Answer) -> Response<ResponseBody> {
+    answer.unwrap_or_else(|code| {
+        tracing::error!(component = %id, "the guest answered with error code {code:?}");
+        internal_error_response()
+    })
+}
+
+/// A guest's run that may outlive the request's task: when it is dropped unfinished (the head
+/// of the answer is out and the body still streams, or the client went away and hyper dropped
+/// the request), the run goes on in a task of its own, so that what the guest began (a
+/// checkout, say) ends as it would have. Failures then can only be logged. A guest blocked on a
+/// client that does not read is waiting on the host, where no epoch stops it: the deadline
+/// does, or its instance (and admission permit) would be held for as long as the client likes.
+struct Unfinished {
+    id: String,
+    deadline: Instant,
+    /// `None` once it is over, or stopped on purpose.
+    run: Option<GuestRun>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(run) = self.run.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (id, deadline) = (std::mem::take(&mut self.id), self.deadline);
+        runtime.spawn(async move {
+            let streamed = (deadline + DEADLINE_GRACE).into();
+            match tokio::time::timeout_at(streamed, run).await {
+                Ok(Err(err)) => log_guest_failure(&id, &err, deadline),
+                Ok(Ok(())) => {}
+                Err(_elapsed) => tracing::error!(
+                    component = %id,
+                    reason = "deadline",
+                    "the answer was still streaming at the request's deadline; stopped"
+                ),
+            }
+        });
+    }
+}
+
+/// The answer to a request whose guest ended without setting a response.
+fn no_answer(
+    id: &str,
+    finished: wasmtime::Result<()>,
+    deadline: Instant,
+) -> Response<ResponseBody> {
+    match finished {
+        Err(err) => guest_failure(id, &err, deadline),
+        Ok(()) => {
+            tracing::error!(component = %id, "the guest returned without setting a response");
+            internal_error_response()
+        }
+    }
+}
+
+/// The answer to a request past its deadline, whose guest waited on the host (a guest that
+/// runs is stopped by the epoch and fails with a trap).
+fn passed_deadline(id: &str) -> Response<ResponseBody> {
+    tracing::error!(
+        component = %id,
+        reason = "deadline",
+        "the request passed its deadline waiting on the host; stopped"
+    );
+    deadline_response()
 }
 
 /// Whether `err`, a guest's failure, is its deadline passing.
