@@ -7,6 +7,7 @@ use shop::commands::{self, build, createsuperuser};
 use shop::config::{manifest, secrets};
 use shop::http::{admission, client_addr, server};
 use shop::runtime::engine;
+use shop::telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -186,7 +187,6 @@ fn main() -> ExitCode {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     let cli = Cli::parse();
-    let _log_guard = init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -194,6 +194,8 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
     };
+    // On the runtime: the span exporter, when there is one, batches on it.
+    let telemetry = runtime.block_on(async { telemetry::init() });
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Up {
@@ -268,6 +270,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    runtime.block_on(telemetry.shutdown());
     // Pools and background tasks must not hold the exit back.
     runtime.shutdown_background();
     match outcome {
@@ -350,23 +353,4 @@ fn parse_size_at_least(text: &str, min: usize) -> Result<usize, String> {
 fn fail(err: &anyhow::Error) -> ExitCode {
     eprintln!("Error: {err:#}");
     ExitCode::FAILURE
-}
-
-/// Logs to stderr through a background writer, so a slow reader never stalls a request.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SHOP_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn,cranelift=warn"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .finish(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    guard
 }
