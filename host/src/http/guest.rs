@@ -1,19 +1,22 @@
 //! One request in a fresh guest instance: its store, the call to `wasi:http/incoming-handler`,
 //! the answer streamed back, and what a guest's failure (deadline, memory, trap) turns into.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::WasiHttpView;
 
-use crate::app::App;
+use crate::app::{App, ServedVersion};
 use crate::http::admission::Admitted;
 use crate::http::responses::{
     deadline_response, internal_error, internal_error_response, json, ResponseBody,
 };
 use crate::runtime::store::{self, HostState};
+use crate::telemetry::{metrics, FailureReason};
 
 /// How long past its deadline a request's guest may keep the answer waiting: the epoch
 /// deadline stops a guest that runs, this one a guest stuck waiting on the host.
@@ -28,9 +31,25 @@ pub async fn call_component(
     request: Request<Incoming>,
     admitted: Admitted,
 ) -> Response<ResponseBody> {
+    let started = Instant::now();
     let component = &app.components[index];
     // The request runs to its end on the version current now, whatever swaps meanwhile.
     let version = component.current();
+    let served = metrics().version(&component.config.id, &version.version);
+    let response = run_version(app, index, version, request, admitted).await;
+    served.observe(response.status(), started.elapsed());
+    response
+}
+
+/// Runs the request through a fresh instance of `version` of component `index`.
+async fn run_version(
+    app: &App,
+    index: usize,
+    version: Arc<ServedVersion>,
+    request: Request<Incoming>,
+    admitted: Admitted,
+) -> Response<ResponseBody> {
+    let component = &app.components[index];
     let id = component.config.id.clone();
     let state = HostState::new(component.config.clone(), app.databases.clone(), app.limits);
     let deadline = state.deadline();
@@ -50,15 +69,19 @@ pub async fn call_component(
     };
 
     // The guest keeps running after it has sent the response head: it streams the body.
-    let mut guest = tokio::spawn(async move {
-        // The permits count guest instances: they go when the store does.
-        let _admitted = admitted;
-        let proxy = version.pre.instantiate_async(&mut store).await?;
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, outparam)
-            .await
-    });
+    let mut guest = tokio::spawn(
+        async move {
+            // The permits count guest instances: they go when the store does.
+            let _admitted = admitted;
+            let proxy = version.pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await
+        }
+        // The guest's statements and link calls are the request's spans' children.
+        .in_current_span(),
+    );
 
     let answer = tokio::time::timeout_at((deadline + DEADLINE_GRACE).into(), receiver).await;
     match answer {
@@ -74,6 +97,7 @@ pub async fn call_component(
                     Ok(_) => {}
                     Err(_elapsed) => {
                         guest.abort();
+                        metrics().guest_failure(&id, FailureReason::Deadline);
                         tracing::error!(
                             component = %id,
                             reason = "deadline",
@@ -102,6 +126,7 @@ pub async fn call_component(
         },
         Err(_elapsed) => {
             guest.abort();
+            metrics().guest_failure(&id, FailureReason::Deadline);
             tracing::error!(
                 component = %id,
                 reason = "deadline",
@@ -123,12 +148,14 @@ fn is_deadline(err: &wasmtime::Error, deadline: Instant) -> bool {
 fn log_guest_failure(id: &str, err: &wasmtime::Error, deadline: Instant) {
     let cause = err.root_cause().to_string();
     let reason = if is_deadline(err, deadline) {
-        "deadline"
+        FailureReason::Deadline
     } else if cause.contains("growing memory") || cause.contains("growing table") {
-        "memory"
+        FailureReason::Memory
     } else {
-        "trap"
+        FailureReason::Trap
     };
+    metrics().guest_failure(id, reason);
+    let reason = reason.as_str();
     tracing::error!(component = %id, reason, "the guest failed: {cause}");
     tracing::debug!(component = %id, "the guest's failure in full: {err:?}");
 }

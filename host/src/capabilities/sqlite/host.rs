@@ -4,6 +4,7 @@
 use anyhow::Result;
 use futures_util::TryStreamExt as _;
 use sqlx::{Column as _, Either, Executor as _, Statement as _};
+use tracing::Instrument as _;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
@@ -13,6 +14,7 @@ use crate::capabilities::sqlite::connection::Connection;
 use crate::capabilities::sqlite::databases::SqliteDatabases;
 use crate::capabilities::sqlite::statement::StatementShape;
 use crate::capabilities::sqlite::values::{arguments, column_names, io_error, row_values};
+use crate::telemetry::statement_span;
 
 /// What a guest's `spin:sqlite` calls reach: its store's resources and the databases it may open.
 pub struct SqliteView<'a> {
@@ -136,7 +138,11 @@ impl wit::HostConnection for SqliteView<'_> {
         let Ok(connection) = self.table.get_mut(&connection) else {
             return Ok(Err(wit::Error::InvalidConnection));
         };
-        Ok(connection.execute(&statement, parameters).await)
+        let span = statement_span("sqlite", &statement);
+        Ok(connection
+            .execute(&statement, parameters)
+            .instrument(span)
+            .await)
     }
 
     async fn last_insert_rowid(
