@@ -1,5 +1,6 @@
 //! The admin API, on its own listener (`--admin-listen`) and behind its token:
-//! `GET /_admin/components`, `GET` and `PUT /_admin/components/{name}` (a hot swap).
+//! `GET /_admin/components`, `GET` and `PUT /_admin/components/{name}` (a hot swap), and
+//! `GET /metrics`.
 
 use std::sync::Arc;
 
@@ -10,11 +11,15 @@ use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 
 use crate::app::ServedVersion;
+use crate::http::metrics::metrics_response;
 use crate::http::responses::{json, not_found, ResponseBody};
 use crate::swap::Swapper;
 
 /// Where the admin API answers.
 pub const ADMIN_PREFIX: &str = "/_admin/";
+
+/// Where the metrics are scraped, behind the same token.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The largest component the admin API accepts (the shop's are under 5 MiB): a larger upload
 /// is a 413, read no further.
@@ -62,8 +67,11 @@ impl AdminApi {
             Some(_) => {}
         }
         let path = request.uri().path().to_string();
-        let rest = &path[ADMIN_PREFIX.len()..];
         let method = request.method().clone();
+        if path == METRICS_PATH {
+            return metrics_response(app, &method);
+        }
+        let rest = &path[ADMIN_PREFIX.len()..];
         if rest == "components" || rest == "components/" {
             if method != Method::GET {
                 return not_allowed(&method);
