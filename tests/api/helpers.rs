@@ -64,8 +64,11 @@ pub fn shop_bin() -> &'static str {
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        // spin.toml reads the components from `target/` of the repository: a CARGO_TARGET_DIR
+        // the tests run with (to keep the host's build apart) must not move them elsewhere.
         let out = Command::new(shop_bin())
             .current_dir(repo_root())
+            .env_remove("CARGO_TARGET_DIR")
             .arg("build")
             .arg("--manifest")
             .arg(repo_root().join("spin.toml"))
