@@ -12,6 +12,7 @@
 //! - [`links`]: the typed WIT links between components: the plan, type checks, forwarding.
 //! - [`capabilities`]: one folder per host interface a guest imports (SQLite, Postgres,
 //!   variables) and the outbound-host rules they share.
+//! - [`telemetry`]: metrics, and the spans of requests, link calls and statements.
 //! - [`config`]: the manifest, the runtime config, variables, secrets, database addresses.
 //! - [`civil`]: calendar arithmetic, shared by the Postgres codec and the admin API.
 
@@ -24,3 +25,4 @@ pub mod http;
 pub mod links;
 pub mod runtime;
 pub mod swap;
+pub mod telemetry;

@@ -8,6 +8,7 @@ use shop::config::{manifest, secrets};
 use shop::http::{admission, client_addr, server};
 use shop::links::Share;
 use shop::runtime::engine;
+use shop::telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -213,7 +214,6 @@ fn main() -> ExitCode {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     let cli = Cli::parse();
-    let _log_guard = init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -221,6 +221,8 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}")),
     };
+    // On the runtime: the span exporter, when there is one, batches on it.
+    let telemetry = runtime.block_on(async { telemetry::init() });
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Up {
@@ -307,6 +309,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    runtime.block_on(telemetry.shutdown());
     // Pools and background tasks must not hold the exit back.
     runtime.shutdown_background();
     match outcome {
@@ -389,22 +392,4 @@ fn parse_size_at_least(text: &str, min: usize) -> Result<usize, String> {
 fn fail(err: &anyhow::Error) -> ExitCode {
     eprintln!("Error: {err:#}");
     ExitCode::FAILURE
-}
-
-/// Logs to stderr through a background writer that writes in batches, so a slow reader never
-/// stalls a request and a log line costs a request no system call.
-fn init_logging() -> commands::log_writer::FlushGuard {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SHOP_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn,cranelift=warn"));
-    let (writer, guard) = commands::log_writer::batched(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    guard
 }

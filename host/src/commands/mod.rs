@@ -4,7 +4,6 @@ mod admin_client;
 pub mod build;
 pub mod compile;
 pub mod createsuperuser;
-pub mod log_writer;
 pub mod migrate;
 pub mod rollout;
 pub mod swap;

@@ -2,7 +2,8 @@
 //! `GET /_admin/components` (every component, its kept versions, their shares and error
 //! rates), `GET` and `PUT /_admin/components/{name}` (a hot swap),
 //! `PUT /_admin/components/{name}/canary?percent=P` (a canary of the upload),
-//! `POST /_admin/components/{name}/promote` and `POST /_admin/components/{name}/rollback`.
+//! `POST /_admin/components/{name}/promote`, `POST /_admin/components/{name}/rollback`, and
+//! `GET /metrics`.
 
 use std::sync::Arc;
 
@@ -13,12 +14,16 @@ use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 
 use crate::app::ServedVersion;
+use crate::http::metrics::metrics_response;
 use crate::http::responses::{json, not_found, ResponseBody};
 use crate::links::{Share, Split};
 use crate::swap::{KeptVersion, SwapError, Swapper};
 
 /// Where the admin API answers.
 pub const ADMIN_PREFIX: &str = "/_admin/";
+
+/// Where the metrics are scraped, behind the same token.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The largest component the admin API accepts (the shop's are under 5 MiB): a larger upload
 /// is a 413, read no further.
@@ -66,8 +71,11 @@ impl AdminApi {
             Some(_) => {}
         }
         let path = request.uri().path().to_string();
-        let rest = &path[ADMIN_PREFIX.len()..];
         let method = request.method().clone();
+        if path == METRICS_PATH {
+            return metrics_response(app, &method);
+        }
+        let rest = &path[ADMIN_PREFIX.len()..];
         if rest == "components" || rest == "components/" {
             if method != Method::GET {
                 return not_allowed(&method);

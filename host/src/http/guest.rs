@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::WasiHttpView;
 
@@ -15,6 +16,7 @@ use crate::http::responses::{
 };
 use crate::links::LinkHost;
 use crate::runtime::store::{self, HostState};
+use crate::telemetry::{metrics, FailureReason};
 
 /// How long past its deadline a request's guest may keep the answer waiting: the epoch
 /// deadline stops a guest that runs, this one a guest stuck waiting on the host.
@@ -35,6 +37,8 @@ pub async fn call_component(
     // The request runs to its end on the version it draws now, whatever swaps meanwhile.
     let version = component.pick(state.linked().draw());
     let answered_by = version.clone();
+    let served = metrics().version(&id, &version.version);
+    let started = Instant::now();
     let deadline = state.deadline();
     let mut store = store::store(&app.engine, state);
     let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -58,15 +62,20 @@ pub async fn call_component(
     let mut guest = Unfinished {
         id: id.clone(),
         deadline,
-        run: Some(Box::pin(async move {
-            // The permits count guest instances: they go when the store does.
-            let _admitted = admitted;
-            let proxy = version.pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, outparam)
-                .await
-        })),
+        run: Some(Box::pin(
+            async move {
+                // The permits count guest instances: they go when the store does.
+                let _admitted = admitted;
+                let proxy = version.pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
+            }
+            // The guest's statements and link calls are the request's spans' children, also
+            // when the run goes on in a task of its own.
+            .in_current_span(),
+        )),
     };
     let mut receiver = receiver;
     let until = (deadline + DEADLINE_GRACE).into();
@@ -115,6 +124,7 @@ pub async fn call_component(
         }
     };
     answered_by.tally.count(response.status().as_u16());
+    served.observe(response.status(), started.elapsed());
     response
 }
 
@@ -164,11 +174,14 @@ impl Drop for Unfinished {
             match tokio::time::timeout_at(streamed, run).await {
                 Ok(Err(err)) => log_guest_failure(&id, &err, deadline),
                 Ok(Ok(())) => {}
-                Err(_elapsed) => tracing::error!(
-                    component = %id,
-                    reason = "deadline",
-                    "the answer was still streaming at the request's deadline; stopped"
-                ),
+                Err(_elapsed) => {
+                    metrics().guest_failure(&id, FailureReason::Deadline);
+                    tracing::error!(
+                        component = %id,
+                        reason = "deadline",
+                        "the answer was still streaming at the request's deadline; stopped"
+                    )
+                }
             }
         });
     }
@@ -192,6 +205,7 @@ fn no_answer(
 /// The answer to a request past its deadline, whose guest waited on the host (a guest that
 /// runs is stopped by the epoch and fails with a trap).
 fn passed_deadline(id: &str) -> Response<ResponseBody> {
+    metrics().guest_failure(id, FailureReason::Deadline);
     tracing::error!(
         component = %id,
         reason = "deadline",
@@ -211,12 +225,14 @@ fn is_deadline(err: &wasmtime::Error, deadline: Instant) -> bool {
 fn log_guest_failure(id: &str, err: &wasmtime::Error, deadline: Instant) {
     let cause = err.root_cause().to_string();
     let reason = if is_deadline(err, deadline) {
-        "deadline"
+        FailureReason::Deadline
     } else if cause.contains("growing memory") || cause.contains("growing table") {
-        "memory"
+        FailureReason::Memory
     } else {
-        "trap"
+        FailureReason::Trap
     };
+    metrics().guest_failure(id, reason);
+    let reason = reason.as_str();
     tracing::error!(component = %id, reason, "the guest failed: {cause}");
     tracing::debug!(component = %id, "the guest's failure in full: {err:?}");
 }

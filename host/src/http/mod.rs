@@ -1,5 +1,5 @@
 //! The HTTP side of the host: the server and its bounds, dispatch to a guest, Spin's request
-//! headers, the health check, and the admin API on its own listener.
+//! headers, the health check, and the admin API (with `/metrics`) on its own listener.
 
 pub mod admin;
 pub mod admission;
@@ -7,6 +7,7 @@ pub mod client_addr;
 pub mod guest;
 pub mod health;
 pub mod linger;
+pub mod metrics;
 pub mod responses;
 pub mod router;
 pub mod server;

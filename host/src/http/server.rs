@@ -15,8 +15,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tracing::Instrument as _;
 
-use crate::http::admin::{AdminApi, ADMIN_PREFIX, MAX_UPLOAD};
+use crate::app::App;
+use crate::http::admin::{AdminApi, ADMIN_PREFIX, MAX_UPLOAD, METRICS_PATH};
 use crate::http::admission::{self, Admission};
 use crate::http::guest::call_component;
 use crate::http::health::health;
@@ -24,6 +26,7 @@ use crate::http::linger::{LingeringStream, LINGER_BYTES};
 use crate::http::responses::{not_found, overloaded, payload_too_large, ResponseBody};
 use crate::http::site::Site;
 use crate::http::spin_headers::{reported_client, with_spin_headers};
+use crate::telemetry::{self, metrics, FailureReason};
 
 /// The largest request body a component accepts (API.md: "413 body over 1 MiB"); mirrors
 /// `shop_guest::request::MAX_BODY_BYTES`, which enforces it on chunked bodies and under Spin.
@@ -130,7 +133,8 @@ fn http_builder(edge: &Edge) -> hyper::server::conn::http1::Builder {
 }
 
 /// Serves the admin API alone on `listener` (`--admin-listen`), with the public listener's
-/// head timeout and size cap, until the process ends. Anything but `/_admin/...` is a 404.
+/// head timeout and size cap, until the process ends. Anything but `/_admin/...` and
+/// `/metrics` is a 404.
 pub async fn serve_admin(admin: Arc<AdminApi>, listener: TcpListener, edge: Edge) {
     let http = http_builder(&edge);
     loop {
@@ -149,7 +153,7 @@ pub async fn serve_admin(admin: Arc<AdminApi>, listener: TcpListener, edge: Edge
                 let started = Instant::now();
                 let method = request.method().clone();
                 let path = request.uri().path().to_string();
-                let response = if path.starts_with(ADMIN_PREFIX) {
+                let response = if path.starts_with(ADMIN_PREFIX) || path == METRICS_PATH {
                     admin.answer(request).await
                 } else {
                     not_found()
@@ -196,23 +200,31 @@ async fn handle(
         match site.router.route(&path) {
             Some(matched) if declares_body_over_limit(&request) => {
                 let index = matched.route.component;
-                (
-                    payload_too_large(),
-                    app.components[index].config.id.as_str(),
-                )
+                let response = payload_too_large();
+                count_unserved(app, index, &response, started);
+                (response, app.components[index].config.id.as_str())
             }
             Some(matched) => {
                 let index = matched.route.component;
                 let id = app.components[index].config.id.as_str();
                 match admission.admit(&method, &path).await {
                     Ok(admitted) => {
+                        let span = telemetry::request_span(&method, &matched.route.raw, id);
                         let client = reported_client(&site.trusted_proxies, &request, client);
-                        let request = with_spin_headers(request, &matched, client, local_addr);
-                        (call_component(app, index, request, admitted).await, id)
+                        let mut request = with_spin_headers(request, &matched, client, local_addr);
+                        telemetry::continue_trace(&span, request.headers_mut());
+                        let response = call_component(app, index, request, admitted)
+                            .instrument(span.clone())
+                            .await;
+                        telemetry::record_status(&span, response.status());
+                        (response, id)
                     }
                     Err(admission::Overloaded) => {
                         refused = Some("overloaded");
-                        (overloaded(), id)
+                        metrics().guest_failure(id, FailureReason::Overloaded);
+                        let response = overloaded();
+                        count_unserved(app, index, &response, started);
+                        (response, id)
                     }
                 }
             }
@@ -229,6 +241,15 @@ async fn handle(
         reason = refused,
     );
     response
+}
+
+/// Counts an answer the host gave for component `index` without running it, under the version
+/// that would have served it.
+fn count_unserved(app: &App, index: usize, response: &Response<ResponseBody>, started: Instant) {
+    let component = &app.components[index];
+    metrics()
+        .version(&component.config.id, &component.current().version)
+        .observe(response.status(), started.elapsed());
 }
 
 /// Whether the request's `Content-Length` says its body is over [`MAX_BODY_BYTES`]: then it is

@@ -6,14 +6,17 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use anyhow::Result;
+use tracing::Instrument as _;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store, StoreContextMut};
 
 use crate::config::component::ComponentConfig;
 use crate::links::plan::{Link, MAX_LINK_DEPTH};
 use crate::links::split::{Draw, Split};
+use crate::telemetry::{link_span, metrics, LinkMetrics};
 
 /// What links need of a store's data: who calls, how deep, the provider instances it keeps,
 /// and how to make the store of a provider instance for its calls.
@@ -108,6 +111,7 @@ impl<T: LinkHost> Links<T> {
                 let target = Arc::new(Target {
                     interface: link.interface.clone(),
                     function: function.clone(),
+                    metrics: metrics().link(&link.interface),
                 });
                 let links = self.clone();
                 instance.func_new_async(function, move |store, _ty, params, results| {
@@ -143,6 +147,8 @@ impl<T: LinkHost> Links<T> {
 struct Target {
     interface: String,
     function: String,
+    /// Its calls, counted by caller and provider.
+    metrics: LinkMetrics,
 }
 
 /// The provider instances one store has made, by component id, kept while the store lives
@@ -186,20 +192,17 @@ struct LinkedInstance<T: 'static> {
     instance: Instance,
 }
 
-/// Runs `target` in the caller's instance of its provider, making that instance first if the
-/// caller has none. A failure (a trap in the provider, its deadline) fails the caller's call.
+/// Forwards a call to `target`'s provider under a span of its own, and counts it. A failure (a
+/// trap in the provider, its deadline) fails the caller's call.
 async fn forward<T: LinkHost>(
-    mut store: StoreContextMut<'_, T>,
+    store: StoreContextMut<'_, T>,
     links: &Links<T>,
     target: &Target,
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
     let caller = store.data().component_id().to_string();
-    let Target {
-        interface,
-        function,
-    } = target;
+    let interface = &target.interface;
     let draw = store.data().linked().draw;
     let provider = links.provider(interface, draw).ok_or_else(|| {
         wasmtime::format_err!(
@@ -207,8 +210,32 @@ async fn forward<T: LinkHost>(
         )
     })?;
     let id = provider.config.id.clone();
+    let span = link_span(&caller, &id, interface, &target.function);
+    let started = Instant::now();
+    let called = call_provider(store, provider, &caller, target, params, results)
+        .instrument(span)
+        .await;
+    target.metrics.observe(&caller, &id, started.elapsed());
+    called
+}
+
+/// Runs `target` in the caller's instance of `provider`, made first if the caller has none.
+async fn call_provider<T: LinkHost>(
+    mut store: StoreContextMut<'_, T>,
+    provider: Arc<Provider<T>>,
+    caller: &str,
+    target: &Target,
+    params: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let Target {
+        interface,
+        function,
+        ..
+    } = target;
+    let id = provider.config.id.clone();
     if !store.data().linked().instances.contains_key(&id) {
-        let linked = instantiate(&mut store, provider, &caller, interface).await?;
+        let linked = instantiate(&mut store, provider, caller, interface).await?;
         store
             .data_mut()
             .linked_mut()

@@ -10,12 +10,17 @@ use crate::capabilities::postgres::connection::Connection;
 use crate::capabilities::postgres::error::error;
 use crate::capabilities::postgres::pools::PostgresPools;
 use crate::capabilities::postgres::transactions::{may_change_session, opens_transaction};
+use crate::telemetry::statement_span;
 
 use anyhow::Result;
 use futures_util::TryStreamExt as _;
 use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, Executor as _, Postgres, Statement as _};
+use tracing::Instrument as _;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// The `db.system` of the statements' spans, in OpenTelemetry's words.
+const ENGINE: &str = "postgresql";
 
 /// What a guest's `spin:postgres` calls reach: its store's resources, the pools, its permissions.
 pub struct PostgresView<'a> {
@@ -155,7 +160,8 @@ impl wit::HostConnection for PostgresView<'_> {
                 "no such connection".into(),
             )));
         };
-        Ok(connection.query(&statement, &params).await)
+        let span = statement_span(ENGINE, &statement);
+        Ok(connection.query(&statement, &params).instrument(span).await)
     }
 
     async fn execute(
@@ -169,7 +175,11 @@ impl wit::HostConnection for PostgresView<'_> {
                 "no such connection".into(),
             )));
         };
-        Ok(connection.execute(&statement, &params).await)
+        let span = statement_span(ENGINE, &statement);
+        Ok(connection
+            .execute(&statement, &params)
+            .instrument(span)
+            .await)
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {

@@ -2,6 +2,7 @@
 //! linker, and the `spin:sqlite` functions on a connection resource.
 
 use anyhow::Result;
+use tracing::Instrument as _;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
@@ -11,6 +12,7 @@ use crate::capabilities::sqlite::connection::Connection;
 use crate::capabilities::sqlite::databases::SqliteDatabases;
 use crate::capabilities::sqlite::raw::NotInline;
 use crate::capabilities::sqlite::statement::StatementShape;
+use crate::telemetry::statement_span;
 
 /// What a guest's `spin:sqlite` calls reach: its store's resources and the databases it may open.
 pub struct SqliteView<'a> {
@@ -123,7 +125,11 @@ impl wit::HostConnection for SqliteView<'_> {
         let Ok(connection) = self.table.get_mut(&connection) else {
             return Ok(Err(wit::Error::InvalidConnection));
         };
-        Ok(connection.execute(statement, parameters).await)
+        let span = statement_span("sqlite", &statement);
+        Ok(connection
+            .execute(statement, parameters)
+            .instrument(span)
+            .await)
     }
 
     async fn last_insert_rowid(
