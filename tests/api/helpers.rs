@@ -468,7 +468,11 @@ pub fn read_log_of(path: &Path) -> String {
     read_log(path)
 }
 
+/// The host's log so far. The host writes its log in batches (every 20 ms, `FLUSH_EVERY` in
+/// host/src/telemetry/log_writer.rs; at once for warnings and errors): what it logged before
+/// this call is in the file after a few of those.
 fn read_log(path: &Path) -> String {
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let mut s = String::new();
     if let Ok(mut f) = std::fs::File::open(path) {
         let _ = f.read_to_string(&mut s);
