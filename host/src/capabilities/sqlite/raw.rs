@@ -251,7 +251,7 @@ impl RawConnection {
                     self.db.as_ptr(),
                     rest.as_ptr().cast(),
                     length,
-                    ffi::SQLITE_PREPARE_PERSISTENT as u32,
+                    ffi::SQLITE_PREPARE_PERSISTENT,
                     &mut statement,
                     &mut tail,
                 )
