@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use crate::app::ServedVersion;
+use crate::config::secrets::{create_private_dir, set_mode_if_present};
 use crate::links::Split;
 
 /// How many versions of each component are kept (those serving included).
@@ -140,10 +141,12 @@ fn write_version(dir: &Path, version: &str, bytes: &[u8]) -> Result<()> {
             .set_modified(SystemTime::now())?;
         return Ok(());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The data folder is the host user's alone (0700 folders, 0600 files), as the secrets are.
+    create_private_dir(dir)?;
     let partial = dir.join(format!("{version}.wasm.partial"));
     std::fs::write(&partial, bytes)
         .with_context(|| format!("cannot write {}", partial.display()))?;
+    set_mode_if_present(&partial, 0o600)?;
     std::fs::rename(&partial, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
