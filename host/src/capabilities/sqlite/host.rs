@@ -6,11 +6,11 @@ use tracing::Instrument as _;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
-    self as wit, QueryResult, Value,
+    self as wit, QueryResult, RowResult, Value,
 };
 use crate::capabilities::sqlite::connection::Connection;
 use crate::capabilities::sqlite::databases::SqliteDatabases;
-use crate::capabilities::sqlite::raw::NotInline;
+use crate::capabilities::sqlite::raw::{self, NotInline, SqlError};
 use crate::capabilities::sqlite::statement::StatementShape;
 use crate::telemetry::statement_span;
 
@@ -49,9 +49,10 @@ impl Connection {
         parameters: Vec<Value>,
     ) -> Result<QueryResult, wit::Error> {
         let shape = StatementShape::scan(&statement).map_err(wit::Error::Io)?;
+        let parameters: Vec<raw::Value> = parameters.into_iter().map(to_raw).collect();
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            slot @ None => slot.insert(self.pool.acquire().await?),
+            slot @ None => slot.insert(self.pool.acquire().await.map_err(to_wit_error)?),
         };
         let inline = !shape.controls_transaction && !shape.modifies_rows;
         let ran = if inline {
@@ -61,7 +62,7 @@ impl Connection {
         };
         let result = match ran {
             Ok(result) => result,
-            Err(NotInline::Failed(error)) => return Err(error),
+            Err(NotInline::Failed(error)) => return Err(to_wit_error(error)),
             Err(NotInline::Blocking) => self.run_blocking(statement, parameters).await?,
         };
         // The pooled connection served other resources before: its counters reflect this
@@ -72,7 +73,16 @@ impl Connection {
                 self.last_insert_rowid = conn.last_insert_rowid();
             }
         }
-        Ok(result)
+        Ok(QueryResult {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|values| RowResult {
+                    values: values.into_iter().map(from_raw).collect(),
+                })
+                .collect(),
+        })
     }
 
     /// Runs `statement` on a blocking thread, where it may wait for locks. Should the guest's
@@ -80,8 +90,8 @@ impl Connection {
     async fn run_blocking(
         &mut self,
         statement: String,
-        parameters: Vec<Value>,
-    ) -> Result<QueryResult, wit::Error> {
+        parameters: Vec<raw::Value>,
+    ) -> Result<raw::QueryResult, wit::Error> {
         let Some(mut conn) = self.conn.take() else {
             return Err(wit::Error::InvalidConnection);
         };
@@ -92,7 +102,37 @@ impl Connection {
         .await
         .map_err(|err| wit::Error::Io(format!("the statement failed: {err}")))?;
         self.conn = Some(conn);
-        result
+        result.map_err(to_wit_error)
+    }
+}
+
+/// A guest's value for SQLite.
+fn to_raw(value: Value) -> raw::Value {
+    match value {
+        Value::Integer(v) => raw::Value::Integer(v),
+        Value::Real(v) => raw::Value::Real(v),
+        Value::Text(v) => raw::Value::Text(v),
+        Value::Blob(v) => raw::Value::Blob(v),
+        Value::Null => raw::Value::Null,
+    }
+}
+
+/// A value SQLite answered, for the guest.
+fn from_raw(value: raw::Value) -> Value {
+    match value {
+        raw::Value::Integer(v) => Value::Integer(v),
+        raw::Value::Real(v) => Value::Real(v),
+        raw::Value::Text(v) => Value::Text(v),
+        raw::Value::Blob(v) => Value::Blob(v),
+        raw::Value::Null => Value::Null,
+    }
+}
+
+/// A statement's failure as the interface's `error`.
+fn to_wit_error(error: SqlError) -> wit::Error {
+    match error {
+        SqlError::DatabaseFull => wit::Error::DatabaseFull,
+        SqlError::Io(message) => wit::Error::Io(message),
     }
 }
 

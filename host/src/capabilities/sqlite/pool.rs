@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite as wit;
-use crate::capabilities::sqlite::raw::RawConnection;
+use crate::capabilities::sqlite::raw::{RawConnection, SqlError};
 
 /// How long a guest waits for a free connection before its statement fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,12 +48,12 @@ impl GuestPool {
 
     /// A connection of its own for one guest resource: a free one, or a new one while the pool
     /// has room, else the first to come back within [`ACQUIRE_TIMEOUT`].
-    pub(super) async fn acquire(&self) -> Result<PooledConnection, wit::Error> {
+    pub(super) async fn acquire(&self) -> Result<PooledConnection, SqlError> {
         let permit =
             tokio::time::timeout(ACQUIRE_TIMEOUT, self.shared.permits.clone().acquire_owned())
                 .await
-                .map_err(|_| wit::Error::Io("no database connection came free in time".into()))?
-                .map_err(|_| wit::Error::Io("the database is closed".into()))?;
+                .map_err(|_| SqlError::Io("no database connection came free in time".into()))?
+                .map_err(|_| SqlError::Io("the database is closed".into()))?;
         let idle = self
             .shared
             .idle
@@ -68,8 +67,8 @@ impl GuestPool {
                 let path = self.shared.path.clone();
                 tokio::task::spawn_blocking(move || RawConnection::open(&path))
                     .await
-                    .map_err(|err| wit::Error::Io(format!("opening the database failed: {err}")))?
-                    .map_err(wit::Error::Io)?
+                    .map_err(|err| SqlError::Io(format!("opening the database failed: {err}")))?
+                    .map_err(SqlError::Io)?
             }
         };
         Ok(PooledConnection {

@@ -16,9 +16,32 @@ use std::time::{Duration, Instant};
 use libsqlite3_sys as ffi;
 
 use crate::capabilities::sqlite::authorizer::confine_handle;
-use crate::capabilities::sqlite::bindings::spin::sqlite::sqlite::{
-    self as wit, QueryResult, RowResult, Value,
-};
+/// A value as SQLite stores it: the interface's `value`, which `host.rs` converts (this file
+/// knows nothing of the bindings, which name the resource that holds a connection).
+#[derive(Debug)]
+pub(super) enum Value {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+/// A statement's answer: its column names and its rows.
+#[derive(Debug, Default)]
+pub(super) struct QueryResult {
+    pub(super) columns: Vec<String>,
+    pub(super) rows: Vec<Vec<Value>>,
+}
+
+/// A statement's failure as the guest sees it (the interface's `error`, converted in `host.rs`).
+#[derive(Debug)]
+pub(super) enum SqlError {
+    /// The database file is full.
+    DatabaseFull,
+    /// Anything else, in words.
+    Io(String),
+}
 
 /// How long a statement may run on the calling thread before it is stopped and run again on a
 /// blocking thread: a lookup by key takes some microseconds, so only a scan gets there.
@@ -37,14 +60,14 @@ const STATEMENT_CACHE: usize = 64;
 /// error the guest gets.
 pub(super) struct Failure {
     code: c_int,
-    error: wit::Error,
+    error: SqlError,
 }
 
 impl Failure {
     fn own(message: String) -> Self {
         Self {
             code: 0,
-            error: wit::Error::Io(message),
+            error: SqlError::Io(message),
         }
     }
 }
@@ -65,7 +88,7 @@ pub(super) enum NotInline {
     /// have to wait for, or passed its budget.
     Blocking,
     /// It failed, and would fail the same way anywhere.
-    Failed(wit::Error),
+    Failed(SqlError),
 }
 
 /// One open SQLite connection, confined to its file, with its prepared statements.
@@ -157,11 +180,7 @@ impl RawConnection {
     /// Runs every statement of `sql` in turn, waiting up to [`BUSY_TIMEOUT`] for locks: for a
     /// blocking thread. Parameters are bound as sqlx binds them (`$n` and `?n` by number, `?`
     /// in order across the statements).
-    pub(super) fn run(
-        &mut self,
-        sql: &str,
-        parameters: &[Value],
-    ) -> Result<QueryResult, wit::Error> {
+    pub(super) fn run(&mut self, sql: &str, parameters: &[Value]) -> Result<QueryResult, SqlError> {
         let mut result = QueryResult {
             columns: Vec::new(),
             rows: Vec::new(),
@@ -213,7 +232,7 @@ impl RawConnection {
 
     /// The connection's prepared statement for `sql`, if `sql` is exactly one statement;
     /// `None` for several statements or none.
-    fn cached(&mut self, sql: &str) -> Result<Option<NonNull<ffi::sqlite3_stmt>>, wit::Error> {
+    fn cached(&mut self, sql: &str) -> Result<Option<NonNull<ffi::sqlite3_stmt>>, SqlError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(Some(*statement));
         }
@@ -237,13 +256,13 @@ impl RawConnection {
     fn prepare<'s>(
         &mut self,
         sql: &'s str,
-    ) -> Result<Option<(NonNull<ffi::sqlite3_stmt>, &'s str)>, wit::Error> {
+    ) -> Result<Option<(NonNull<ffi::sqlite3_stmt>, &'s str)>, SqlError> {
         let mut rest = sql;
         loop {
             let mut statement = ptr::null_mut();
             let mut tail = ptr::null();
             let length = c_int::try_from(rest.len())
-                .map_err(|_| wit::Error::Io("the statement is too long".into()))?;
+                .map_err(|_| SqlError::Io("the statement is too long".into()))?;
             // SAFETY: `rest` is valid for `length` bytes (no NUL needed when the length is
             // given); `tail` points into it, or at its end.
             let code = unsafe {
@@ -318,7 +337,7 @@ impl RawConnection {
                         .ok_or_else(|| {
                             Failure::own("cannot read a value: its text is not UTF-8".into())
                         })?;
-                    result.rows.push(RowResult { values });
+                    result.rows.push(values);
                 }
                 ffi::SQLITE_DONE => return Ok(used),
                 code => return Err(self.failure(code)),
@@ -368,7 +387,7 @@ impl RawConnection {
 
     /// The connection's last error as the guest sees it: what the host refused named as such,
     /// a full database as `database-full`, anything else with SQLite's message.
-    fn error(&self) -> wit::Error {
+    fn error(&self) -> SqlError {
         // SAFETY: `db` is open.
         let code = unsafe { ffi::sqlite3_extended_errcode(self.db.as_ptr()) };
         guest_error(code & 0xff, &self.message())
@@ -400,21 +419,21 @@ impl Drop for RawConnection {
 }
 
 /// The guest's `error` for SQLite's primary result `code` and `message`.
-pub(super) fn guest_error(code: c_int, message: &str) -> wit::Error {
+pub(super) fn guest_error(code: c_int, message: &str) -> SqlError {
     // The authorizer refused the statement (see `authorizer.rs`): SQLITE_AUTH, except for a
     // function, which SQLite reports as a plain error.
     let refused = code == ffi::SQLITE_AUTH || message.starts_with("not authorized to use function");
     if code == ffi::SQLITE_FULL {
-        wit::Error::DatabaseFull
+        SqlError::DatabaseFull
     } else if refused {
-        wit::Error::Io(format!(
+        SqlError::Io(format!(
             "refused by the host ({message}): a component reaches only its own database, \
              with no ATTACH, VACUUM, TEMP objects, extension loading, PRAGMA that sets \
              something, or last_insert_rowid()/changes()/total_changes() (the \
              connection's last-insert-rowid and changes answer those)"
         ))
     } else {
-        wit::Error::Io(message.to_owned())
+        SqlError::Io(message.to_owned())
     }
 }
 
