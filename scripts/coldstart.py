@@ -17,7 +17,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOP = os.path.join(ROOT, "target/release/shop")
-WASM_DIR = os.path.join(ROOT, "target/wasm32-wasip2/release")
 
 
 def free_port():
@@ -59,7 +58,7 @@ def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     without = []
     for _ in range(runs):
-        for cached in glob.glob(os.path.join(WASM_DIR, "*.cwasm")):
+        for cached in glob.glob(os.path.join(ROOT, ".shop", "compiled", "*.cwasm")):
             os.remove(cached)
         without.append(one_run())
     subprocess.run([SHOP, "compile", "--manifest", os.path.join(ROOT, "spin.toml")], check=True, stdout=subprocess.DEVNULL)

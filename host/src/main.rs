@@ -3,6 +3,7 @@
 //! This file only parses the command line and starts things; see `commands/` for what each command does.
 
 use shop::app;
+use shop::capabilities::{self, bounds::GuestBounds};
 use shop::commands::{self, build, createsuperuser};
 use shop::config::{manifest, secrets};
 use shop::http::{admission, client_addr, server};
@@ -44,6 +45,45 @@ struct AppArgs {
     /// (a server that is down or swamped): `1s`, `500ms`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     postgres_acquire_timeout: Duration,
+}
+
+/// What one guest's database call may make the host do (see README's security model).
+#[derive(clap::Args)]
+struct BoundsArgs {
+    /// The longest statement text a guest may send.
+    #[arg(long, default_value = "64KiB", value_parser = parse_small_size)]
+    max_sql_bytes: usize,
+    /// The largest single value a statement may bind or build (SQLite's SQLITE_LIMIT_LENGTH).
+    #[arg(long, default_value = "4MiB", value_parser = parse_small_size)]
+    max_value_bytes: usize,
+    /// The most rows one statement may answer.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_result_rows: u32,
+    /// The most bytes of values one statement may answer.
+    #[arg(long, default_value = "8MiB", value_parser = parse_small_size)]
+    max_result_bytes: usize,
+    /// The largest a service's SQLite file may grow; past it its writes fail (database-full)
+    /// and the other services are untouched.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    max_database_bytes: usize,
+    /// The most heap the SQLite library may hold in all (its page caches, sorts, values).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    sqlite_heap_limit: usize,
+}
+
+impl BoundsArgs {
+    /// The bounds, with the request timeout every statement is held to.
+    fn bounds(&self, request_timeout: Duration) -> GuestBounds {
+        GuestBounds {
+            max_sql_bytes: self.max_sql_bytes,
+            max_value_bytes: self.max_value_bytes,
+            max_result_rows: self.max_result_rows as usize,
+            max_result_bytes: self.max_result_bytes,
+            max_database_bytes: self.max_database_bytes as u64,
+            sqlite_heap_limit: self.sqlite_heap_limit as u64,
+            request_timeout,
+        }
+    }
 }
 
 /// Where a running host's admin API is; shared by the commands that talk to it.
@@ -139,6 +179,8 @@ enum Command {
         /// `3001` is `127.0.0.1:3001`); never on the public one. Needs the admin token.
         #[arg(long, value_name = "ADDR")]
         admin_listen: Option<String>,
+        #[command(flatten)]
+        bounds: BoundsArgs,
     },
     /// Replace a component of a running host (its admin API must be on), or with --canary
     /// start the new version beside the stable one.
@@ -242,7 +284,9 @@ fn main() -> ExitCode {
                 no_migrate,
                 admin_token_file,
                 admin_listen,
+                bounds,
             } => {
+                capabilities::bounds::set(bounds.bounds(request_timeout));
                 let admin_token = secrets::admin_token(admin_token_file.as_deref())?;
                 let mut app = app.options();
                 app.migrate = !no_migrate;
@@ -347,6 +391,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a memory size on the command line (see [`parse_size_at_least`]): at least 1 MiB.
 fn parse_size(text: &str) -> Result<usize, String> {
     parse_size_at_least(text, 1 << 20)
+}
+
+/// Parses a size of at least 1 KiB.
+fn parse_small_size(text: &str) -> Result<usize, String> {
+    parse_size_at_least(text, 1 << 10)
 }
 
 /// Parses a request head size: at least the 8 KiB hyper's buffers start with.

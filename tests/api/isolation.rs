@@ -9,19 +9,29 @@ use std::path::{Path, PathBuf};
 
 use crate::helpers::{
     build_components, fresh_postgres_database, fresh_workdir, host_command, hs256_token_with,
-    repo_root, serve_on, staff_token, test_component, unique_suffix, Engine, TestApp,
+    repo_root, spawn_serving, staff_token, test_component, unique_suffix, wait_healthy, Engine,
+    TestApp,
 };
 
 /// A host serving the repository's spin.toml with `hostile` in place of orders.
-struct HostileHost {
-    app: TestApp,
-    workdir: PathBuf,
+pub struct HostileHost {
+    pub app: TestApp,
+    pub workdir: PathBuf,
     /// The operator's URL of the Postgres database (Postgres only).
-    admin_url: Option<String>,
+    pub admin_url: Option<String>,
+    /// The host's process id.
+    pub pid: u32,
+    /// The host's log.
+    pub log: PathBuf,
 }
 
 impl HostileHost {
     fn start(engine: Engine) -> Option<Self> {
+        Self::start_with(engine, &[])
+    }
+
+    /// [`Self::start`] with `extra` arguments to `shop up`.
+    pub fn start_with(engine: Engine, extra: &[&str]) -> Option<Self> {
         build_components();
         let hostile = test_component("hostile");
         let workdir = fresh_workdir("hostile");
@@ -50,18 +60,34 @@ impl HostileHost {
         .unwrap();
 
         let mut cmd = host_command(&workdir);
-        cmd.args(["up", "--listen", "127.0.0.1:0", "--no-watch"]);
-        let pool = ["--postgres-pool-size", "4"];
-        let (app, admin_url) = serve_on(engine, cmd, &workdir, &manifest_path, &pool)?;
+        cmd.args(["up", "--listen", "127.0.0.1:0", "--no-watch"])
+            .args(extra);
+        let admin_url = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => {
+                let url = fresh_postgres_database()?;
+                cmd.args(["--database-url", &url, "--postgres-pool-size", "4"]);
+                Some(url)
+            }
+        };
+        let host = spawn_serving(cmd, &workdir, &manifest_path);
+        wait_healthy(&host.base);
+        let app = TestApp {
+            base: host.base,
+            engine,
+            client: reqwest::Client::new(),
+        };
         Some(Self {
             app,
             workdir,
             admin_url,
+            pid: host.pid,
+            log: host.log,
         })
     }
 
     /// Runs one attempt of the hostile build and answers its report.
-    async fn attempt(&self, attempt: &str, arg: &str) -> String {
+    pub async fn attempt(&self, attempt: &str, arg: &str) -> String {
         let arg: String = arg
             .bytes()
             .map(|b| match b {
@@ -79,7 +105,7 @@ impl HostileHost {
         answer.body["report"].as_str().unwrap().to_string()
     }
 
-    async fn assert_refused(&self, attempt: &str, arg: &str, because: &[&str]) {
+    pub async fn assert_refused(&self, attempt: &str, arg: &str, because: &[&str]) {
         let report = self.attempt(attempt, arg).await;
         assert!(
             report.starts_with("refused: ") && because.iter().any(|b| report.contains(b)),
@@ -87,7 +113,7 @@ impl HostileHost {
         );
     }
 
-    async fn assert_allowed(&self, attempt: &str, arg: &str) -> String {
+    pub async fn assert_allowed(&self, attempt: &str, arg: &str) -> String {
         let report = self.attempt(attempt, arg).await;
         assert!(
             report.starts_with("ALLOWED: "),
@@ -97,7 +123,7 @@ impl HostileHost {
     }
 
     /// A real user registered through the real accounts service: there is a row to steal.
-    async fn register_victim(&self) -> String {
+    pub async fn register_victim(&self) -> String {
         let username = format!("victim{}", unique_suffix());
         let body = serde_json::json!({
             "username": username, "email": format!("{username}@example.com"),
@@ -112,7 +138,7 @@ impl HostileHost {
     }
 
     /// The real services still serve: a login, and a product made and read back.
-    async fn assert_real_services_serve(&self, username: &str) {
+    pub async fn assert_real_services_serve(&self, username: &str) {
         let login = serde_json::json!({"username": username, "password": "correct horse battery"});
         let answer = self
             .app

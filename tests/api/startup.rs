@@ -299,7 +299,8 @@ fn not_a_postgres_url_is_refused() {
     assert!(stderr.contains("postgres://"), "{stderr}");
 }
 
-/// `shop compile` fills the cache `shop up` loads, and a changed component invalidates it.
+/// `shop compile` fills the cache `shop up` loads, in the host's own 0700 folder; a changed
+/// component invalidates it, and a cached file that fails its check is compiled again.
 #[test]
 fn compiled_cache_follows_the_component() {
     let dir = temp_dir("compile");
@@ -321,8 +322,9 @@ fn compiled_cache_follows_the_component() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    let cache_dir = dir.join(".shop/compiled");
     let cached = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
+        let mut names: Vec<String> = std::fs::read_dir(&cache_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .filter(|n| n.ends_with(".cwasm"))
@@ -336,6 +338,28 @@ fn compiled_cache_follows_the_component() {
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(compile().contains("c: cached compile is current"));
     assert_eq!(cached(), first);
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&cache_dir), 0o700);
+        assert_eq!(mode(&cache_dir.join(&first[0])), 0o600);
+        assert_eq!(mode(&cache_dir.join("key")), 0o600);
+    }
+    // Nothing is read from beside the component.
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".cwasm")));
+    // A cached file changed by anyone but the host fails its tag: compiled again, replaced.
+    let file = cache_dir.join(&first[0]);
+    let mut code = std::fs::read(&file).unwrap();
+    let last = code.len() - 1;
+    code[last] ^= 0x55;
+    std::fs::write(&file, &code).unwrap();
+    assert!(compile().contains("c: compiled in"));
+    assert_ne!(std::fs::read(&file).unwrap(), code);
+    assert!(compile().contains("c: cached compile is current"));
     // A rebuilt component: the old compiled copy is stale, replaced, and removed.
     let changed = wat::parse_str("(component (core module (func (export \"f\"))))").unwrap();
     std::fs::write(dir.join("c.wasm"), changed).unwrap();

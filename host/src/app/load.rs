@@ -55,12 +55,17 @@ pub(crate) async fn load_data(options: &AppOptions) -> Result<AppData> {
     let served_ids = served_component_ids(&manifest);
     let mut configs = Vec::with_capacity(served_ids.len());
     let mut roles = Vec::new();
+    let role_key = match &options.database_url {
+        Some(url) => Some(provision::role_key(url).await?),
+        None => None,
+    };
     for id in &served_ids {
         let decl = &manifest.components[id];
         check_source_exists(&manifest, id, decl)?;
         let role = match &options.database_url {
             Some(url) if decl.variables.contains_key(&database_variable(id)) => {
-                Some(provision::service_role(url, id)?)
+                let key = role_key.as_ref().expect("made with the URL");
+                Some(provision::service_role(url, id, key)?)
             }
             _ => None,
         };
@@ -81,8 +86,11 @@ pub(crate) async fn load_data(options: &AppOptions) -> Result<AppData> {
         postgres::migrate::connect_postgres(url).await?;
         provision::provision(url, &roles).await?;
     }
-    let postgres = PostgresPools::new(options.postgres_pool_size)
+    let mut postgres = PostgresPools::new(options.postgres_pool_size)
         .with_acquire_timeout(options.postgres_acquire_timeout);
+    if let Some(url) = &options.database_url {
+        postgres = postgres.with_heal(provision::healer(url.clone(), roles.clone()));
+    }
     let databases = open_databases(&configs, &runtime_config, postgres).await?;
     for config in &configs {
         apply_migrations(
@@ -337,12 +345,14 @@ fn compile_component(
     decl: &ComponentDecl,
 ) -> Result<Component> {
     let path = manifest.source_path(decl);
-    engine::load_component(engine, &path).map_err(|err| {
-        anyhow::anyhow!(
-            "component `{id}`: {} is not a valid Wasm component: {err:#}",
-            path.display()
-        )
-    })
+    engine::CompiledCache::for_app(&manifest.dir)
+        .load(engine, &path)
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "component `{id}`: {} is not a valid Wasm component: {err:#}",
+                path.display()
+            )
+        })
 }
 
 /// Links a compiled component against the host and the other components' exports, naming any

@@ -10,12 +10,14 @@ use crate::runtime::engine::{self, Limits};
 /// time each took (no time: the cache was already current).
 pub fn run(manifest: &Manifest) -> Result<()> {
     let engine = engine::build(&Limits::default())?;
+    let cache = engine::CompiledCache::for_app(&manifest.dir);
     for (id, decl) in &manifest.components {
         check_source_exists(manifest, id, decl)?;
         let path = manifest.source_path(decl);
         let started = std::time::Instant::now();
-        let fresh = engine::cache_current(&engine, &path)?;
-        engine::load_component(&engine, &path)
+        let fresh = cache.current(&engine, &path)?;
+        cache
+            .load(&engine, &path)
             .with_context(|| format!("component `{id}`: cannot compile {}", path.display()))?;
         if fresh {
             println!("{id}: cached compile is current");

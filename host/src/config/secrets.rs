@@ -229,7 +229,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Makes the secrets folder `dir` (mode 0700) if needed and writes `value` to `path` in it,
 /// readable by its owner only.
-fn write_private(path: &Path, value: &str) -> Result<()> {
+pub fn write_private(path: &Path, value: impl AsRef<[u8]>) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     create_private_dir(path.parent().expect("a secret file has a folder"))?;
     let mut file = std::fs::OpenOptions::new()
@@ -239,7 +239,7 @@ fn write_private(path: &Path, value: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write the generated secret {}", path.display()))?;
-    file.write_all(value.as_bytes())?;
+    file.write_all(value.as_ref())?;
     // `mode` applies only to a file it creates.
     set_mode_if_present(path, 0o600)
 }

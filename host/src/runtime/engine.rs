@@ -2,7 +2,7 @@
 //! request (its deadline, and the memory, tables and resources of each instance).
 
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -159,82 +159,181 @@ pub fn start_epoch_ticker(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
-/// Loads a component, compiling it only when no compiled copy of these exact bytes exists.
-///
-/// Whether the compiled copy of the component at `path` is already cached for this engine.
-pub fn cache_current(engine: &Engine, path: &Path) -> Result<bool> {
-    Ok(cache_path(engine, path, &std::fs::read(path)?).is_file())
+/// The cache of compiled components: wasmtime's serialized code for each component's exact
+/// bytes and this engine's settings, in the host's own data folder (`.shop/compiled`, 0700,
+/// files 0600; never next to the component, where whoever can write the component could
+/// plant code). Loading serialized code runs it unchecked, so each file carries an HMAC-SHA-256
+/// tag over the source's digest, the engine's settings and the code, under a random key kept in
+/// the same folder: a file the host did not write for these bytes and this engine is not loaded.
+/// Caching is best effort: any failure just compiles.
+pub struct CompiledCache {
+    dir: PathBuf,
+    key: Option<[u8; 32]>,
 }
 
-/// Where the compiled copy of `bytes` (read from `path`) is cached for this engine.
-fn cache_path(engine: &Engine, path: &Path, bytes: &[u8]) -> std::path::PathBuf {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    let key = hasher.finish();
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("component");
-    path.with_file_name(format!("{stem}.{key:016x}.cwasm"))
-}
+/// The tag's length at the head of a cached file.
+const TAG_BYTES: usize = 32;
 
-/// The compiled copy sits next to the source as `<name>.<hash>.cwasm`, keyed by the source
-/// bytes and the engine's settings, so a rebuilt component or another wasmtime never
-/// reuses a stale one. Caching is best effort: any failure just compiles.
-pub fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
-    let bytes = std::fs::read(path)?;
-    load_component_bytes(engine, path, &bytes, true)
-}
+impl CompiledCache {
+    /// The cache in `<data dir>/compiled`, its key made on first use. A folder that cannot be
+    /// made or a key that cannot be kept leave the cache off (every load compiles).
+    pub fn open(data_dir: &Path) -> Self {
+        let dir = data_dir.join("compiled");
+        let key = crate::config::secrets::create_private_dir(&dir)
+            .and_then(|()| crate::config::secrets::set_mode_if_present(&dir, 0o700))
+            .and_then(|()| cache_key(&dir.join("key")));
+        match key {
+            Ok(key) => Self {
+                dir,
+                key: Some(key),
+            },
+            Err(error) => {
+                tracing::warn!(%error, "the compiled cache is off: every start compiles");
+                Self { dir, key: None }
+            }
+        }
+    }
 
-/// Compiles `bytes`, a new version of the component whose source is `path`, through the same
-/// cache as [`load_component`]; `prune` removes the compiled copies of the other versions.
-pub fn load_component_bytes(
-    engine: &Engine,
-    path: &Path,
-    bytes: &[u8],
-    prune: bool,
-) -> Result<Component> {
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("component");
-    let cached = cache_path(engine, path, bytes);
-    if cached.is_file() {
-        // SAFETY: the file was written by `serialize` below for these exact source bytes and
-        // engine settings (both in its name), and is replaced only by an atomic rename.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
+    /// The cache of the app whose manifest is in `manifest_dir`.
+    pub fn for_app(manifest_dir: &Path) -> Self {
+        Self::open(&manifest_dir.join(crate::config::secrets::DATA_DIR))
+    }
+
+    /// Whether the compiled copy of the component at `path` is cached for this engine.
+    pub fn current(&self, engine: &Engine, path: &Path) -> Result<bool> {
+        let bytes = std::fs::read(path)?;
+        Ok(self.read(engine, path, &bytes).is_some())
+    }
+
+    /// Loads the component at `path`, compiling it only when no compiled copy of these exact
+    /// bytes is cached for this engine.
+    pub fn load(&self, engine: &Engine, path: &Path) -> Result<Component> {
+        let bytes = std::fs::read(path)?;
+        self.load_bytes(engine, path, &bytes, true)
+    }
+
+    /// Compiles `bytes`, a version of the component whose source is `path`, through the cache;
+    /// `prune` removes the compiled copies of its other versions.
+    pub fn load_bytes(
+        &self,
+        engine: &Engine,
+        path: &Path,
+        bytes: &[u8],
+        prune: bool,
+    ) -> Result<Component> {
+        if let Some(component) = self.read(engine, path, bytes) {
             return Ok(component);
         }
-    }
-    let component = Component::new(engine, bytes)?;
-    if let Ok(compiled) = component.serialize() {
-        let partial = cached.with_extension(format!("cwasm.{}", std::process::id()));
-        if std::fs::write(&partial, compiled).is_ok() && std::fs::rename(&partial, &cached).is_err()
-        {
-            let _ = std::fs::remove_file(&partial);
+        let component = Component::new(engine, bytes)?;
+        if let (Some(key), Ok(code)) = (&self.key, component.serialize()) {
+            let file = self.file(engine, path, bytes);
+            let mut contents = tag(key, engine, bytes, &code).to_vec();
+            contents.extend_from_slice(&code);
+            let partial = file.with_extension(format!("cwasm.{}", std::process::id()));
+            if crate::config::secrets::write_private(&partial, &contents).is_ok()
+                && std::fs::rename(&partial, &file).is_err()
+            {
+                let _ = std::fs::remove_file(&partial);
+            }
+            if prune {
+                self.remove_stale_copies(path, &file);
+            }
         }
-        if prune {
-            remove_stale_copies(path, stem, &cached);
+        Ok(component)
+    }
+
+    /// The cached, authenticated code of `bytes`, if there is some.
+    fn read(&self, engine: &Engine, path: &Path, bytes: &[u8]) -> Option<Component> {
+        let key = self.key.as_ref()?;
+        let contents = std::fs::read(self.file(engine, path, bytes)).ok()?;
+        let (stored, code) = contents.split_at_checked(TAG_BYTES)?;
+        let expected = tag(key, engine, bytes, code);
+        // A constant-time comparison: the tag is a secret's function.
+        let differs = stored
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if differs != 0 {
+            tracing::warn!(
+                file = %self.file(engine, path, bytes).display(),
+                "a compiled component failed its check and is not loaded; compiling it again"
+            );
+            return None;
+        }
+        // SAFETY: the code was serialized by this host (the tag proves it: only the host holds
+        // the key) for these exact source bytes and this engine's settings (both under the tag).
+        unsafe { Component::deserialize(engine, code) }.ok()
+    }
+
+    /// Where the compiled copy of `bytes` (read from `path`) is cached for this engine.
+    fn file(&self, engine: &Engine, path: &Path, bytes: &[u8]) -> PathBuf {
+        let digest = source_digest(engine, bytes);
+        self.dir.join(format!(
+            "{}.{}.cwasm",
+            stem(path),
+            digest[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ))
+    }
+
+    /// Removes the compiled copies of earlier builds of the same component.
+    fn remove_stale_copies(&self, path: &Path, keep: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let prefix = format!("{}.", stem(path));
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".cwasm") && entry.path() != keep {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
-    Ok(component)
 }
 
-/// Removes the compiled copies of earlier builds of the same component.
-fn remove_stale_copies(path: &Path, stem: &str, keep: &Path) {
-    let Some(dir) = path.parent() else { return };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let prefix = format!("{stem}.");
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".cwasm") && entry.path() != keep {
-            let _ = std::fs::remove_file(entry.path());
+/// The file name's stem of the component at `path`.
+fn stem(path: &Path) -> &str {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("component")
+}
+
+/// SHA-256 of the source bytes and the engine's settings.
+fn source_digest(engine: &Engine, bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let mut digest = sha2::Sha256::new();
+    digest.update(hasher.finish().to_le_bytes());
+    digest.update(bytes);
+    digest.finalize().into()
+}
+
+/// The tag of `code`, compiled from `bytes` for `engine`, under `key`.
+fn tag(key: &[u8; 32], engine: &Engine, bytes: &[u8], code: &[u8]) -> [u8; 32] {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(&source_digest(engine, bytes));
+    mac.update(code);
+    mac.finalize().into_bytes().into()
+}
+
+/// The cache's key at `path`: read, or made (32 random bytes, 0600) on first use.
+fn cache_key(path: &Path) -> Result<[u8; 32]> {
+    if let Ok(key) = std::fs::read(path) {
+        if let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) {
+            crate::config::secrets::set_mode_if_present(path, 0o600)?;
+            return Ok(key);
         }
     }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key)
+        .map_err(|e| anyhow::anyhow!("no randomness for the cache key: {e}"))?;
+    crate::config::secrets::write_private(path, &key)?;
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::capabilities::{self, Databases};
 use crate::config::component::ComponentConfig;
 use crate::links::{LinkHost, LinkedInstances};
 use crate::runtime::engine::Limits;
+use crate::telemetry::guest_output::GuestOutput;
 
 /// The data of one request's `Store`.
 pub struct HostState {
@@ -64,8 +65,10 @@ impl HostState {
         deadline: Instant,
         link_depth: u32,
     ) -> Self {
+        // The guest's output goes to the host's log, bounded and named by its component.
         let wasi = WasiCtxBuilder::new()
-            .inherit_stderr()
+            .stdout(GuestOutput::new(&component.id, "stdout"))
+            .stderr(GuestOutput::new(&component.id, "stderr"))
             .envs(&component.environment)
             .build();
         let mut table = ResourceTable::new();

@@ -209,8 +209,9 @@ impl Swapper {
         let engine = app.engine.clone();
         let source = app.source(index);
         let bytes = bytes.to_vec();
+        let cache = engine::CompiledCache::for_app(&app.manifest.dir);
         let component = tokio::task::spawn_blocking(move || {
-            engine::load_component_bytes(&engine, &source, &bytes, from_source)
+            cache.load_bytes(&engine, &source, &bytes, from_source)
         })
         .await
         .map_err(|err| anyhow!("compiling it failed: {err}"))?

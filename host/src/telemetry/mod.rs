@@ -3,6 +3,7 @@
 //! calls over the links and its statements, exported over OTLP when asked for.
 
 mod export;
+pub mod guest_output;
 pub mod log_writer;
 mod metrics;
 mod spans;

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::capabilities::postgres::pools::reset_session;
+use crate::capabilities::postgres::pools::{reset_session, Heal};
 use crate::capabilities::postgres::transactions::closes_transaction;
 
 use sqlx::pool::PoolConnection;
@@ -18,6 +18,9 @@ use sqlx::Postgres;
 pub struct Connection {
     /// The pool of the component's own database, where the connection comes from.
     pub(crate) pool: PgPool,
+    /// That database's address, and what sets its role's password back if it was changed.
+    pub(crate) address: String,
+    pub(crate) heal: Option<Heal>,
     /// Taken from the pool on the first statement, kept until the resource is dropped.
     pub(crate) conn: Option<PoolConnection<Postgres>>,
     /// Set once a statement may have opened a transaction, cleared by a successful COMMIT.
@@ -33,9 +36,11 @@ pub struct Connection {
 
 impl Connection {
     /// A connection that takes one from `pool` on its first statement.
-    pub(crate) fn new(pool: PgPool) -> Self {
+    pub(crate) fn new(pool: PgPool, address: String, heal: Option<Heal>) -> Self {
         Self {
             pool,
+            address,
+            heal,
             conn: None,
             transaction_may_be_open: false,
             session_may_change: false,

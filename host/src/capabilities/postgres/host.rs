@@ -9,7 +9,7 @@ use crate::capabilities::postgres::bindings::spin::postgres::postgres::{
 use crate::capabilities::postgres::codec::{bind, row_values, Kind};
 use crate::capabilities::postgres::connection::Connection;
 use crate::capabilities::postgres::error::error;
-use crate::capabilities::postgres::pools::PostgresPools;
+use crate::capabilities::postgres::pools::{acquire, PostgresPools};
 use crate::capabilities::postgres::transactions::{may_change_session, opens_transaction};
 use crate::telemetry::statement_span;
 
@@ -65,7 +65,12 @@ impl Connection {
         }
         match &mut self.conn {
             Some(conn) => Ok(conn),
-            slot @ None => Ok(slot.insert(self.pool.acquire().await.map_err(error)?)),
+            slot @ None => {
+                let conn = acquire(&self.pool, &self.address, self.heal.as_ref())
+                    .await
+                    .map_err(error)?;
+                Ok(slot.insert(conn))
+            }
         }
     }
     async fn query(
@@ -226,7 +231,7 @@ impl wit::HostConnection for PostgresView<'_> {
         };
         Ok(self
             .table
-            .push(Connection::new(pool))
+            .push(Connection::new(pool, address, self.pools.heal().cloned()))
             .map_err(|e| wit::Error::ConnectionFailed(format!("too many connections: {e}"))))
     }
 

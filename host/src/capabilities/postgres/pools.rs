@@ -16,6 +16,34 @@ const MAX_ADDRESSES: usize = 32;
 /// costs a request a second and a 503, not its whole deadline.
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Sets a service role's login back when it fails (the role changed its own password): given
+/// the address that failed, answers whether it set something, after which one retry is worth it.
+pub type Heal =
+    std::sync::Arc<dyn Fn(String) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// Whether `error` is the server refusing the login's password (SQLSTATE 28P01).
+fn is_bad_password(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "28P01")
+}
+
+/// A connection of `pool` (for `address`), healing a refused password once through `heal`.
+pub(crate) async fn acquire(
+    pool: &PgPool,
+    address: &str,
+    heal: Option<&Heal>,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
+    match pool.acquire().await {
+        Err(error) if is_bad_password(&error) => match heal {
+            Some(heal) if heal(address.to_owned()).await => pool.acquire().await,
+            _ => Err(error),
+        },
+        other => other,
+    }
+}
+
 /// The Postgres pools, one per distinct address, made on first use and kept.
 ///
 /// Looking a pool up takes no lock: pools live in write-once slots filled in order.
@@ -25,6 +53,8 @@ pub struct PostgresPools {
     slots: [OnceLock<(Box<str>, PgPool)>; MAX_ADDRESSES],
     /// Serialises the making of new pools (never taken to look one up).
     making: tokio::sync::Mutex<()>,
+    /// Sets a service role's password back, when the host provisioned the roles.
+    heal: Option<Heal>,
 }
 
 impl std::fmt::Debug for PostgresPools {
@@ -45,7 +75,20 @@ impl PostgresPools {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             slots: std::array::from_fn(|_| OnceLock::new()),
             making: tokio::sync::Mutex::new(()),
+            heal: None,
         }
+    }
+
+    /// Sets a service role's password back through `heal` when the server refuses it: a
+    /// compromised service that changed its own password locks itself out only until then.
+    pub fn with_heal(mut self, heal: Heal) -> Self {
+        self.heal = Some(heal);
+        self
+    }
+
+    /// What sets a service role's password back, if anything.
+    pub(crate) fn heal(&self) -> Option<&Heal> {
+        self.heal.as_ref()
     }
 
     /// How long a request waits for a pooled connection (or for a new one to connect) before
@@ -100,9 +143,16 @@ impl PostgresPools {
         // One direct attempt first: a wrong address or a server that is down fails at once,
         // where the pool would retry until its acquire timeout.
         let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options);
-        let probe = tokio::time::timeout(self.acquire_timeout, probe)
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let probe = match tokio::time::timeout(self.acquire_timeout, probe).await {
+            Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            Ok(Err(error)) if is_bad_password(&error) => match &self.heal {
+                Some(heal) if heal(address.to_owned()).await => {
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?
+                }
+                _ => return Err(error),
+            },
+            Ok(outcome) => outcome?,
+        };
         let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)

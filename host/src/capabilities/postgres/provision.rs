@@ -9,11 +9,18 @@
 //! or a shared table to pass data through. Every step is idempotent and runs under an advisory
 //! lock, so several hosts starting at once provision once.
 //!
-//! The role's password is derived from the operator's (HMAC-SHA-256 of the role name keyed by
-//! it): every host of a deployment computes the same one without storing anything, and a
-//! service that reads its own URL learns nothing of the operator's password or of the other
+//! The role's password is HMAC-SHA-256 of the role name keyed by a random key the first host
+//! makes and keeps in the database, in the operator's own schema `shop_host` (no service role
+//! may read it): every host of a deployment computes the same passwords, and a service that
+//! reads its own URL learns nothing it could use to guess the operator's password or the other
 //! roles'. Without a password in the operator's URL (trust or peer authentication) the roles
-//! get none.
+//! get none. Provisioning sets each password again at every start, so a role that changed its
+//! own (`ALTER ROLE CURRENT_USER PASSWORD`, which Postgres lets any role do) has it back then.
+//!
+//! PUBLIC also loses what would let two roles meet outside their schemas: the large-object
+//! functions (database-wide objects), `pg_notify`, and the statistics views that show other
+//! schemas' tables. Each change is skipped with a warning where the operator may not make it
+//! (a managed server's non-superuser operator).
 
 use anyhow::{bail, Context as _, Result};
 use sha2::{Digest as _, Sha256};
@@ -50,8 +57,60 @@ impl std::fmt::Debug for ServiceRole {
     }
 }
 
-/// The role of `service` in the database of `admin_url`.
-pub fn service_role(admin_url: &str, service: &str) -> Result<ServiceRole> {
+/// The key the services' passwords are derived from: random, made once per database.
+#[derive(Clone)]
+pub struct RoleKey(String);
+
+impl RoleKey {
+    /// A key given as is (tests).
+    #[cfg(test)]
+    pub fn from_text(key: &str) -> Self {
+        Self(key.to_string())
+    }
+}
+
+/// The database's role key, read from the operator's schema `shop_host`, made on first use.
+pub async fn role_key(admin_url: &str) -> Result<RoleKey> {
+    let mut conn = migrate::connect_postgres(admin_url).await?;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh)
+        .map_err(|e| anyhow::anyhow!("no randomness for the role key: {e}"))?;
+    let fresh: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+    let outcome = async {
+        // Each step tolerates another host doing it at the same moment.
+        for statement in [
+            "CREATE SCHEMA IF NOT EXISTS shop_host",
+            "REVOKE ALL ON SCHEMA shop_host FROM PUBLIC",
+            "CREATE TABLE IF NOT EXISTS shop_host.role_key \
+             (id int PRIMARY KEY CHECK (id = 1), key text NOT NULL)",
+            "REVOKE ALL ON shop_host.role_key FROM PUBLIC",
+        ] {
+            if let Err(err) = run(&mut conn, statement).await {
+                if !already_exists(&err) {
+                    return Err(err);
+                }
+            }
+        }
+        sqlx::query(
+            "INSERT INTO shop_host.role_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&fresh)
+        .execute(&mut conn)
+        .await
+        .context("keeping the role key")?;
+        let key: String = sqlx::query_scalar("SELECT key FROM shop_host.role_key WHERE id = 1")
+            .fetch_one(&mut conn)
+            .await
+            .context("reading the role key")?;
+        Ok(RoleKey(key))
+    }
+    .await;
+    let _ = conn.close().await;
+    outcome.context("the services' role key (in schema shop_host): the --database-url user must be able to create a schema")
+}
+
+/// The role of `service` in the database of `admin_url`, its password derived from `key`.
+pub fn service_role(admin_url: &str, service: &str, key: &RoleKey) -> Result<ServiceRole> {
     let mut url = url::Url::parse(admin_url)
         .with_context(|| format!("--database-url `{}` is not a URL", redact(admin_url)))?;
     let database = match url.path().trim_start_matches('/') {
@@ -74,7 +133,7 @@ pub fn service_role(admin_url: &str, service: &str) -> Result<ServiceRole> {
                 .into_owned()
         })
         .filter(|p| !p.is_empty())
-        .map(|admin| derived_password(&admin, &role));
+        .map(|_| derived_password(&key.0, &role));
     url.set_username(&role)
         .map_err(|()| anyhow::anyhow!("cannot put the role `{role}` in the database URL"))?;
     url.set_password(password.as_deref())
@@ -103,7 +162,7 @@ fn role_name(database: &str, service: &str) -> String {
     format!("{database}_{service}")
 }
 
-/// HMAC-SHA-256(key = the operator's password, message = the role), in hex.
+/// HMAC-SHA-256(key = the role key, message = the role), in hex.
 fn derived_password(admin_password: &str, role: &str) -> String {
     const BLOCK: usize = 64;
     let mut key = [0u8; BLOCK];
@@ -122,6 +181,74 @@ fn derived_password(admin_password: &str, role: &str) -> String {
         .chain_update(inner)
         .finalize();
     outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What sets a service role's password back through the operator's `admin_url` when the
+/// server refuses it (Postgres lets any role change its own password, so a compromised service
+/// could lock itself out on every host): at most once every 5 seconds per role, logged.
+pub fn healer(
+    admin_url: String,
+    roles: Vec<ServiceRole>,
+) -> crate::capabilities::postgres::pools::Heal {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::{Duration, Instant};
+    let last: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let admin_url: Arc<str> = admin_url.into();
+    let roles: Arc<[ServiceRole]> = roles.into();
+    Arc::new(move |address: String| {
+        let (admin_url, roles, last) = (admin_url.clone(), roles.clone(), last.clone());
+        Box::pin(async move {
+            let Some(role) = roles.iter().find(|role| role.url == address) else {
+                return false;
+            };
+            {
+                let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                if last
+                    .get(&role.role)
+                    .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(5))
+                {
+                    return false;
+                }
+                last.insert(role.role.clone(), now);
+            }
+            tracing::warn!(
+                role = %role.role,
+                "Postgres refused service role `{}`'s password (did the service change its own?); setting it back",
+                role.role
+            );
+            let set = async {
+                let mut conn = migrate::connect_postgres(&admin_url).await?;
+                let outcome = set_password(&mut conn, role).await;
+                let _ = conn.close().await;
+                outcome
+            };
+            match set.await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot set the role's password back");
+                    false
+                }
+            }
+        })
+    })
+}
+
+/// Sets `role`'s password to the one its URL holds (none without one).
+async fn set_password(conn: &mut PgConnection, role: &ServiceRole) -> Result<()> {
+    let password = url::Url::parse(&role.url)
+        .ok()
+        .and_then(|url| url.password().map(str::to_string));
+    let password = match password {
+        Some(password) => format!("'{}'", password.replace('\'', "''")),
+        None => "NULL".to_string(),
+    };
+    run(
+        conn,
+        &format!("ALTER ROLE {} LOGIN PASSWORD {password}", quote(&role.role)),
+    )
+    .await
 }
 
 /// Makes (or brings up to date) every role of `roles` through the operator's `admin_url`.
@@ -169,10 +296,66 @@ async fn provision_locked(conn: &mut PgConnection, roles: &[ServiceRole]) -> Res
     ] {
         run(conn, &statement).await?;
     }
+    revoke_meeting_places(conn).await;
     for role in roles {
         provision_role(conn, role, &admin, &database, superuser).await?;
     }
     Ok(())
+}
+
+/// Functions and views through which two roles could meet outside their schemas: large
+/// objects (database-wide, readable by any role once granted), `pg_notify`, and the statistics
+/// views that show every schema's tables and row counts. No service uses them.
+const MEETING_FUNCTIONS: &str = "SELECT p.oid::regprocedure::text FROM pg_proc p \
+     JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pg_catalog' \
+     AND (p.proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_put', 'lo_get', 'lo_open', \
+     'lo_unlink', 'lo_truncate', 'lo_truncate64', 'lo_import', 'lo_export', 'loread', \
+     'lowrite', 'lo_lseek', 'lo_lseek64', 'lo_tell', 'lo_tell64', 'lo_close', 'pg_notify'))";
+const MEETING_VIEWS: &[&str] = &[
+    "pg_stat_all_tables",
+    "pg_stat_user_tables",
+    "pg_stat_xact_all_tables",
+    "pg_stat_xact_user_tables",
+    "pg_statio_all_tables",
+    "pg_statio_user_tables",
+    "pg_stat_all_indexes",
+    "pg_stat_user_indexes",
+    "pg_statio_all_indexes",
+    "pg_statio_user_indexes",
+    "pg_stat_user_functions",
+    "pg_stat_xact_user_functions",
+    "pg_largeobject_metadata",
+];
+
+/// Revokes from PUBLIC what [`MEETING_FUNCTIONS`] and [`MEETING_VIEWS`] name, where the
+/// operator may (a superuser, or the owner of the catalogue); a refusal is a warning.
+async fn revoke_meeting_places(conn: &mut PgConnection) {
+    let functions: Vec<String> = match sqlx::query_scalar(MEETING_FUNCTIONS)
+        .fetch_all(&mut *conn)
+        .await
+    {
+        Ok(functions) => functions,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the large-object functions to revoke");
+            Vec::new()
+        }
+    };
+    let statements = functions
+        .iter()
+        .map(|f| format!("REVOKE EXECUTE ON FUNCTION {f} FROM PUBLIC"))
+        .chain(
+            MEETING_VIEWS
+                .iter()
+                .map(|v| format!("REVOKE SELECT ON pg_catalog.{v} FROM PUBLIC")),
+        );
+    for statement in statements {
+        if let Err(error) = run(conn, &statement).await {
+            tracing::warn!(
+                error = %format!("{error:#}"),
+                "cannot revoke from PUBLIC (the operator is not a superuser?): services may meet there"
+            );
+        }
+    }
 }
 
 async fn provision_role(
@@ -210,18 +393,7 @@ async fn provision_role(
         ),
         Some(_) => {}
     }
-    let password = url::Url::parse(&role.url)
-        .ok()
-        .and_then(|url| url.password().map(str::to_string));
-    let password = match password {
-        Some(password) => format!("'{}'", password.replace('\'', "''")),
-        None => "NULL".to_string(),
-    };
-    run(
-        conn,
-        &format!("ALTER ROLE {name} LOGIN PASSWORD {password}"),
-    )
-    .await?;
+    set_password(conn, role).await?;
     if !superuser && admin != role.role {
         // A CREATEROLE operator must be a member to hand the schema and its objects over.
         run(conn, &format!("GRANT {name} TO {}", quote(admin))).await?;
@@ -348,34 +520,52 @@ mod tests {
 
     #[test]
     fn roles_are_named_after_database_and_service() {
-        let role = service_role("postgres://postgres@127.0.0.1:5432/shop", "products").unwrap();
+        let key = RoleKey::from_text("k");
+        let role =
+            service_role("postgres://postgres@127.0.0.1:5432/shop", "products", &key).unwrap();
         assert_eq!(role.role, "shop_products");
         assert_eq!(
             role.url,
             "postgres://shop_products@127.0.0.1:5432/shop?options=-c%20search_path%3Dproducts"
         );
-        let odd = service_role("postgres://u@h/My-Shop.v2", "cart").unwrap();
+        let odd = service_role("postgres://u@h/My-Shop.v2", "cart", &key).unwrap();
         assert_eq!(odd.role, "my_shop_v2_cart");
-        let long = service_role(&format!("postgres://u@h/{}", "d".repeat(80)), "orders").unwrap();
+        let long = service_role(
+            &format!("postgres://u@h/{}", "d".repeat(80)),
+            "orders",
+            &key,
+        )
+        .unwrap();
         assert_eq!(long.role.len(), MAX_IDENTIFIER);
         assert!(long.role.ends_with("_orders"));
-        let no_db = service_role("postgres://alice@h", "cart").unwrap();
+        let no_db = service_role("postgres://alice@h", "cart", &key).unwrap();
         assert_eq!(no_db.role, "alice_cart");
     }
 
     #[test]
     fn passwords_are_derived_and_never_the_operators() {
-        let a = service_role("postgres://admin:s3cret@h/shop", "products").unwrap();
-        let b = service_role("postgres://admin:s3cret@h/shop", "accounts").unwrap();
+        let key = RoleKey::from_text("a random key");
+        let a = service_role("postgres://admin:s3cret@h/shop", "products", &key).unwrap();
+        let b = service_role("postgres://admin:s3cret@h/shop", "accounts", &key).unwrap();
         let url = url::Url::parse(&a.url).unwrap();
         let password = url.password().unwrap();
         assert_eq!(password.len(), 64);
         assert!(!a.url.contains("s3cret"));
         assert_ne!(url::Url::parse(&b.url).unwrap().password(), Some(password));
-        // The same on every host: derived, not random.
+        // The same on every host (one key per database), and not a function of the
+        // operator's password: the same password under another key gives another.
         assert_eq!(
-            service_role("postgres://admin:s3cret@h/shop", "products").unwrap(),
+            service_role("postgres://admin:s3cret@h/shop", "products", &key).unwrap(),
             a
+        );
+        let other = RoleKey::from_text("another key");
+        assert_ne!(
+            service_role("postgres://admin:s3cret@h/shop", "products", &other).unwrap(),
+            a
+        );
+        assert_eq!(
+            url::Url::parse(&a.url).unwrap().password().unwrap(),
+            derived_password("a random key", "shop_products")
         );
         // RFC 4231 test case 2: HMAC-SHA-256 with key "Jefe".
         assert_eq!(
