@@ -26,6 +26,7 @@ const BOUNDED: &[&str] = &[
     "interrupted",
     "canceling statement",
     "permission denied",
+    "too many arguments",
 ];
 
 /// The CPU time (user + system) the process has used so far.
@@ -82,9 +83,9 @@ impl HostileHost {
                 "an endless statement answered {status} {body}"
             );
         }
-        // The request timeout is 3 s: with the queue for the pool, all are over well within 10.
+        // The request timeout is 5 s: with the queue for the pool, all are over well within 20.
         assert!(
-            started.elapsed() < Duration::from_secs(12),
+            started.elapsed() < Duration::from_secs(20),
             "the endless statements took {:?}",
             started.elapsed()
         );
@@ -127,7 +128,7 @@ fn concat_ws_overflow() -> String {
 async fn a_hostile_service_cannot_crash_starve_or_outlive_its_request_on_sqlite() {
     let host = HostileHost::start_with(
         Engine::Sqlite,
-        &["--request-timeout", "3s", "--max-database-bytes", "16MiB"],
+        &["--request-timeout", "5s", "--max-database-bytes", "16MiB"],
     )
     .unwrap();
     let victim = host.register_victim().await;
@@ -202,7 +203,7 @@ async fn a_hostile_service_cannot_crash_starve_or_outlive_its_request_on_sqlite(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_service_cannot_crash_starve_or_outlive_its_request_on_postgres() {
-    let Some(host) = HostileHost::start_with(Engine::Postgres, &["--request-timeout", "3s"]) else {
+    let Some(host) = HostileHost::start_with(Engine::Postgres, &["--request-timeout", "5s"]) else {
         return;
     };
     let victim = host.register_victim().await;
@@ -216,9 +217,9 @@ async fn a_hostile_service_cannot_crash_starve_or_outlive_its_request_on_postgre
     };
     let role = format!("{}_orders", admin_url.rsplit('/').next().unwrap());
 
-    // A result the host would hold: 200 MB in one value, 100,000 rows.
+    // A result the host would hold: 50 MB in one value, 100,000 rows.
     for statement in [
-        "SELECT repeat('x', 200000000) AS s",
+        "SELECT repeat('x', 50000000) AS s",
         "SELECT n, repeat('x', 1000) AS pad FROM generate_series(1, 100000) AS n",
     ] {
         host.assert_refused("pg", statement, BOUNDED).await;

@@ -23,7 +23,7 @@ pub mod types;
 
 pub use forward::{LinkHost, LinkedInstances, Links, Provider, ProviderTable};
 pub use plan::{
-    dependency_covers, is_host_interface, is_host_only, plan, Declared, Link, HOST_PROVIDES,
-    MAX_LINK_DEPTH,
+    check_declared, dependency_covers, is_host_interface, is_host_only, plan, Declared, Link,
+    HOST_PROVIDES, MAX_LINK_DEPTH,
 };
 pub use split::{Draw, Share, Split};

@@ -93,20 +93,7 @@ pub fn plan(
             if is_host_interface(name) {
                 continue;
             }
-            if is_host_only(name) {
-                bail!(
-                    "component `{id}` imports {name}, which only the host may call (it is not \
-                     offered to components): rebuild `{id}` without that import"
-                );
-            }
-            if !declared(id, name) {
-                bail!(
-                    "component `{id}` imports {name}, which its manifest entry does not declare: \
-                     a component reaches only the services listed in \
-                     [component.{id}.dependencies] (add `\"{name}\" = {{ path = \"...\" }}` there \
-                     if `{id}` is meant to call it, or rebuild `{id}` without that import)"
-                );
-            }
+            check_import_allowed(id, name, declared)?;
             let (exporter, exported) = match exporters.get(name).map(Vec::as_slice) {
                 None | Some([]) => bail!(
                     "component `{id}` imports {name}, which no component of the app exports \
@@ -146,6 +133,42 @@ pub fn plan(
         }
     }
     Ok(links.into_values().collect())
+}
+
+/// Checks that every import of component `id` the host does not provide is one its manifest
+/// entry declares and not one only the host may call: at a swap, before anything is linked.
+pub fn check_declared(
+    engine: &Engine,
+    id: &str,
+    component: &Component,
+    declared: Declared<'_>,
+) -> Result<()> {
+    for (name, _) in component.component_type().imports(engine) {
+        if !is_host_interface(name) {
+            check_import_allowed(id, name, declared)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an import of `name` by component `id` that only the host may call or that `id`'s
+/// manifest entry does not declare.
+fn check_import_allowed(id: &str, name: &str, declared: Declared<'_>) -> Result<()> {
+    if is_host_only(name) {
+        bail!(
+            "component `{id}` imports {name}, which only the host may call (it is not \
+             offered to components): rebuild `{id}` without that import"
+        );
+    }
+    if !declared(id, name) {
+        bail!(
+            "component `{id}` imports {name}, which its manifest entry does not declare: \
+             a component reaches only the services listed in \
+             [component.{id}.dependencies] (add `\"{name}\" = {{ path = \"...\" }}` there \
+             if `{id}` is meant to call it, or rebuild `{id}` without that import)"
+        );
+    }
+    Ok(())
 }
 
 /// Checks that `exported` (by `exporter`) has every function `importer` imports from

@@ -184,6 +184,11 @@ impl Swapper {
         let id = app.components[index].config.id.as_str();
         let version = version_of(bytes);
         let component = self.compile(index, &version, bytes, from_source).await?;
+        // What it may call first: an undeclared import is refused for that reason, not as a
+        // missing implementation.
+        links::check_declared(&app.engine, id, &component, &|id, interface| {
+            declares_dependency(&app.manifest, id, interface)
+        })?;
         let pre = link_component(&app.linker, id, &component)?;
         Ok(Arc::new(ServedVersion::new(pre, version)))
     }

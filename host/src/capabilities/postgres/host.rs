@@ -173,10 +173,16 @@ impl Connection {
 const TOO_LARGE: &str = "refused by the host: ";
 
 /// Checks a statement's text and parameters against the bounds before anything is sent.
+#[allow(clippy::result_large_err)] // the interface's error, as every statement answers it
 fn check_call(statement: &str, params: &[ParameterValue]) -> Result<(), wit::Error> {
     crate::capabilities::bounds::get()
         .check_call(statement, params.iter().map(parameter_size))
-        .map_err(|why| wit::Error::QueryFailed(wit::QueryError::Text(format!("{TOO_LARGE}{why}"))))
+        .map_err(refused)
+}
+
+/// The guest's error for a call the host refuses.
+fn refused(why: String) -> wit::Error {
+    wit::Error::QueryFailed(wit::QueryError::Text(format!("{TOO_LARGE}{why}")))
 }
 
 /// About how many bytes a parameter holds: its text or bytes, 8 for anything else of fixed
