@@ -102,7 +102,9 @@ fn product(row: &SqliteRow) -> Result<Product, sqlx::Error> {
 
 /// One product by id.
 pub async fn find(pool: &SqlitePool, id: i64) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM products WHERE id = $1"
+    )))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -122,9 +124,9 @@ pub async fn count(pool: &SqlitePool) -> Result<u64, sqlx::Error> {
 
 /// One page of products in id order (the service's list with no filter and no ordering).
 pub async fn list(pool: &SqlitePool, limit: i64, offset: i64) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM products WHERE 1 = 1 ORDER BY id ASC LIMIT $1 OFFSET $2"
-    ))
+    )))
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
