@@ -170,6 +170,20 @@ pub fn verify_token(token: &str, token_type: TokenType, key: &PublicKey) -> Resu
     user_of(claims, token_type)
 }
 
+/// The `username` claim of the request's access token, if it carries a valid one that has it:
+/// whom a record of a change names. A caller's rights never come from here (they come from
+/// [`require_staff`] and the like), so a token without the claim only goes unnamed.
+pub fn username(request: &ApiRequest) -> Option<String> {
+    let token = bearer_token(request).ok()??;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let claims: Claims = jwt::decode(token, &public_key().ok()?.0, now).ok()?;
+    (claims.token_type == TokenType::Access.as_str())
+        .then_some(claims.username)
+        .flatten()
+}
+
 /// The user a verified token's claims name, if the token is of `token_type` and its subject is
 /// a user id.
 fn user_of(claims: Claims, token_type: TokenType) -> Result<User, ApiError> {
