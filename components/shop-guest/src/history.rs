@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use spin_sdk::http::Response;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
@@ -111,7 +111,12 @@ fn json_of(value: impl Serialize) -> Value {
 impl PartialSchema for Changes {
     fn schema() -> RefOr<Schema> {
         let pair = ArrayBuilder::new()
-            .items(ObjectBuilder::new().build())
+            // Any JSON value: a field's before or after, `null` included.
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .build(),
+            )
             .min_items(Some(2))
             .max_items(Some(2))
             .description(Some(
@@ -321,6 +326,17 @@ mod tests {
         assert_eq!(Changes::from_json(&changes.to_json()).unwrap(), changes);
         assert!(Changes::from_json("[1]").is_err());
         assert!(Changes::new().is_empty());
+    }
+
+    #[test]
+    fn the_changes_schema_takes_any_value_in_a_pair() {
+        let schema = serde_json::to_value(Changes::schema()).unwrap();
+        let pair = &schema["additionalProperties"];
+        assert_eq!(
+            (pair["minItems"].as_u64(), pair["maxItems"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert!(pair["items"].get("type").is_none(), "{schema}");
     }
 
     #[test]
