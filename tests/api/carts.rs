@@ -290,6 +290,126 @@ async fn methods_and_paths(app: TestApp) {
     assert_detail(&app.get("/api/carts/nothing/", Some(&token)).await, 404);
 }
 
+async fn add(app: &TestApp, token: &str, product_id: i64, quantity: i64) -> Answer {
+    app.json(
+        "POST",
+        "/api/carts/add_item/",
+        Some(token),
+        &json!({"product_id": product_id, "quantity": quantity}),
+    )
+    .await
+}
+
+async fn quantity_in_cart(app: &TestApp, token: &str, product_id: i64) -> Option<i64> {
+    let cart = app.get("/api/carts/", Some(token)).await;
+    assert_eq!(cart.status, 200, "{}", cart.body);
+    line(&cart.body, product_id).map(|l| l["quantity"].as_i64().unwrap())
+}
+
+async fn a_total_past_what_money_holds_is_a_400(app: TestApp) {
+    let token = user_token(fresh_user_id());
+    let (dear, _) = product(&app, "99999999.99", 2_147_483_647).await;
+    // 2,147,483,647 units at the dearest price: past 64-bit cents.
+    let answer = add(&app, &token, dear, 2_147_483_647).await;
+    assert_detail(&answer, 400);
+    assert_eq!(
+        answer.body,
+        json!({"detail": "The cart total is too large."})
+    );
+    assert_eq!(quantity_in_cart(&app, &token, dear).await, None);
+    // Adding to a line that fits, past what fits: refused, the line as it was.
+    let fits = add(&app, &token, dear, 900_000_000).await;
+    assert_eq!(fits.status, 200, "{}", fits.body);
+    assert_eq!(fits.body["total"], "89999999991000000.00");
+    assert_detail(&add(&app, &token, dear, 100_000_000).await, 400);
+    assert_eq!(
+        quantity_in_cart(&app, &token, dear).await,
+        Some(900_000_000)
+    );
+    // The same through update_quantity.
+    let set = app
+        .json(
+            "PUT",
+            "/api/carts/update_quantity/",
+            Some(&token),
+            &json!({"product_id": dear, "quantity": 2_147_483_647}),
+        )
+        .await;
+    assert_detail(&set, 400);
+    assert_eq!(
+        quantity_in_cart(&app, &token, dear).await,
+        Some(900_000_000)
+    );
+    // Two lines that fit alone but not together.
+    let (other, _) = product(&app, "99999999.99", 2_147_483_647).await;
+    assert_detail(&add(&app, &token, other, 900_000_000).await, 400);
+    assert_eq!(quantity_in_cart(&app, &token, other).await, None);
+}
+
+async fn a_line_past_the_integer_range_is_a_400(app: TestApp) {
+    let token = user_token(fresh_user_id());
+    let (cheap, _) = product(&app, "0.01", 2_147_483_647).await;
+    let full = add(&app, &token, cheap, 2_147_483_647).await;
+    assert_eq!(full.status, 200, "{}", full.body);
+    assert_eq!(full.body["total"], "21474836.47");
+    let more = add(&app, &token, cheap, 1).await;
+    assert_field_errors(&more, &["quantity"]);
+    let again = add(&app, &token, cheap, 2_147_483_647).await;
+    assert_field_errors(&again, &["quantity"]);
+    assert_eq!(
+        quantity_in_cart(&app, &token, cheap).await,
+        Some(2_147_483_647)
+    );
+    // Past the range in the body itself: the field's own bound.
+    assert_field_errors(
+        &add(&app, &token, cheap, 2_147_483_648).await,
+        &["quantity"],
+    );
+    let huge = app
+        .send(
+            "POST",
+            "/api/carts/add_item/",
+            Some(&token),
+            Some((
+                "application/json",
+                format!(
+                    r#"{{"product_id": {cheap}, "quantity": 1{}}}"#,
+                    "0".repeat(40)
+                )
+                .into_bytes(),
+            )),
+        )
+        .await;
+    assert_field_errors(&huge, &["quantity"]);
+}
+
+async fn a_cart_whose_prices_rose_past_what_money_holds_is_a_409(app: TestApp) {
+    let token = user_token(fresh_user_id());
+    let (cheap, _) = product(&app, "0.01", 2_147_483_647).await;
+    assert_eq!(add(&app, &token, cheap, 2_147_483_647).await.status, 200);
+    let raised = app
+        .json(
+            "PATCH",
+            &format!("/api/products/{cheap}/"),
+            Some(&staff_token()),
+            &json!({"price": "99999999.99"}),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    assert_detail(&app.get("/api/carts/", Some(&token)).await, 409);
+    // Lowering the quantity is the way out.
+    let lowered = app
+        .json(
+            "PUT",
+            "/api/carts/update_quantity/",
+            Some(&token),
+            &json!({"product_id": cheap, "quantity": 1}),
+        )
+        .await;
+    assert_eq!(lowered.status, 200, "{}", lowered.body);
+    assert_eq!(lowered.body["total"], "99999999.99");
+}
+
 e2e!(
     needs_a_user,
     empty_cart_on_first_use,
@@ -301,4 +421,7 @@ e2e!(
     carts_are_per_user,
     concurrent_adds_lose_no_update,
     methods_and_paths,
+    a_total_past_what_money_holds_is_a_400,
+    a_line_past_the_integer_range_is_a_400,
+    a_cart_whose_prices_rose_past_what_money_holds_is_a_409,
 );

@@ -60,6 +60,7 @@ const CONTRACT: &[(&str, &str, Access, &str)] = &[
     ("PUT", "/api/products/{id}/", Access::Staff, "products"),
     ("PATCH", "/api/products/{id}/", Access::Staff, "products"),
     ("DELETE", "/api/products/{id}/", Access::Staff, "products"),
+    ("GET", "/api/products/history/", Access::Staff, "products"),
     ("GET", "/api/carts/", Access::User, "carts"),
     ("POST", "/api/carts/add_item/", Access::User, "carts"),
     ("POST", "/api/carts/remove_item/", Access::User, "carts"),
@@ -69,6 +70,7 @@ const CONTRACT: &[(&str, &str, Access, &str)] = &[
     ("GET", "/api/orders/{id}/", Access::User, "orders"),
     ("POST", "/api/orders/{id}/cancel/", Access::User, "orders"),
     ("POST", "/api/orders/{id}/status/", Access::Staff, "orders"),
+    ("GET", "/api/orders/history/", Access::Staff, "orders"),
 ];
 
 /// The services whose tags group the operations, in the page and in the document.

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::e2e;
 use crate::helpers::*;
+use crate::products::{assert_entry, history, named_staff_token};
 
 pub(crate) async fn product(app: &TestApp, price: &str, stock: i64) -> (i64, String) {
     let name = format!("order item {}", unique_suffix());
@@ -603,6 +604,237 @@ async fn methods_and_paths(app: TestApp) {
     assert_eq!(bad_key.status().as_u16(), 400);
 }
 
+// ---------------------------------------------------------------------------------------------
+// History and bounds
+// ---------------------------------------------------------------------------------------------
+
+/// A pending order of a fresh customer for `quantity` units of a fresh product: (order, product
+/// id, the customer's token).
+async fn pending_order(app: &TestApp, quantity: i64) -> (Value, i64, String) {
+    let token = user_token(fresh_user_id());
+    let (product_id, _) = product(app, "3.00", 10).await;
+    app.add_to_cart(&token, product_id, quantity).await;
+    let placed = place(app, &token, None).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    (placed.body, product_id, token)
+}
+
+async fn post_status(app: &TestApp, order: &Value, token: &str, status: &str) -> Answer {
+    app.json(
+        "POST",
+        &format!("/api/orders/{}/status/", order["id"]),
+        Some(token),
+        &json!({"status": status}),
+    )
+    .await
+}
+
+async fn post_cancel(app: &TestApp, order: &Value, token: &str) -> Answer {
+    app.json(
+        "POST",
+        &format!("/api/orders/{}/cancel/", order["id"]),
+        Some(token),
+        &json!({}),
+    )
+    .await
+}
+
+async fn order_history(app: &TestApp, order: &Value) -> Value {
+    history(app, "orders", &format!("object_id={}", order["id"])).await
+}
+
+async fn staff_status_changes_and_cancellations_are_history(app: TestApp) {
+    let staff_id = fresh_user_id();
+    let username = format!("shipper.{}", unique_suffix());
+    let staff = named_staff_token(staff_id, &username);
+
+    // A status step, then a refused one (409) that records nothing.
+    let (moved, _, owner) = pending_order(&app, 1).await;
+    assert_eq!(
+        post_status(&app, &moved, &staff, "processing").await.status,
+        200
+    );
+    assert_detail(&post_status(&app, &moved, &staff, "processing").await, 409);
+    assert_detail(&post_status(&app, &moved, &staff, "delivered").await, 409);
+    assert_detail(&post_status(&app, &moved, &owner, "shipped").await, 403);
+    let page = order_history(&app, &moved).await;
+    assert_eq!(page["count"], 1, "{page}");
+    assert_eq!(
+        assert_entry(
+            &page["results"][0],
+            moved["id"].as_i64().unwrap(),
+            "status",
+            staff_id,
+            &username
+        ),
+        json!({"status": ["pending", "processing"]})
+    );
+
+    // Staff cancel through /cancel/: recorded, and the stock comes back once.
+    let (cancelled, product_id, _) = pending_order(&app, 4).await;
+    assert_eq!(app.stock_of(product_id).await, 6);
+    let answer = post_cancel(&app, &cancelled, &staff).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(app.stock_of(product_id).await, 10);
+    assert_detail(&post_cancel(&app, &cancelled, &staff).await, 409);
+    assert_detail(
+        &post_status(&app, &cancelled, &staff, "cancelled").await,
+        409,
+    );
+    assert_eq!(
+        app.stock_of(product_id).await,
+        10,
+        "stock back exactly once"
+    );
+    let page = order_history(&app, &cancelled).await;
+    assert_eq!(page["count"], 1, "{page}");
+    assert_eq!(
+        assert_entry(
+            &page["results"][0],
+            cancelled["id"].as_i64().unwrap(),
+            "status",
+            staff_id,
+            &username
+        ),
+        json!({"status": ["pending", "cancelled"]})
+    );
+
+    // Through /status/ from processing, too.
+    let (late, product_id, _) = pending_order(&app, 2).await;
+    assert_eq!(
+        post_status(&app, &late, &staff, "processing").await.status,
+        200
+    );
+    assert_eq!(
+        post_status(&app, &late, &staff, "cancelled").await.status,
+        200
+    );
+    assert_eq!(app.stock_of(product_id).await, 10);
+    let page = order_history(&app, &late).await;
+    let changes: Vec<&Value> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| &entry["changes"]["status"])
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            &json!(["processing", "cancelled"]),
+            &json!(["pending", "processing"])
+        ]
+    );
+
+    // A customer cancelling their own order is not a staff change: no entry.
+    let (own, product_id, owner) = pending_order(&app, 3).await;
+    assert_eq!(post_cancel(&app, &own, &owner).await.status, 200);
+    assert_eq!(app.stock_of(product_id).await, 10);
+    assert_eq!(order_history(&app, &own).await["count"], 0);
+
+    // Staff cancelling their own order are staff: recorded.
+    let (product_id, _) = product(&app, "2.00", 5).await;
+    app.add_to_cart(&staff, product_id, 2).await;
+    let theirs = place(&app, &staff, None).await.body;
+    assert_eq!(post_cancel(&app, &theirs, &staff).await.status, 200);
+    let page = order_history(&app, &theirs).await;
+    assert_eq!(page["count"], 1, "{page}");
+    assert_entry(
+        &page["results"][0],
+        theirs["id"].as_i64().unwrap(),
+        "status",
+        staff_id,
+        &username,
+    );
+}
+
+async fn order_history_is_staff_only_and_paged(app: TestApp) {
+    let path = "/api/orders/history/";
+    assert_detail(&app.get(path, None).await, 401);
+    let (order, _, owner) = pending_order(&app, 1).await;
+    assert_detail(&app.get(path, Some(&owner)).await, 403);
+    // `history` is not an order id.
+    assert_detail(
+        &app.json("POST", path, Some(&staff_token()), &json!({}))
+            .await,
+        405,
+    );
+    let staff = staff_token();
+    for status in ["processing", "shipped", "delivered"] {
+        assert_eq!(post_status(&app, &order, &staff, status).await.status, 200);
+    }
+    let first = history(
+        &app,
+        "orders",
+        &format!("object_id={}&page_size=2", order["id"]),
+    )
+    .await;
+    assert_eq!(first["count"], 3, "{first}");
+    assert!(
+        first["next"].as_str().unwrap().contains("page=2"),
+        "{first}"
+    );
+    assert_eq!(
+        first["results"][0]["changes"],
+        json!({"status": ["shipped", "delivered"]})
+    );
+    assert_entry(
+        &first["results"][0],
+        order["id"].as_i64().unwrap(),
+        "status",
+        1,
+        "",
+    );
+    let second = history(
+        &app,
+        "orders",
+        &format!("object_id={}&page_size=2&page=2", order["id"]),
+    )
+    .await;
+    assert_eq!(
+        second["results"][0]["changes"],
+        json!({"status": ["pending", "processing"]})
+    );
+    assert_eq!(second["next"], Value::Null);
+    assert_field_errors(
+        &app.get(&format!("{path}?object_id=x"), Some(&staff)).await,
+        &["object_id"],
+    );
+    assert!(history(&app, "orders", "").await["count"].as_i64().unwrap() >= 3);
+}
+
+async fn shipping_addresses_hold_at_most_1000_characters(app: TestApp) {
+    let token = user_token(fresh_user_id());
+    let (id, _) = product(&app, "1.00", 5).await;
+    app.add_to_cart(&token, id, 2).await;
+    // Characters, not bytes; surrounding spaces do not count.
+    let over = app
+        .json(
+            "POST",
+            "/api/orders/",
+            Some(&token),
+            &json!({"shipping_address": "é".repeat(1001)}),
+        )
+        .await;
+    assert_field_errors(&over, &["shipping_address"]);
+    assert_eq!(
+        over.body,
+        json!({"shipping_address": ["Ensure this field has no more than 1000 characters."]})
+    );
+    assert_eq!(app.stock_of(id).await, 5, "a refused order takes no stock");
+    let longest = "é".repeat(1000);
+    let placed = app
+        .json(
+            "POST",
+            "/api/orders/",
+            Some(&token),
+            &json!({"shipping_address": format!("  {longest}  ")}),
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    assert_eq!(placed.body["shipping_address"], longest);
+    assert_eq!(app.stock_of(id).await, 3);
+}
+
 e2e!(
     needs_a_user,
     place_an_order_from_the_cart,
@@ -618,6 +850,9 @@ e2e!(
     five_placements_of_one_cart_make_one_order,
     twenty_placements_of_one_cart_make_one_order,
     methods_and_paths,
+    staff_status_changes_and_cancellations_are_history,
+    order_history_is_staff_only_and_paged,
+    shipping_addresses_hold_at_most_1000_characters,
 );
 
 async fn list_parameters_are_bounded(app: TestApp) {

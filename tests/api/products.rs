@@ -927,3 +927,328 @@ e2e!(
     valid_search_and_ordering_answer_as_before,
     huge_pages_never_reach_the_database,
 );
+
+// ---------------------------------------------------------------------------------------------
+// History
+// ---------------------------------------------------------------------------------------------
+
+/// An access token of staff user `id` whose `username` claim is `username`, as accounts issues
+/// them since tokens carry the username.
+pub(crate) fn named_staff_token(id: i64, username: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({
+        "sub": id.to_string(), "iat": now, "exp": now + 900, "jti": unique_suffix(),
+        "token_type": "access", "is_staff": true, "username": username,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_pem(TEST_PRIVATE_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The page of `service`'s history at `query` (staff), asserting a 200.
+pub(crate) async fn history(app: &TestApp, service: &str, query: &str) -> Value {
+    let answer = app
+        .get(
+            &format!("/api/{service}/history/?{query}"),
+            Some(&staff_token()),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+    assert_json(&answer);
+    answer.body
+}
+
+/// Asserts an entry's shape and who made it, and answers its `changes`.
+#[track_caller]
+pub(crate) fn assert_entry(
+    entry: &Value,
+    object_id: i64,
+    action: &str,
+    staff_id: i64,
+    staff_username: &str,
+) -> Value {
+    let mut keys: Vec<&str> = entry
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "action",
+            "at",
+            "changes",
+            "id",
+            "object_id",
+            "staff_id",
+            "staff_username"
+        ],
+        "{entry}"
+    );
+    assert!(entry["id"].as_i64().unwrap() > 0, "{entry}");
+    assert_eq!(entry["object_id"], object_id, "{entry}");
+    assert_eq!(entry["action"], action, "{entry}");
+    assert_eq!(entry["staff_id"], staff_id, "{entry}");
+    assert_eq!(entry["staff_username"], staff_username, "{entry}");
+    assert!(is_rfc3339_utc(entry["at"].as_str().unwrap()), "{entry}");
+    entry["changes"].clone()
+}
+
+async fn history_records_each_staff_change_with_before_and_after(app: TestApp) {
+    let staff_id = fresh_user_id();
+    let username = format!("clerk.{}", unique_suffix());
+    let staff = named_staff_token(staff_id, &username);
+    let name = format!("Lamp {}", unique_suffix());
+    let made = app
+        .json(
+            "POST",
+            "/api/products/",
+            Some(&staff),
+            &json!({"name": name, "price": "12.50", "stock": 40}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let id = made.body["id"].as_i64().unwrap();
+    let path = format!("/api/products/{id}/");
+    let patched = app
+        .json(
+            "PATCH",
+            &path,
+            Some(&staff),
+            &json!({"price": 10, "stock": 12}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    // A write that changes nothing, and writes that fail, leave no entry.
+    let same = app
+        .json(
+            "PUT",
+            &path,
+            Some(&staff),
+            &json!({"name": name, "price": "10.00"}),
+        )
+        .await;
+    assert_eq!(same.status, 200, "{}", same.body);
+    assert_field_errors(
+        &app.json(
+            "PATCH",
+            &path,
+            Some(&staff),
+            &json!({"price": "1.001", "name": "x"}),
+        )
+        .await,
+        &["price"],
+    );
+    let customer = user_token(fresh_user_id());
+    assert_detail(
+        &app.json("PATCH", &path, Some(&customer), &json!({"stock": 1}))
+            .await,
+        403,
+    );
+    assert_eq!(app.stock_of(id).await, 12);
+    // A staff token from before tokens carried usernames still records who (by id).
+    let renamed = app
+        .json(
+            "PATCH",
+            &path,
+            Some(&staff_token()),
+            &json!({"name": "Desk lamp"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(
+        app.send("DELETE", &path, Some(&staff), None).await.status,
+        204
+    );
+
+    let page = history(&app, "products", &format!("object_id={id}")).await;
+    assert_eq!(page["count"], 4, "{page}");
+    let entries = page["results"].as_array().unwrap();
+    let [deleted, renamed, updated, created] = &entries[..] else {
+        panic!("{page}");
+    };
+    assert_eq!(
+        assert_entry(created, id, "create", staff_id, &username),
+        json!({"name": [null, name], "description": [null, ""], "price": [null, "12.50"],
+               "stock": [null, 40]})
+    );
+    assert_eq!(
+        assert_entry(updated, id, "update", staff_id, &username),
+        json!({"price": ["12.50", "10.00"], "stock": [40, 12]})
+    );
+    assert_eq!(
+        assert_entry(renamed, id, "update", 1, ""),
+        json!({"name": [name, "Desk lamp"]})
+    );
+    assert_eq!(
+        assert_entry(deleted, id, "delete", staff_id, &username),
+        json!({"name": ["Desk lamp", null], "description": ["", null], "price": ["10.00", null],
+               "stock": [12, null]})
+    );
+    // Newest first.
+    let ids: Vec<i64> = entries.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
+    assert!(
+        created["at"].as_str().unwrap() <= deleted["at"].as_str().unwrap(),
+        "{page}"
+    );
+    // A delete of what is gone records nothing more.
+    assert_detail(&app.send("DELETE", &path, Some(&staff), None).await, 404);
+    assert_eq!(
+        history(&app, "products", &format!("object_id={id}")).await["count"],
+        4
+    );
+}
+
+async fn history_is_staff_only_paged_and_filtered(app: TestApp) {
+    let path = "/api/products/history/";
+    assert_detail(&app.get(path, None).await, 401);
+    assert_detail(
+        &app.get(path, Some(&user_token(fresh_user_id()))).await,
+        403,
+    );
+    // `history` is not a product id: the path is its own, read-only.
+    let post = app
+        .json("POST", path, Some(&staff_token()), &json!({}))
+        .await;
+    assert_detail(&post, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_detail(
+        &app.send("DELETE", path, Some(&staff_token()), None).await,
+        405,
+    );
+
+    let made = app
+        .create_product(json!({"name": format!("Pager {}", unique_suffix()), "price": 1}))
+        .await;
+    let id = made["id"].as_i64().unwrap();
+    for stock in 1..=4 {
+        let patched = app
+            .json(
+                "PATCH",
+                &format!("/api/products/{id}/"),
+                Some(&staff_token()),
+                &json!({"stock": stock}),
+            )
+            .await;
+        assert_eq!(patched.status, 200, "{}", patched.body);
+    }
+    let first = history(&app, "products", &format!("object_id={id}&page_size=2")).await;
+    assert_eq!(first["count"], 5, "{first}");
+    assert_eq!(first["previous"], Value::Null);
+    let next = first["next"].as_str().unwrap();
+    assert!(
+        next.ends_with(&format!(
+            "/api/products/history/?object_id={id}&page=2&page_size=2"
+        )),
+        "{next}"
+    );
+    let stocks = |page: &Value| -> Vec<Value> {
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["changes"]["stock"].clone())
+            .collect()
+    };
+    assert_eq!(stocks(&first), [json!([3, 4]), json!([2, 3])]);
+    let third = history(
+        &app,
+        "products",
+        &format!("object_id={id}&page_size=2&page=3"),
+    )
+    .await;
+    assert_eq!(third["next"], Value::Null);
+    assert_eq!(third["results"][0]["action"], "create");
+    let past = app
+        .get(
+            &format!("{path}?object_id={id}&page_size=2&page=4"),
+            Some(&staff_token()),
+        )
+        .await;
+    assert_detail(&past, 404);
+
+    // The whole history holds this product's entries too, newest first.
+    let all = history(&app, "products", "page_size=100").await;
+    assert!(all["count"].as_i64().unwrap() >= 5, "{all}");
+    let ids: Vec<i64> = all["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
+    // An id nothing has matches nothing; anything but digits is a 400 naming the filter.
+    for nothing in ["0", "99999999999999999999"] {
+        assert_eq!(
+            history(&app, "products", &format!("object_id={nothing}")).await["count"],
+            0
+        );
+    }
+    for bad in ["abc", "-1", "1.5", "1%200"] {
+        assert_field_errors(
+            &app.get(&format!("{path}?object_id={bad}"), Some(&staff_token()))
+                .await,
+            &["object_id"],
+        );
+    }
+}
+
+async fn access_tokens_name_their_user(app: TestApp) {
+    let username = format!("Named{}", unique_suffix());
+    let password = "correct horse battery";
+    let register = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": username, "email": format!("{username}@example.com"),
+                    "password": password}),
+        )
+        .await;
+    assert_eq!(register.status, 201, "{}", register.body);
+    // Logged in with another spelling: the token names the user as registered.
+    let login = app
+        .json(
+            "POST",
+            "/api/accounts/login/",
+            None,
+            &json!({"username": username.to_lowercase(), "password": password}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let claims = |token: &Value| -> Value {
+        jsonwebtoken::decode::<Value>(
+            token.as_str().unwrap(),
+            &jsonwebtoken::DecodingKey::from_ed_pem(TEST_PUBLIC_KEY.as_bytes()).unwrap(),
+            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA),
+        )
+        .unwrap()
+        .claims
+    };
+    assert_eq!(claims(&login.body["access"])["username"], username);
+    let refreshed = app
+        .json(
+            "POST",
+            "/api/accounts/token/refresh/",
+            None,
+            &json!({"refresh": login.body["refresh"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(claims(&refreshed.body["access"])["username"], username);
+}
+
+e2e!(
+    history_records_each_staff_change_with_before_and_after,
+    history_is_staff_only_paged_and_filtered,
+    access_tokens_name_their_user,
+);

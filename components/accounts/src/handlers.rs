@@ -98,10 +98,10 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
     // Without such a user this still hashes once (against a dummy), so timing tells nothing.
     let verified = password::verify(
         &credentials.password,
-        account.as_ref().map(|(_, hash)| hash.as_str()),
+        account.as_ref().map(|(_, _, hash)| hash.as_str()),
     );
-    let user = match account {
-        Some((user, _)) if verified => user,
+    let (user, username) = match account {
+        Some((user, username, _)) if verified => (user, username),
         _ => return Err(ApiError::AuthenticationFailed(BAD_CREDENTIALS.to_owned())),
     };
     storage::clear_login_failures(&db, &key, &client_addr)?;
@@ -109,6 +109,7 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
     response::ok(&TokenPair {
         refresh: auth::issue_token(
             user,
+            &username,
             TokenType::Refresh,
             issued_at,
             lifetimes.refresh_secs,
@@ -116,6 +117,7 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
         )?,
         access: auth::issue_token(
             user,
+            &username,
             TokenType::Access,
             issued_at,
             lifetimes.access_secs,
@@ -142,6 +144,7 @@ pub fn refresh(request: &ApiRequest) -> Result<Response, ApiError> {
     response::ok(&AccessToken {
         access: auth::issue_token(
             user,
+            &account.username,
             TokenType::Access,
             Timestamp::now(),
             lifetimes.access_secs,

@@ -129,10 +129,14 @@ pub fn address(db: &Db, id: i64) -> Result<Option<String>, StorageError> {
         .transpose()
 }
 
-/// The user of a username key and their password hash, for a login.
-pub fn find_login(db: &Db, username_key: &str) -> Result<Option<(User, String)>, StorageError> {
+/// The user of a username key, their username as spelled at registration and their password
+/// hash, for a login.
+pub fn find_login(
+    db: &Db,
+    username_key: &str,
+) -> Result<Option<(User, String, String)>, StorageError> {
     let Some(row) = db.query_one(
-        "SELECT id, is_staff, password_hash FROM users WHERE username_key = $1",
+        "SELECT id, username, is_staff, password_hash FROM users WHERE username_key = $1",
         &[username_key.into()],
     )?
     else {
@@ -142,7 +146,11 @@ pub fn find_login(db: &Db, username_key: &str) -> Result<Option<(User, String)>,
         id: row.int("id")?,
         is_staff: row.bool("is_staff")?,
     };
-    Ok(Some((user, row.text("password_hash")?)))
+    Ok(Some((
+        user,
+        row.text("username")?,
+        row.text("password_hash")?,
+    )))
 }
 
 /// Which of a username key and an email key belong to a user other than `except_id`.

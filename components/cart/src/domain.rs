@@ -119,6 +119,35 @@ pub fn above_stock(product: &Product) -> ApiError {
     })
 }
 
+/// The 400 for an add that would take a line past [`MAX_QUANTITY`] units: nothing changes.
+pub fn too_many_units() -> ApiError {
+    ApiError::field(
+        "quantity",
+        format!("Ensure the cart holds no more than {MAX_QUANTITY} units of a product."),
+    )
+}
+
+/// A cart whose total (a line's subtotal, their sum or the item count) is beyond what 64-bit
+/// cents can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotalTooLarge;
+
+impl TotalTooLarge {
+    /// The 400 for a change that would make the total too large, as an order's total too large
+    /// is: the change is not made.
+    pub fn refusal(self) -> ApiError {
+        ApiError::BadRequest("The cart total is too large.".to_owned())
+    }
+
+    /// The 409 for a cart whose total already is (its prices rose since the units went in):
+    /// a quantity has to go down first.
+    pub fn conflict(self) -> ApiError {
+        ApiError::Conflict(
+            "The cart total is too large to show; lower a quantity or remove a line.".to_owned(),
+        )
+    }
+}
+
 /// The 404 for a product the catalogue does not have.
 pub fn unknown_product(product_id: i64) -> ApiError {
     ApiError::NotFound(format!("No product has id {product_id}."))
@@ -137,8 +166,8 @@ pub fn price_cart<'p>(
     cart: &Cart,
     items: &[CartItem],
     product: impl Fn(i64) -> Option<&'p Product>,
-) -> Result<CartView, ApiError> {
-    let too_large = || ApiError::Internal(format!("the total of cart {} overflows", cart.id));
+) -> Result<CartView, TotalTooLarge> {
+    let too_large = || TotalTooLarge;
     let mut lines = Vec::with_capacity(items.len());
     let mut total = Money::ZERO;
     let mut item_count: i64 = 0;
@@ -303,6 +332,39 @@ mod tests {
         let empty = price_cart(&cart, &[], |_| None).unwrap();
         assert_eq!(empty.total.to_string(), "0.00");
         assert_eq!(empty.item_count, 0);
+    }
+
+    #[test]
+    fn totals_past_64_bit_cents_are_refused_not_wrapped() {
+        let at = Timestamp::parse("2026-11-25T13:00:00Z").unwrap();
+        let cart = Cart {
+            id: 4,
+            created_at: at,
+            updated_at: at,
+        };
+        let dear = Product {
+            id: 1,
+            name: "Yacht".into(),
+            price: Money::from_cents(Money::MAX_CENTS),
+            stock: MAX_QUANTITY,
+        };
+        let line = |id, quantity| CartItem {
+            id,
+            product_id: 1,
+            quantity,
+        };
+        let price = |items: &[CartItem]| price_cart(&cart, items, |_| Some(&dear));
+        // 922,337,203 units of the dearest product fit 64-bit cents; twice that does not.
+        assert!(price(&[line(1, 922_337_203)]).is_ok());
+        assert_eq!(price(&[line(1, MAX_QUANTITY)]), Err(TotalTooLarge));
+        assert_eq!(
+            price(&[line(1, 922_337_203), line(2, 922_337_203)]),
+            Err(TotalTooLarge)
+        );
+        assert_eq!(TotalTooLarge.refusal().status(), 400);
+        assert_eq!(TotalTooLarge.conflict().status(), 409);
+        let units = serde_json::from_slice::<serde_json::Value>(&too_many_units().body()).unwrap();
+        assert!(units["quantity"].is_array(), "{units}");
     }
 
     #[test]

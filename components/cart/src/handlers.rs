@@ -11,7 +11,7 @@ use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
 use crate::clients::Catalogue;
-use crate::domain::{self, AddItem, Cart, CartItem, RemoveItem, SetQuantity};
+use crate::domain::{self, AddItem, Cart, CartItem, RemoveItem, SetQuantity, TotalTooLarge};
 use crate::storage;
 
 /// GET /api/carts/: the caller's cart, made empty on first use.
@@ -39,10 +39,15 @@ pub fn add_item(request: &ApiRequest, user: User) -> Result<Response, ApiError> 
         // The upsert adds to whatever the line holds when it runs, and the check is on the
         // total it answers: a rollback leaves the line as it was.
         let quantity = storage::add_units(db, cart.id, add.product_id, add.quantity, now)?;
+        if quantity > domain::MAX_QUANTITY {
+            return Err(domain::too_many_units());
+        }
         if quantity > product.stock {
             return Err(domain::above_stock(product));
         }
-        Ok(storage::touch(db, cart.id, now)?)
+        let cart = storage::touch(db, cart.id, now)?;
+        check_total(db, &cart, &catalogue)?;
+        Ok(cart)
     })?;
     answer(&db, &cart, &mut catalogue)
 }
@@ -81,7 +86,9 @@ pub fn update_quantity(request: &ApiRequest, user: User) -> Result<Response, Api
         if change.quantity > product.stock {
             return Err(domain::above_stock(product));
         }
-        Ok(storage::touch(db, cart.id, now)?)
+        let cart = storage::touch(db, cart.id, now)?;
+        check_total(db, &cart, &catalogue)?;
+        Ok(cart)
     })?;
     answer(&db, &cart, &mut catalogue)
 }
@@ -96,12 +103,22 @@ fn remove_line(db: &Db, cart: &Cart, product_id: i64, now: Timestamp) -> Result<
     })
 }
 
+/// Refuses (400, and the caller's transaction rolls back) a change after which the cart's total
+/// would be beyond what it can hold, priced as `catalogue` knows its products.
+fn check_total(db: &Db, cart: &Cart, catalogue: &Catalogue) -> Result<(), ApiError> {
+    let lines = storage::items(db, cart.id)?;
+    domain::price_cart(cart, &lines, |id| catalogue.product(id))
+        .map(|_| ())
+        .map_err(TotalTooLarge::refusal)
+}
+
 /// 200 with the cart as it is now, priced from the catalogue (looking up only the products
 /// `catalogue` does not know yet).
 fn answer(db: &Db, cart: &Cart, catalogue: &mut Catalogue) -> Result<Response, ApiError> {
     let lines = storage::items(db, cart.id)?;
     catalogue.look_up(product_ids(&lines))?;
-    let priced = domain::price_cart(cart, &lines, |id| catalogue.product(id))?;
+    let priced = domain::price_cart(cart, &lines, |id| catalogue.product(id))
+        .map_err(TotalTooLarge::conflict)?;
     response::ok(&priced)
 }
 

@@ -113,8 +113,7 @@ fn place_claimed(
     }
     let shipping_address = match shipping_address {
         Some(address) => address,
-        None => domain::default_address(clients::profile_address(user.id)?)
-            .ok_or_else(domain::shipping_address_required)?,
+        None => domain::default_address(clients::profile_address(user.id)?)?,
     };
     // 4. Every line's stock at once, or none (then nothing else happens).
     let lines = clients::reserve(order_key, &cart)?;

@@ -161,16 +161,24 @@ pub struct CheckoutRequest {
     pub shipping_address: Option<String>,
 }
 
+/// The most characters a shipping address may have (API.md, "Orders"): as many as a profile's
+/// address, so that one customer cannot store a mebibyte per order.
+pub const SHIPPING_ADDRESS_MAX_CHARS: usize = 1000;
+
 /// The 400 when neither the body nor the profile gives an address.
 pub fn shipping_address_required() -> ApiError {
     ApiError::field("shipping_address", REQUIRED)
 }
 
 impl CheckoutRequest {
-    /// Reads the body: `shipping_address` is optional text; blank counts as not given.
+    /// Reads the body: `shipping_address` is optional text of at most 1,000 characters once
+    /// trimmed; blank counts as not given.
     pub fn read(mut fields: Fields<'_>) -> Result<Self, ApiError> {
-        let shipping_address =
-            fields.optional("shipping_address", |v| v.text(TextRules::blank_allowed()));
+        let rules = TextRules {
+            max_chars: Some(SHIPPING_ADDRESS_MAX_CHARS),
+            ..TextRules::blank_allowed()
+        };
+        let shipping_address = fields.optional("shipping_address", |v| v.text(rules));
         fields.finish()?;
         Ok(Self {
             shipping_address: shipping_address.filter(|address| !address.is_empty()),
@@ -178,11 +186,24 @@ impl CheckoutRequest {
     }
 }
 
-/// The profile's address as a default shipping address, if it has a non-blank one.
-pub fn default_address(profile_address: Option<String>) -> Option<String> {
-    profile_address
+/// The profile's address as the default shipping address: a 400 naming `shipping_address` when
+/// the profile has none (or a blank one), or one longer than an order may hold (a profile saved
+/// before addresses were bounded).
+pub fn default_address(profile_address: Option<String>) -> Result<String, ApiError> {
+    let address = profile_address
         .map(|address| address.trim().to_owned())
         .filter(|address| !address.is_empty())
+        .ok_or_else(shipping_address_required)?;
+    if address.chars().count() > SHIPPING_ADDRESS_MAX_CHARS {
+        return Err(ApiError::field(
+            "shipping_address",
+            format!(
+                "The profile's address has more than {SHIPPING_ADDRESS_MAX_CHARS} characters: \
+                 send a shipping_address."
+            ),
+        ));
+    }
+    Ok(address)
 }
 
 /// Reads `status` from a status-change body, as DRF's `ChoiceField` does.
@@ -392,12 +413,29 @@ mod tests {
                 .status(),
             400
         );
+        assert_eq!(default_address(Some(" here ".into())).unwrap(), "here");
+        assert_eq!(default_address(Some(" ".into())).unwrap_err().status(), 400);
+        assert_eq!(default_address(None).unwrap_err().status(), 400);
+        assert_eq!(default_address(Some("a".repeat(1000))).unwrap().len(), 1000);
+        let long = default_address(Some("a".repeat(1001))).unwrap_err();
+        let long = serde_json::from_slice::<serde_json::Value>(&long.body()).unwrap();
+        assert!(long["shipping_address"].is_array(), "{long}");
+        let address =
+            |chars: usize| format!(r#"{{"shipping_address": " {} "}}"#, "é".repeat(chars));
         assert_eq!(
-            default_address(Some(" here ".into())).as_deref(),
-            Some("here")
+            checkout(&address(1000))
+                .unwrap()
+                .shipping_address
+                .unwrap()
+                .chars()
+                .count(),
+            1000
         );
-        assert_eq!(default_address(Some("".into())), None);
-        assert_eq!(default_address(None), None);
+        let over = checkout(&address(1001)).unwrap_err();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&over.body()).unwrap(),
+            serde_json::json!({"shipping_address": ["Ensure this field has no more than 1000 characters."]})
+        );
         let required =
             serde_json::from_slice::<serde_json::Value>(&shipping_address_required().body())
                 .unwrap();

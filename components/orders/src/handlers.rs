@@ -2,6 +2,7 @@
 
 use shop_guest::auth::{self, User};
 use shop_guest::error::ApiError;
+use shop_guest::history::{self, Actor};
 use shop_guest::json::Fields;
 use shop_guest::paging::{Page, PageRequest};
 use shop_guest::request::ApiRequest;
@@ -49,23 +50,35 @@ pub fn retrieve(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     response::ok(&status::settle_stock(&db, order))
 }
 
-/// POST /api/orders/{id}/cancel/ (owner or staff): 200 with the cancelled order.
+/// POST /api/orders/{id}/cancel/ (owner or staff): 200 with the cancelled order. A staff
+/// member's cancellation (of their own order too) is recorded in the history; a customer's
+/// own is not (the history is of the changes staff make).
 pub fn cancel(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
     let user = auth::require_user(request)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = visible_order(&db, user, id)?;
-    response::ok(&status::change_status(&db, order, OrderStatus::Cancelled)?)
+    let actor = user.is_staff.then(|| Actor::of(request, user));
+    let cancelled = status::change_status(&db, order, OrderStatus::Cancelled, actor.as_ref())?;
+    response::ok(&cancelled)
 }
 
-/// POST /api/orders/{id}/status/ (staff): 200 with the order in its new `status`.
+/// POST /api/orders/{id}/status/ (staff): 200 with the order in its new `status`, recorded in
+/// the history.
 pub fn set_status(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    let staff = auth::require_staff(request)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = storage::find(&db, id)?.ok_or_else(ApiError::not_found)?;
     let to = domain::read_status(Fields::from_request(request)?)?;
-    response::ok(&status::change_status(&db, order, to)?)
+    let actor = Actor::of(request, staff);
+    response::ok(&status::change_status(&db, order, to, Some(&actor))?)
+}
+
+/// GET /api/orders/history/ (staff): a page of the status changes staff made, newest first
+/// (`?object_id=` for one order's).
+pub fn history(request: &ApiRequest) -> Result<Response, ApiError> {
+    history::list_page(request, crate::SERVICE, storage::HISTORY)
 }
 
 /// The order if `user` may see it; a 404 whether it is missing or someone else's.

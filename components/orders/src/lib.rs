@@ -30,6 +30,8 @@ fn handle(request: IncomingRequest) -> Response {
 enum OrderPath<'a> {
     /// `/api/orders/`
     List,
+    /// `/api/orders/history/`: matched before an order's path, whose id it would be.
+    History,
     /// `/api/orders/{id}/`
     Order(&'a str),
     /// `/api/orders/{id}/cancel/`
@@ -42,6 +44,7 @@ impl<'a> ApiPath<'a> for OrderPath<'a> {
     fn from_segments(segments: &[&'a str]) -> Option<Self> {
         match *segments {
             ["api", "orders"] => Some(Self::List),
+            ["api", "orders", "history"] => Some(Self::History),
             ["api", "orders", id] => Some(Self::Order(id)),
             ["api", "orders", id, "cancel"] => Some(Self::Cancel(id)),
             ["api", "orders", id, "status"] => Some(Self::Status(id)),
@@ -52,6 +55,7 @@ impl<'a> ApiPath<'a> for OrderPath<'a> {
     fn name(self) -> &'static str {
         match self {
             Self::List => "Order List",
+            Self::History => "Order History",
             Self::Order(_) => "Order Instance",
             Self::Cancel(_) => "Cancel",
             Self::Status(_) => "Update Status",
@@ -61,7 +65,7 @@ impl<'a> ApiPath<'a> for OrderPath<'a> {
     fn allow(self) -> &'static [&'static str] {
         match self {
             Self::List => LIST_CREATE,
-            Self::Order(_) => RETRIEVE,
+            Self::Order(_) | Self::History => RETRIEVE,
             Self::Cancel(_) | Self::Status(_) => CREATE,
         }
     }
@@ -73,6 +77,7 @@ fn route(request: &ApiRequest) -> Result<Response, ApiError> {
         Some(match (path, method) {
             (OrderPath::List, "GET" | "HEAD") => handlers::list(request),
             (OrderPath::List, "POST") => handlers::create(request),
+            (OrderPath::History, "GET" | "HEAD") => handlers::history(request),
             (OrderPath::Order(id), "GET" | "HEAD") => handlers::retrieve(request, id),
             (OrderPath::Cancel(id), "POST") => handlers::cancel(request, id),
             (OrderPath::Status(id), "POST") => handlers::set_status(request, id),

@@ -2,6 +2,7 @@
 //! update, and the stock a cancellation puts back, exactly once.
 
 use shop_guest::error::ApiError;
+use shop_guest::history::Actor;
 use shop_guest::storage::Db;
 use shop_guest::time::Timestamp;
 
@@ -11,15 +12,20 @@ use crate::storage;
 
 /// Moves `order` to `to` if the flow allows it from the status it has in the database, and
 /// answers the order as it is then; a refused change is a 409. A cancellation then gives the
-/// order's stock back.
-pub fn change_status(db: &Db, order: Order, to: OrderStatus) -> Result<Order, ApiError> {
+/// order's stock back. A change by staff (`by`) goes into the history with the change.
+pub fn change_status(
+    db: &Db,
+    order: Order,
+    to: OrderStatus,
+    by: Option<&Actor>,
+) -> Result<Order, ApiError> {
     let id = order.id;
     let mut current = settle_stock(db, order);
     // A change lost to a concurrent one is judged again against the status that won. Every
     // change moves forward in a flow without cycles, so this ends within that many rounds.
     for _ in 0..=OrderStatus::ALL.len() {
         domain::check_change(current.status, to)?;
-        if storage::change_status(db, id, current.status, to, Timestamp::now())? {
+        if storage::change_status(db, id, current.status, to, Timestamp::now(), by)? {
             let changed = storage::find(db, id)?.ok_or_else(ApiError::not_found)?;
             return Ok(settle_stock(db, changed));
         }

@@ -1,8 +1,9 @@
-//! The `orders` and `order_items` tables (migrations/orders/), the same SQL on SQLite and
-//! Postgres.
+//! The `orders`, `order_items`, `checkouts` and `order_history` tables (migrations/orders/),
+//! the same SQL on SQLite and Postgres.
 
 use std::collections::HashMap;
 
+use shop_guest::history::{Action, Actor, Changes, HistoryTable};
 use shop_guest::money::Money;
 use shop_guest::paging::PageWindow;
 use shop_guest::storage::{Db, Param, Row, Statement, StorageError};
@@ -15,6 +16,9 @@ use crate::domain::{
 const ORDER_COLUMNS: &str = "id, user_id, status, total_cents, shipping_address, order_key, \
                              stock_released, created_at, updated_at";
 const ITEM_COLUMNS: &str = "id, order_id, product_id, product_name, quantity, price_cents";
+
+/// The status changes staff made to orders.
+pub const HISTORY: HistoryTable = HistoryTable("order_history");
 
 /// An order row, without its items yet.
 fn order(row: &Row) -> Result<Order, StorageError> {
@@ -300,24 +304,36 @@ pub fn list(db: &Db, filter: &OrderFilter, window: PageWindow) -> Result<Vec<Ord
 }
 
 /// Moves an order from `from` to `to` if it is still in `from` (so that of two concurrent
-/// changes only one wins); answers whether it moved.
+/// changes only one wins); answers whether it moved. A change made by staff (`by`) is recorded
+/// in the history in the same transaction: an entry exactly when the order moved.
 pub fn change_status(
     db: &Db,
     id: i64,
     from: OrderStatus,
     to: OrderStatus,
     now: Timestamp,
+    by: Option<&Actor>,
 ) -> Result<bool, StorageError> {
-    let changed = db.execute(
-        "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-        &[
-            to.as_str().into(),
-            now.into(),
-            Param::Int(id),
-            from.as_str().into(),
-        ],
-    )?;
-    Ok(changed > 0)
+    db.transaction(|db| {
+        let changed = db.execute(
+            "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            &[
+                to.as_str().into(),
+                now.into(),
+                Param::Int(id),
+                from.as_str().into(),
+            ],
+        )?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        if let Some(actor) = by {
+            let mut changes = Changes::new();
+            changes.set("status", from, to);
+            HISTORY.record(db, id, Action::Status, &changes, actor, now)?;
+        }
+        Ok(true)
+    })
 }
 
 /// Records that a cancelled order's stock went back.

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use shop_guest::error::ApiError;
+use shop_guest::history::Changes;
 use shop_guest::json::{FieldValue, Fields, Presence, TextRules};
 use shop_guest::money::{self, Money};
 use shop_guest::query::{ListParams, TermRules};
@@ -99,6 +100,46 @@ impl NewProduct {
             }
         }
     }
+}
+
+/// A product's fields as a history entry records them (the API's own form).
+fn history_fields(product: &Product) -> [(&'static str, serde_json::Value); 4] {
+    [
+        ("name", product.name.as_str().into()),
+        ("description", product.description.as_str().into()),
+        ("price", product.price.to_string().into()),
+        ("stock", product.stock.into()),
+    ]
+}
+
+/// The history of a new product: every field, from nothing.
+pub fn created(product: &Product) -> Changes {
+    let mut changes = Changes::new();
+    for (field, value) in history_fields(product) {
+        changes.set(field, serde_json::Value::Null, value);
+    }
+    changes
+}
+
+/// The history of an update: only the fields whose values differ.
+pub fn updated(before: &Product, after: &Product) -> Changes {
+    let mut changes = Changes::new();
+    for ((field, old), (_, new)) in history_fields(before)
+        .into_iter()
+        .zip(history_fields(after))
+    {
+        changes.set_if_changed(field, old, new);
+    }
+    changes
+}
+
+/// The history of a deleted product: every field, to nothing.
+pub fn deleted(product: &Product) -> Changes {
+    let mut changes = Changes::new();
+    for (field, value) in history_fields(product) {
+        changes.set(field, value, serde_json::Value::Null);
+    }
+    changes
 }
 
 /// What `GET /api/products/` asks for besides the page, every parameter within its bounds.
@@ -569,6 +610,39 @@ mod tests {
         );
         let object = shop_guest::json::parse_object(b"{}").unwrap();
         assert!(ProductChanges::read(Fields::new(object), Presence::Optional).is_ok());
+    }
+
+    fn lamp(price_cents: i64, stock: i64) -> Product {
+        let at = shop_guest::time::Timestamp::parse("2026-11-25T13:00:00Z").unwrap();
+        Product {
+            id: 7,
+            name: "Lamp".into(),
+            description: "".into(),
+            price: Money::from_cents(price_cents),
+            stock,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn history_records_fields_in_the_apis_form() {
+        let json = |changes: Changes| serde_json::to_value(changes).unwrap();
+        assert_eq!(
+            json(created(&lamp(1250, 3))),
+            serde_json::json!({"name": [null, "Lamp"], "description": [null, ""],
+                               "price": [null, "12.50"], "stock": [null, 3]})
+        );
+        assert_eq!(
+            json(updated(&lamp(1250, 3), &lamp(1000, 3))),
+            serde_json::json!({"price": ["12.50", "10.00"]})
+        );
+        assert!(updated(&lamp(1250, 3), &lamp(1250, 3)).is_empty());
+        assert_eq!(
+            json(deleted(&lamp(5, 0))),
+            serde_json::json!({"name": ["Lamp", null], "description": ["", null],
+                               "price": ["0.05", null], "stock": [0, null]})
+        );
     }
 
     #[test]

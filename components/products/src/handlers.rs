@@ -3,17 +3,18 @@
 
 use shop_guest::auth;
 use shop_guest::error::ApiError;
+use shop_guest::history::{self, Action, Actor};
 use shop_guest::json::{Fields, Presence};
 use shop_guest::paging::{Page, PageRequest};
 use shop_guest::request::ApiRequest;
 use shop_guest::response;
 use shop_guest::routing;
-use shop_guest::storage::Db;
+use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
 use crate::domain::{
-    CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductListQuery,
+    self, CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductListQuery,
     ReserveError, ReservedLine, StockLine,
 };
 use crate::{reservations, storage};
@@ -40,19 +41,27 @@ pub fn retrieve(id: &str) -> Result<Response, ApiError> {
     response::ok(&product)
 }
 
-/// POST /api/products/ (staff): 201 with the new product.
+/// POST /api/products/ (staff): 201 with the new product, recorded in the history.
 pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    let staff = auth::require_staff(request)?;
     let changes = ProductChanges::read(Fields::from_request(request)?, Presence::Required)?;
     let new = NewProduct::from_changes(changes)?;
+    let actor = Actor::of(request, staff);
     let db = Db::open(crate::SERVICE)?;
-    let product = storage::insert(&db, &new, Timestamp::now())?;
+    let product = db.transaction(|db| {
+        let now = Timestamp::now();
+        let product = storage::insert(db, &new, now)?;
+        let changes = domain::created(&product);
+        storage::HISTORY.record(db, product.id, Action::Create, &changes, &actor, now)?;
+        Ok::<_, StorageError>(product)
+    })?;
     response::created(&product)
 }
 
-/// PUT (`partial = false`) or PATCH (`partial = true`) /api/products/{id}/ (staff).
+/// PUT (`partial = false`) or PATCH (`partial = true`) /api/products/{id}/ (staff); the fields
+/// that changed are recorded in the history (nothing when none did).
 pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    let staff = auth::require_staff(request)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let changes = match Fields::from_request(request)
@@ -63,21 +72,50 @@ pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response,
         Err(error) if storage::exists(&db, id)? => return Err(error),
         Err(_) => return Err(ApiError::not_found()),
     };
-    let product =
-        storage::update(&db, id, &changes, Timestamp::now())?.ok_or_else(ApiError::not_found)?;
-    response::ok(&product)
+    let actor = Actor::of(request, staff);
+    let product = db.transaction(|db| {
+        let Some(before) = storage::find_for_update(db, id)? else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        let Some(after) = storage::update(db, id, &changes, now)? else {
+            return Ok(None);
+        };
+        let changed = domain::updated(&before, &after);
+        if !changed.is_empty() {
+            storage::HISTORY.record(db, id, Action::Update, &changed, &actor, now)?;
+        }
+        Ok::<_, StorageError>(Some(after))
+    })?;
+    response::ok(&product.ok_or_else(ApiError::not_found)?)
 }
 
-/// DELETE /api/products/{id}/ (staff): 204 with no body.
+/// DELETE /api/products/{id}/ (staff): 204 with no body; the product as it was is recorded in
+/// the history.
 pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    let staff = auth::require_staff(request)?;
     let id = routing::id(id)?;
+    let actor = Actor::of(request, staff);
     let db = Db::open(crate::SERVICE)?;
-    if storage::delete(&db, id)? {
+    let deleted = db.transaction(|db| {
+        let Some(product) = storage::delete(db, id)? else {
+            return Ok(false);
+        };
+        let changes = domain::deleted(&product);
+        storage::HISTORY.record(db, id, Action::Delete, &changes, &actor, Timestamp::now())?;
+        Ok::<_, StorageError>(true)
+    })?;
+    if deleted {
         Ok(response::no_content())
     } else {
         Err(ApiError::not_found())
     }
+}
+
+/// GET /api/products/history/ (staff): a page of the changes staff made, newest first
+/// (`?object_id=` for one product's).
+pub fn history(request: &ApiRequest) -> Result<Response, ApiError> {
+    history::list_page(request, crate::SERVICE, storage::HISTORY)
 }
 
 /// `shop:products/catalogue.get-products`: the products among `ids` that exist, in that order.

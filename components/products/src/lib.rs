@@ -14,7 +14,7 @@ mod storage;
 use shop_guest::error::ApiError;
 use shop_guest::request::ApiRequest;
 use shop_guest::response;
-use shop_guest::routing::{self, ApiPath, LIST_CREATE, RETRIEVE_UPDATE_DESTROY};
+use shop_guest::routing::{self, ApiPath, LIST_CREATE, RETRIEVE, RETRIEVE_UPDATE_DESTROY};
 use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
 
@@ -34,6 +34,8 @@ fn handle(request: IncomingRequest) -> Response {
 enum ProductPath<'a> {
     /// `/api/products/`
     List,
+    /// `/api/products/history/`: matched before a product's path, whose id it would be.
+    History,
     /// `/api/products/{id}/`
     Product(&'a str),
 }
@@ -42,6 +44,7 @@ impl<'a> ApiPath<'a> for ProductPath<'a> {
     fn from_segments(segments: &[&'a str]) -> Option<Self> {
         match *segments {
             ["api", "products"] => Some(Self::List),
+            ["api", "products", "history"] => Some(Self::History),
             ["api", "products", id] => Some(Self::Product(id)),
             _ => None,
         }
@@ -50,6 +53,7 @@ impl<'a> ApiPath<'a> for ProductPath<'a> {
     fn name(self) -> &'static str {
         match self {
             Self::List => "Product List",
+            Self::History => "Product History",
             Self::Product(_) => "Product Instance",
         }
     }
@@ -57,6 +61,7 @@ impl<'a> ApiPath<'a> for ProductPath<'a> {
     fn allow(self) -> &'static [&'static str] {
         match self {
             Self::List => LIST_CREATE,
+            Self::History => RETRIEVE,
             Self::Product(_) => RETRIEVE_UPDATE_DESTROY,
         }
     }
@@ -73,6 +78,7 @@ fn route(request: &ApiRequest) -> Result<Response, ApiError> {
         Some(match (path, method) {
             (ProductPath::List, "GET" | "HEAD") => handlers::list(request),
             (ProductPath::List, "POST") => handlers::create(request),
+            (ProductPath::History, "GET" | "HEAD") => handlers::history(request),
             (ProductPath::Product(id), "GET" | "HEAD") => handlers::retrieve(id),
             (ProductPath::Product(id), "PUT") => handlers::update(request, id, false),
             (ProductPath::Product(id), "PATCH") => handlers::update(request, id, true),

@@ -1,8 +1,10 @@
-//! The `products` table (migrations/products/), the same SQL on SQLite and Postgres.
+//! The `products` and `product_history` tables (migrations/products/), the same SQL on SQLite
+//! and Postgres.
 
+use shop_guest::history::HistoryTable;
 use shop_guest::money::Money;
 use shop_guest::paging::PageWindow;
-use shop_guest::storage::{contains_pattern, Db, Param, Row, Statement, StorageError};
+use shop_guest::storage::{contains_pattern, Db, Engine, Param, Row, Statement, StorageError};
 use shop_guest::time::Timestamp;
 
 use std::collections::HashMap;
@@ -12,6 +14,9 @@ use crate::domain::{
 };
 
 const COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
+
+/// The changes staff made to products.
+pub const HISTORY: HistoryTable = HistoryTable("product_history");
 
 fn product(row: &Row) -> Result<Product, StorageError> {
     Ok(Product {
@@ -29,6 +34,23 @@ fn product(row: &Row) -> Result<Product, StorageError> {
 pub fn find(db: &Db, id: i64) -> Result<Option<Product>, StorageError> {
     db.query_one(
         &format!("SELECT {COLUMNS} FROM products WHERE id = $1"),
+        &[Param::Int(id)],
+    )?
+    .as_ref()
+    .map(product)
+    .transpose()
+}
+
+/// One product by id, locked until the end of the transaction `db` is in, so that what a
+/// change records as before is what it changed (SQLite's `BEGIN IMMEDIATE` already holds
+/// every writer off; Postgres locks the row).
+pub fn find_for_update(db: &Db, id: i64) -> Result<Option<Product>, StorageError> {
+    let lock = match db.engine() {
+        Engine::Postgres => " FOR UPDATE",
+        Engine::Sqlite => "",
+    };
+    db.query_one(
+        &format!("SELECT {COLUMNS} FROM products WHERE id = $1{lock}"),
         &[Param::Int(id)],
     )?
     .as_ref()
@@ -172,9 +194,15 @@ pub fn update(
         .transpose()
 }
 
-/// Removes a product; `false` if there was none.
-pub fn delete(db: &Db, id: i64) -> Result<bool, StorageError> {
-    Ok(db.execute("DELETE FROM products WHERE id = $1", &[Param::Int(id)])? > 0)
+/// Removes a product and answers it as it was; `None` if there was none.
+pub fn delete(db: &Db, id: i64) -> Result<Option<Product>, StorageError> {
+    db.query_one(
+        &format!("DELETE FROM products WHERE id = $1 RETURNING {COLUMNS}"),
+        &[Param::Int(id)],
+    )?
+    .as_ref()
+    .map(product)
+    .transpose()
 }
 
 /// Ids per `IN (...)` list: far below SQLite's limit on parameters.

@@ -6,5 +6,6 @@
 
 pub mod accounts;
 pub mod cart;
+pub mod history;
 pub mod orders;
 pub mod products;

@@ -91,11 +91,17 @@ pub struct Claims {
     /// Whether the user was staff when the token was issued.
     #[serde(default)]
     pub is_staff: bool,
+    /// The user's username, for records of who did what (the services' histories); the
+    /// user's rights never depend on it. Tokens issued before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
 }
 
-/// Signs a token of `token_type` for `user`, issued at `now` and valid for `lifetime_secs`.
+/// Signs a token of `token_type` for `user` (whose username is `username`), issued at `now` and
+/// valid for `lifetime_secs`.
 pub fn issue_token(
     user: User,
+    username: &str,
     token_type: TokenType,
     now: Timestamp,
     lifetime_secs: i64,
@@ -109,6 +115,7 @@ pub fn issue_token(
         jti: random_hex(16)?,
         token_type: token_type.as_str().to_owned(),
         is_staff: user.is_staff,
+        username: Some(username.to_owned()),
     };
     jwt::encode(&claims, &key.0).map_err(|e| ApiError::Internal(format!("signing a token: {e}")))
 }
@@ -161,6 +168,20 @@ pub fn verify_token(token: &str, token_type: TokenType, key: &PublicKey) -> Resu
         .map_or(0, |since| since.as_secs());
     let claims: Claims = jwt::decode(token, &key.0, now).map_err(|_| ApiError::InvalidToken)?;
     user_of(claims, token_type)
+}
+
+/// The `username` claim of the request's access token, if it carries a valid one that has it:
+/// whom a record of a change names. A caller's rights never come from here (they come from
+/// [`require_staff`] and the like), so a token without the claim only goes unnamed.
+pub fn username(request: &ApiRequest) -> Option<String> {
+    let token = bearer_token(request).ok()??;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let claims: Claims = jwt::decode(token, &public_key().ok()?.0, now).ok()?;
+    (claims.token_type == TokenType::Access.as_str())
+        .then_some(claims.username)
+        .flatten()
 }
 
 /// The user a verified token's claims name, if the token is of `token_type` and its subject is
@@ -374,8 +395,8 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         };
         let now = Timestamp::now();
         let key = private_key();
-        let access = issue_token(user, TokenType::Access, now, 900, &key).unwrap();
-        let refresh = issue_token(user, TokenType::Refresh, now, 86_400, &key).unwrap();
+        let access = issue_token(user, "ada", TokenType::Access, now, 900, &key).unwrap();
+        let refresh = issue_token(user, "ada", TokenType::Refresh, now, 86_400, &key).unwrap();
         assert_eq!(verify(&access).unwrap(), user);
         assert_eq!(
             verify_token(&refresh, TokenType::Refresh, &public_key()).unwrap(),
@@ -388,6 +409,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         ));
         let forged = issue_token(
             user,
+            "ada",
             TokenType::Refresh,
             now,
             86_400,
@@ -398,7 +420,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             verify_token(&forged, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
         ));
-        let expired = issue_token(user, TokenType::Refresh, now, -1, &key).unwrap();
+        let expired = issue_token(user, "ada", TokenType::Refresh, now, -1, &key).unwrap();
         assert!(matches!(
             verify_token(&expired, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
@@ -412,8 +434,10 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             is_staff: false,
         };
         let now = Timestamp::now();
-        let token = issue_token(user, TokenType::Access, now, 900, &private_key()).unwrap();
-        let other = issue_token(user, TokenType::Access, now, 900, &private_key()).unwrap();
+        let token =
+            issue_token(user, "Ada.L", TokenType::Access, now, 900, &private_key()).unwrap();
+        let other =
+            issue_token(user, "Ada.L", TokenType::Access, now, 900, &private_key()).unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&token).unwrap().alg,
             Algorithm::EdDSA
@@ -430,6 +454,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         assert_eq!(claims.sub, "42");
         assert_eq!(claims.token_type, "access");
         assert!(!claims.is_staff);
+        assert_eq!(claims.username.as_deref(), Some("Ada.L"));
         assert_eq!(claims.iat, now.as_datetime().timestamp());
         assert_eq!(claims.exp, claims.iat + 900);
         assert_eq!(claims.jti.len(), 32);
@@ -513,6 +538,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
                 jti: "0123456789abcdef0123456789abcdef".to_owned(),
                 token_type: "access".to_owned(),
                 is_staff,
+                username: is_staff.then(|| "ada".to_owned()),
             };
             let ours = jwt::encode(&claims, &private_key().0).unwrap();
             let theirs =

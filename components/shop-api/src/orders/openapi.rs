@@ -9,12 +9,15 @@ use shop_guest::paging::Page;
 use utoipa::OpenApi;
 
 use super::api::{Checkout, Order, OrderItem, OrderStatus, StatusChange};
+use crate::history::{Action, Changes, HistoryEntry, HistoryQuery};
 
 /// The orders service's part of the document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, retrieve, cancel, set_status),
-    components(schemas(Order, OrderItem, OrderStatus, Checkout, StatusChange)),
+    paths(create, list, history, retrieve, cancel, set_status),
+    components(schemas(
+        Order, OrderItem, OrderStatus, Checkout, StatusChange, HistoryEntry, Action, Changes
+    )),
     tags((name = "orders", description = "Orders placed from carts, and their status flow."))
 )]
 pub struct OrdersApi;
@@ -86,6 +89,27 @@ fn create() {}
 )]
 #[allow(dead_code)]
 fn list() {}
+
+#[utoipa::path(
+    get, path = "/api/orders/history/", tag = "orders", operation_id = "orders_history",
+    summary = "The status changes staff made to orders (staff only)",
+    description = "**Staff only.** Every status change and cancellation a staff user made \
+                   (through `/status/` or `/cancel/`, their own orders included), newest first: \
+                   action `status`, changes `{\"status\": [before, after]}`. A customer's \
+                   cancellation of their own order is not a staff change and is not listed. \
+                   Recorded in the transaction of the change: a refused change left no entry.",
+    params(PageQuery, HistoryQuery),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "A page of history entries.", body = Page<HistoryEntry>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+#[allow(dead_code)]
+fn history() {}
 
 #[utoipa::path(
     get, path = "/api/orders/{id}/", tag = "orders", operation_id = "orders_retrieve",

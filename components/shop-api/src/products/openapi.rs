@@ -8,6 +8,7 @@ use shop_guest::paging::Page;
 use utoipa::OpenApi;
 
 use super::api::{Product, ProductPatch, ProductWrite};
+use crate::history::{Action, Changes, HistoryEntry, HistoryQuery};
 
 /// PATCH bodies are optional.
 const OPTIONAL_BODIES: OptionalBodies = OptionalBodies { put: &[] };
@@ -15,8 +16,8 @@ const OPTIONAL_BODIES: OptionalBodies = OptionalBodies { put: &[] };
 /// The products service's part of the document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, create, retrieve, update, partial_update, destroy),
-    components(schemas(Product, ProductWrite, ProductPatch)),
+    paths(list, create, history, retrieve, update, partial_update, destroy),
+    components(schemas(Product, ProductWrite, ProductPatch, HistoryEntry, Action, Changes)),
     modifiers(&OPTIONAL_BODIES),
     tags((name = "products", description = "The catalogue: products, prices and stock."))
 )]
@@ -99,6 +100,26 @@ fn list() {}
 )]
 #[allow(dead_code)]
 fn create() {}
+
+#[utoipa::path(
+    get, path = "/api/products/history/", tag = "products", operation_id = "products_history",
+    summary = "The changes staff made to products (staff only)",
+    description = "**Staff only.** Every product create, update (price and stock included: only \
+                   the fields that changed) and delete made through the API, newest first, with \
+                   the staff user who made it and the values before and after. Recorded in the \
+                   transaction of the change: a change that failed left no entry.",
+    params(PageQuery, HistoryQuery),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = 200, description = "A page of history entries.", body = Page<HistoryEntry>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+#[allow(dead_code)]
+fn history() {}
 
 #[utoipa::path(
     get, path = "/api/products/{id}/", tag = "products", operation_id = "products_retrieve",
