@@ -11,6 +11,7 @@ use shop_guest::storage::Db;
 use spin_sdk::http::Response;
 
 use crate::checkout;
+use crate::clients;
 use crate::domain::{self, CheckoutRequest, IdempotencyKey, Order, OrderFilter, OrderStatus};
 use crate::status;
 use crate::storage;
@@ -18,7 +19,7 @@ use crate::storage;
 /// POST /api/orders/: 201 with the order made from the caller's cart (or, for a retry with
 /// the same `Idempotency-Key`, the order the first request made).
 pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let body = CheckoutRequest::read(Fields::from_request(request)?)?;
     let key = IdempotencyKey::from_header(request.header("idempotency-key"))?;
     let order = checkout::place_order(user, key, body.shipping_address)?;
@@ -27,7 +28,7 @@ pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
 
 /// GET /api/orders/: a page of the caller's orders (everyone's for staff), newest first.
 pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let query = request.query();
     let filter = OrderFilter::for_caller(user, &query)?;
     let pages = PageRequest::from_query(&query)?;
@@ -42,7 +43,7 @@ pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
 
 /// GET /api/orders/{id}/: the owner's or staff's; anyone else's is a 404.
 pub fn retrieve(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = visible_order(&db, user, id)?;
@@ -51,7 +52,7 @@ pub fn retrieve(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
 
 /// POST /api/orders/{id}/cancel/ (owner or staff): 200 with the cancelled order.
 pub fn cancel(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = visible_order(&db, user, id)?;
@@ -60,7 +61,7 @@ pub fn cancel(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
 
 /// POST /api/orders/{id}/status/ (staff): 200 with the order in its new `status`.
 pub fn set_status(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    auth::require_staff(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = storage::find(&db, id)?.ok_or_else(ApiError::not_found)?;

@@ -16,7 +16,7 @@ use crate::domain::{
     CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductListQuery,
     ReserveError, ReservedLine, StockLine,
 };
-use crate::{reservations, storage};
+use crate::{clients, reservations, storage};
 
 /// GET /api/products/: a filtered, ordered page of products.
 pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
@@ -42,7 +42,7 @@ pub fn retrieve(id: &str) -> Result<Response, ApiError> {
 
 /// POST /api/products/ (staff): 201 with the new product.
 pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    auth::require_staff(request, &clients::Accounts)?;
     let changes = ProductChanges::read(Fields::from_request(request)?, Presence::Required)?;
     let new = NewProduct::from_changes(changes)?;
     let db = Db::open(crate::SERVICE)?;
@@ -52,7 +52,7 @@ pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
 
 /// PUT (`partial = false`) or PATCH (`partial = true`) /api/products/{id}/ (staff).
 pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    auth::require_staff(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let changes = match Fields::from_request(request)
@@ -70,7 +70,7 @@ pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response,
 
 /// DELETE /api/products/{id}/ (staff): 204 with no body.
 pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    auth::require_staff(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     if storage::delete(&db, id)? {
