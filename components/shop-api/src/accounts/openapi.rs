@@ -18,6 +18,23 @@ const OPTIONAL_BODIES: OptionalBodies = OptionalBodies {
     put: &["/api/accounts/profile/"],
 };
 
+/// The logout's body is optional: its token is not needed (utoipa marks every body required).
+struct OptionalLogoutBody;
+
+impl utoipa::Modify for OptionalLogoutBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/api/accounts/logout/")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(utoipa::openapi::RefOr::T(body)) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
+}
+
 /// The accounts service's part of the document.
 #[derive(OpenApi)]
 #[openapi(
@@ -29,7 +46,7 @@ const OPTIONAL_BODIES: OptionalBodies = OptionalBodies {
         UserAccount, TokenPair, Registration, Credentials, Refresh, Logout, ProfileChanges,
         UserFlags, UserHistoryEntry
     )),
-    modifiers(&OPTIONAL_BODIES),
+    modifiers(&OPTIONAL_BODIES, &OptionalLogoutBody),
     tags((name = "accounts", description = "Users, their profiles, and the tokens that \
                                             authenticate them."))
 )]
@@ -250,6 +267,32 @@ fn partial_update_profile() {}
 #[cfg(test)]
 mod tests {
     use utoipa::OpenApi;
+
+    #[test]
+    fn the_logout_body_is_optional() {
+        use utoipa::openapi::{RefOr, Required};
+        let document = super::AccountsApi::openapi();
+        let required = |path: &str| {
+            let body = document.paths.paths[path]
+                .post
+                .as_ref()
+                .unwrap()
+                .request_body
+                .as_ref();
+            match body {
+                Some(RefOr::T(body)) => body.required.clone(),
+                _ => None,
+            }
+        };
+        assert!(matches!(
+            required("/api/accounts/logout/"),
+            Some(Required::False)
+        ));
+        assert!(!matches!(
+            required("/api/accounts/login/"),
+            Some(Required::False)
+        ));
+    }
 
     #[test]
     fn the_description_follows_the_api_conventions() {
