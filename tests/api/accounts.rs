@@ -1,5 +1,7 @@
-//! The Accounts section of API.md: registration, login, token refresh, profiles, the token
-//! failures (forged, expired, `alg: none`, wrong `token_type`, garbage) and login throttling.
+//! The Accounts section of API.md: registration, login, token refresh (rotated, with reuse
+//! detection), logout, profiles, the token failures (forged, expired, `alg: none`, wrong
+//! `token_type`, garbage), tokens cut off by a deactivation, a loss of staff or a new password
+//! in every service, staff's users API and its history, and login throttling.
 
 use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -162,6 +164,7 @@ async fn register_then_profile(app: TestApp) {
             "email",
             "first_name",
             "id",
+            "is_active",
             "is_staff",
             "last_name",
             "phone_number",
@@ -182,6 +185,7 @@ async fn register_then_profile(app: TestApp) {
     assert_eq!(user["phone_number"], "+44 20 7946 0000");
     assert_eq!(user["address"], "12 St James's Square");
     assert_eq!(user["is_staff"], false, "registration never makes staff");
+    assert_eq!(user["is_active"], true);
     assert!(
         is_rfc3339_utc(user["date_joined"].as_str().unwrap()),
         "{user}"
@@ -267,12 +271,20 @@ async fn register_validation(app: TestApp) {
     }
 
     // Passwords: 8 characters, not all digits, not the username.
-    let answer = post(json!({"username": name, "email": email, "password": "short1"})).await;
+    let answer = post(json!({"username": name, "email": email, "password": "short1x"})).await;
     assert_eq!(
         answer.body["password"],
         json!(["This password is too short. It must contain at least 8 characters."])
     );
     let answer = post(json!({"username": name, "email": email, "password": "1234567890"})).await;
+    assert_eq!(
+        answer.body["password"],
+        json!([
+            "This password is too common.",
+            "This password is entirely numeric."
+        ])
+    );
+    let answer = post(json!({"username": name, "email": email, "password": "8462019375"})).await;
     assert_eq!(
         answer.body["password"],
         json!(["This password is entirely numeric."])
@@ -523,7 +535,7 @@ async fn refresh_gives_a_new_access_token(app: TestApp) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_json(&answer);
     let keys: Vec<&String> = answer.body.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["access"]);
+    assert_eq!(keys, ["access", "refresh"]);
     let access = answer.body["access"].as_str().unwrap();
     let c = claims(access);
     assert_eq!(c["token_type"], "access");
@@ -929,7 +941,7 @@ async fn methods_and_paths(app: TestApp) {
     for path in [
         "/api/accounts/",
         "/api/accounts/login",
-        "/api/accounts/users/",
+        "/api/accounts/users/x/y/",
         "/api/accounts/token/",
         "/api/accounts/token/refresh/x/",
     ] {
@@ -958,7 +970,625 @@ e2e!(
     login_token_is_not_staff_for_products,
     tokens_not_signed_by_accounts_are_refused,
     methods_and_paths,
+    refresh_rotates_and_a_replay_revokes_the_login,
+    concurrent_refreshes_spend_a_token_once,
+    logout_revokes_every_refresh_token,
+    losing_staff_or_deactivation_cuts_off_tokens_everywhere,
+    staff_list_find_and_change_users,
+    staff_cannot_demote_or_deactivate_themselves,
+    history_records_each_staff_change,
+    addresses_are_at_most_1000_characters,
+    common_passwords_are_refused,
 );
+
+/// Registers a user that is not user 1 (the suite's minted `staff_token()` names user 1, and
+/// these tests deactivate and demote their users); returns its id.
+async fn register_id(app: &TestApp, username: &str) -> i64 {
+    let id = register(app, username).await["id"].as_i64().unwrap();
+    if id == 1 {
+        return Box::pin(register_id(app, &format!("{username}_2"))).await;
+    }
+    id
+}
+
+/// A staff token for a registered user, minted as the suite mints its tokens: whoever holds
+/// the signing key can make one, and the services then trust its `is_staff` while the user's
+/// token version stands (0 here: the user's first).
+fn minted_staff(id: i64) -> String {
+    token_with(TEST_PRIVATE_KEY, id, true, "access", 900)
+}
+
+/// An access token of user `id` under token version `ver`, signed with the accounts key.
+fn token_of_version(id: i64, ver: i64) -> String {
+    let now = now_secs();
+    let claims = json!({
+        "sub": id.to_string(), "iat": now, "exp": now + 900, "jti": unique_suffix(),
+        "token_type": "access", "is_staff": false, "ver": ver,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_pem(TEST_PRIVATE_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// `PATCH /api/accounts/users/{id}/` as `staff`.
+async fn patch_user(app: &TestApp, staff: &str, id: i64, body: Value) -> Answer {
+    app.json(
+        "PATCH",
+        &format!("/api/accounts/users/{id}/"),
+        Some(staff),
+        &body,
+    )
+    .await
+}
+
+/// `POST /api/accounts/logout/` with `token` and an optional JSON body.
+async fn logout(app: &TestApp, token: Option<&str>, body: Option<Value>) -> Answer {
+    let body = body.map(|body| ("application/json", serde_json::to_vec(&body).unwrap()));
+    app.send("POST", "/api/accounts/logout/", token, body).await
+}
+
+async fn refresh_rotates_and_a_replay_revokes_the_login(app: TestApp) {
+    let username = fresh_username("rot");
+    let id = register_id(&app, &username).await;
+    let (_, first) = tokens(&app, &username, PASSWORD).await;
+    let (_, other_login) = tokens(&app, &username, PASSWORD).await;
+
+    let rotated = refresh(&app, &first).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let second = rotated.body["refresh"].as_str().unwrap().to_owned();
+    let access = rotated.body["access"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(claims(&second)["sub"], id.to_string());
+    assert_eq!(claims(&second)["token_type"], "refresh");
+    assert_eq!(
+        app.get("/api/accounts/profile/", Some(access)).await.status,
+        200
+    );
+    // The next one rotates in turn.
+    let rotated = refresh(&app, &second).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let third = rotated.body["refresh"].as_str().unwrap().to_owned();
+
+    // The first one, sent again: someone replays a copy. Refused, and the whole login with it.
+    let expected = json!({"detail": "Token is invalid or expired", "code": "token_not_valid"});
+    let replay = refresh(&app, &first).await;
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    assert_eq!(replay.body, expected);
+    let after = refresh(&app, &third).await;
+    assert_eq!(after.status, 401, "the login's newest token is revoked too");
+    assert_eq!(after.body, expected);
+    // Another login of the same user is another family: untouched.
+    let other = refresh(&app, &other_login).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+}
+
+async fn concurrent_refreshes_spend_a_token_once(app: TestApp) {
+    let username = fresh_username("race_ref");
+    register_id(&app, &username).await;
+    let (_, token) = tokens(&app, &username, PASSWORD).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let client = app.client.clone();
+        let url = format!("{}/api/accounts/token/refresh/", app.base);
+        let body = json!({ "refresh": token });
+        tasks.spawn(async move {
+            let res = client.post(url).json(&body).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        });
+    }
+    let mut issued = Vec::new();
+    while let Some(outcome) = tasks.join_next().await {
+        let (status, body) = outcome.unwrap();
+        match status {
+            200 => issued.push(body["refresh"].as_str().unwrap().to_owned()),
+            401 => {}
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(issued.len() <= 1, "one token was spent twice: {issued:?}");
+    // The others were replays: whatever the winner got is revoked with its login.
+    for token in issued {
+        assert_eq!(refresh(&app, &token).await.status, 401);
+    }
+}
+
+async fn logout_revokes_every_refresh_token(app: TestApp) {
+    let username = fresh_username("bye");
+    register_id(&app, &username).await;
+    let (access, first) = tokens(&app, &username, PASSWORD).await;
+    let (_, second) = tokens(&app, &username, PASSWORD).await;
+
+    assert_detail(&logout(&app, None, None).await, 401);
+    let answer = logout(&app, Some(&access), None).await;
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    assert!(answer.raw.is_empty());
+    for token in [&first, &second] {
+        assert_eq!(refresh(&app, token).await.status, 401);
+    }
+    // With the optional body, and again: still 204.
+    let (access, third) = tokens(&app, &username, PASSWORD).await;
+    let answer = logout(&app, Some(&access), Some(json!({ "refresh": third }))).await;
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    assert_eq!(refresh(&app, &third).await.status, 401);
+    let answer = logout(&app, Some(&access), Some(json!({ "refresh": 5 }))).await;
+    assert_field_errors(&answer, &["refresh"]);
+    // A refresh token is not an access token.
+    assert_detail(&logout(&app, Some(&third), None).await, 401);
+    let allow = app.get("/api/accounts/logout/", Some(&access)).await;
+    assert_detail(&allow, 405);
+    assert_eq!(allow.header("allow"), Some("POST, OPTIONS"));
+}
+
+/// Tokens issued before a loss of staff or a deactivation are refused from then on, by
+/// accounts and by every service that checks tokens (cart, orders, products' staff routes).
+async fn losing_staff_or_deactivation_cuts_off_tokens_everywhere(app: TestApp) {
+    let admin = minted_staff(register_id(&app, &fresh_username("boss")).await);
+    let username = fresh_username("clerk");
+    let id = register_id(&app, &username).await;
+    let promoted = patch_user(&app, &admin, id, json!({"is_staff": true})).await;
+    assert_eq!(promoted.status, 200, "{}", promoted.body);
+    assert_eq!(promoted.body["is_staff"], true);
+
+    let (staff_access, staff_refresh) = tokens(&app, &username, PASSWORD).await;
+    assert_eq!(claims(&staff_access)["is_staff"], true);
+    let product = app
+        .json(
+            "POST",
+            "/api/products/",
+            Some(&staff_access),
+            &json!({"name": format!("Clerk's {username}"), "price": "2.00", "stock": 5}),
+        )
+        .await;
+    assert_eq!(product.status, 201, "{}", product.body);
+    let product_id = product.body["id"].as_i64().unwrap();
+    app.add_to_cart(&staff_access, product_id, 1).await;
+    let reads = [
+        ("GET", "/api/accounts/profile/"),
+        ("GET", "/api/carts/"),
+        ("GET", "/api/orders/"),
+    ];
+    for (method, path) in reads {
+        let answer = app.send(method, path, Some(&staff_access), None).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+
+    // Staff taken away: the token that says staff is refused everywhere, products' staff
+    // routes included, and so is the refresh token of that login.
+    let demoted = patch_user(&app, &admin, id, json!({"is_staff": false})).await;
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    let create = app
+        .json(
+            "POST",
+            "/api/products/",
+            Some(&staff_access),
+            &json!({"name": "After demotion", "price": "1.00"}),
+        )
+        .await;
+    assert_detail(&create, 401);
+    let delete = app
+        .send(
+            "DELETE",
+            &format!("/api/products/{product_id}/"),
+            Some(&staff_access),
+            None,
+        )
+        .await;
+    assert_detail(&delete, 401);
+    for (method, path) in reads {
+        let answer = app.send(method, path, Some(&staff_access), None).await;
+        assert_detail(&answer, 401);
+    }
+    let status = app
+        .json(
+            "POST",
+            "/api/orders/1/status/",
+            Some(&staff_access),
+            &json!({"status": "shipped"}),
+        )
+        .await;
+    assert_detail(&status, 401);
+    assert_eq!(refresh(&app, &staff_refresh).await.status, 401);
+    // The catalogue stays open to everyone, with or without a token.
+    assert_eq!(app.get("/api/products/", None).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/api/products/{product_id}/"), None)
+            .await
+            .status,
+        200
+    );
+
+    // A new login works, as the customer they now are.
+    let (access, refresh_token) = tokens(&app, &username, PASSWORD).await;
+    assert_eq!(claims(&access)["is_staff"], false);
+    let create = app
+        .json(
+            "POST",
+            "/api/products/",
+            Some(&access),
+            &json!({"name": "Customer's", "price": "1.00"}),
+        )
+        .await;
+    assert_detail(&create, 403);
+    for (method, path) in reads {
+        let answer = app.send(method, path, Some(&access), None).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+
+    // Deactivated: every token is refused, and neither login nor refresh gives new ones.
+    let deactivated = patch_user(&app, &admin, id, json!({"is_active": false})).await;
+    assert_eq!(deactivated.status, 200, "{}", deactivated.body);
+    assert_eq!(deactivated.body["is_active"], false);
+    for (method, path) in reads {
+        let answer = app.send(method, path, Some(&access), None).await;
+        assert_detail(&answer, 401);
+    }
+    let add = app
+        .json(
+            "POST",
+            "/api/carts/add_item/",
+            Some(&access),
+            &json!({"product_id": product_id}),
+        )
+        .await;
+    assert_detail(&add, 401);
+    let place = app
+        .json("POST", "/api/orders/", Some(&access), &json!({}))
+        .await;
+    assert_detail(&place, 401);
+    assert_eq!(refresh(&app, &refresh_token).await.status, 401);
+    let refused = login(&app, &username, PASSWORD).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body, json!({ "detail": BAD_CREDENTIALS }));
+    // Even a token of the current version (one bump for the demotion, one for this) is refused:
+    // the user is inactive.
+    let current = token_of_version(id, 2);
+    for path in ["/api/carts/", "/api/accounts/profile/"] {
+        let answer = app.get(path, Some(&current)).await;
+        assert_detail(&answer, 401);
+        assert_eq!(answer.body["detail"], "User is inactive", "{path}");
+    }
+
+    // Reactivated: they log in again.
+    let back = patch_user(&app, &admin, id, json!({"is_active": true})).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let (access, _) = tokens(&app, &username, PASSWORD).await;
+    assert_eq!(app.get("/api/carts/", Some(&access)).await.status, 200);
+}
+
+async fn staff_list_find_and_change_users(app: TestApp) {
+    let tag = unique_suffix();
+    let mut ids = Vec::new();
+    for name in ["ann", "bob", "cyd"] {
+        ids.push(register_id(&app, &format!("{name}_{tag}")).await);
+    }
+    let admin = minted_staff(register_id(&app, &fresh_username("lister")).await);
+    let customer = user_token(ids[0]);
+
+    // Who may: staff only.
+    assert_detail(&app.get("/api/accounts/users/", None).await, 401);
+    assert_detail(&app.get("/api/accounts/users/", Some(&customer)).await, 403);
+    let one = format!("/api/accounts/users/{}/", ids[1]);
+    assert_detail(&app.get(&one, None).await, 401);
+    assert_detail(&app.get(&one, Some(&customer)).await, 403);
+    assert_detail(
+        &patch_user(&app, &customer, ids[1], json!({"is_staff": true})).await,
+        403,
+    );
+
+    // Search over username and email (every term must match), in pages.
+    let list = |query: String| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.get(&format!("/api/accounts/users/?{query}"), Some(&admin))
+                .await
+        }
+    };
+    let page = list(format!("search={tag}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["count"], 3);
+    let found: Vec<i64> = page.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(found, ids, "by id");
+    let first = &page.body["results"][0];
+    assert_eq!(first["is_active"], true);
+    assert!(first.get("password_hash").is_none() && first.get("password").is_none());
+    let page = list(format!("search=bob%20{tag}")).await;
+    assert_eq!(page.body["count"], 1, "{}", page.body);
+    let page = list(format!("search={}@EXAMPLE", tag.to_uppercase())).await;
+    assert_eq!(page.body["count"], 3, "emails, any case: {}", page.body);
+    let page = list(format!("search={tag}&page_size=2")).await;
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 2);
+    assert!(page.body["next"].as_str().unwrap().contains("page=2"));
+    assert!(page.body["previous"].is_null());
+    let page = list(format!("search={tag}&page_size=2&page=2")).await;
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 1);
+    assert_detail(&list(format!("search={tag}&page=3")).await, 404);
+    assert_field_errors(&list("is_staff=yes".to_owned()).await, &["is_staff"]);
+    assert_field_errors(
+        &list(format!("search={}", "x".repeat(201))).await,
+        &["search"],
+    );
+
+    // Make one staff and deactivate another; the filters see it.
+    let changed = patch_user(&app, &admin, ids[1], json!({"is_staff": true})).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["is_staff"], true);
+    assert_eq!(changed.body["id"], ids[1]);
+    let changed = patch_user(
+        &app,
+        &admin,
+        ids[2],
+        json!({"is_active": false, "username": "ignored"}),
+    )
+    .await;
+    assert_eq!(changed.body["is_active"], false, "{}", changed.body);
+    assert_eq!(changed.body["username"], format!("cyd_{tag}"));
+    let page = list(format!("search={tag}&is_staff=true")).await;
+    assert_eq!(page.body["count"], 1);
+    assert_eq!(page.body["results"][0]["id"], ids[1]);
+    let page = list(format!("search={tag}&is_active=false")).await;
+    assert_eq!(page.body["count"], 1);
+    assert_eq!(page.body["results"][0]["id"], ids[2]);
+    let page = list(format!("search={tag}&is_staff=false&is_active=true")).await;
+    assert_eq!(page.body["count"], 1);
+    assert_eq!(page.body["results"][0]["id"], ids[0]);
+
+    // One user, and the ones there are not.
+    let user = app.get(&one, Some(&admin)).await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(user.body["username"], format!("bob_{tag}"));
+    assert_eq!(user.body["is_staff"], true);
+    for missing in ["999999999999", "0", "abc"] {
+        let path = format!("/api/accounts/users/{missing}/");
+        assert_detail(&app.get(&path, Some(&admin)).await, 404);
+    }
+    let answer = app
+        .json(
+            "PATCH",
+            "/api/accounts/users/999999999999/",
+            Some(&admin),
+            &json!({"is_staff": true}),
+        )
+        .await;
+    assert_detail(&answer, 404);
+    // Flags are JSON booleans.
+    for bad in [
+        json!({"is_staff": "yes"}),
+        json!({"is_active": 1}),
+        json!({"is_staff": null}),
+    ] {
+        let answer = patch_user(&app, &admin, ids[0], bad.clone()).await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.body);
+    }
+    let put = app
+        .json("PUT", &one, Some(&admin), &json!({"is_staff": true}))
+        .await;
+    assert_detail(&put, 405);
+    assert_eq!(put.header("allow"), Some("GET, PATCH, HEAD, OPTIONS"));
+}
+
+async fn staff_cannot_demote_or_deactivate_themselves(app: TestApp) {
+    let id = register_id(&app, &fresh_username("self")).await;
+    let admin = minted_staff(id);
+    for body in [
+        json!({"is_staff": false}),
+        json!({"is_active": false}),
+        json!({"is_staff": true, "is_active": false}),
+    ] {
+        let answer = patch_user(&app, &admin, id, body.clone()).await;
+        assert_detail(&answer, 409);
+    }
+    // Setting what already is, on oneself, is fine and changes nothing.
+    let answer = patch_user(&app, &admin, id, json!({"is_active": true})).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let user = app
+        .get(&format!("/api/accounts/users/{id}/"), Some(&admin))
+        .await;
+    assert_eq!(user.body["is_active"], true);
+}
+
+async fn history_records_each_staff_change(app: TestApp) {
+    let admin_name = fresh_username("historian");
+    let admin_id = register_id(&app, &admin_name).await;
+    let admin = minted_staff(admin_id);
+    let target = register_id(&app, &fresh_username("subject")).await;
+    let history = |query: String, token: Option<String>| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/accounts/history/?{query}"), token.as_deref())
+                .await
+        }
+    };
+    assert_detail(&history(String::new(), None).await, 401);
+    assert_detail(&history(String::new(), Some(user_token(target))).await, 403);
+    let empty = history(format!("object_id={target}"), Some(admin.clone())).await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.body["count"], 0);
+
+    for body in [
+        json!({"is_staff": true}),
+        json!({"is_staff": true}),
+        json!({"is_staff": false, "is_active": false}),
+    ] {
+        let answer = patch_user(&app, &admin, target, body).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let entries = history(format!("object_id={target}"), Some(admin.clone())).await;
+    assert_eq!(entries.status, 200, "{}", entries.body);
+    assert_eq!(entries.body["count"], 2, "a change to nothing is no entry");
+    let results = entries.body["results"].as_array().unwrap();
+    let newest = &results[0];
+    assert_eq!(
+        newest["changes"],
+        json!({"is_staff": [true, false], "is_active": [true, false]})
+    );
+    assert_eq!(results[1]["changes"], json!({"is_staff": [false, true]}));
+    for entry in results {
+        let mut keys: Vec<&str> = entry
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "action",
+                "at",
+                "changes",
+                "id",
+                "object_id",
+                "staff_id",
+                "staff_username"
+            ]
+        );
+        assert_eq!(entry["object_id"], target);
+        assert_eq!(entry["action"], "update");
+        assert_eq!(entry["staff_id"], admin_id);
+        assert_eq!(entry["staff_username"], admin_name);
+        assert!(is_rfc3339_utc(entry["at"].as_str().unwrap()), "{entry}");
+    }
+    assert!(
+        newest["id"].as_i64() > results[1]["id"].as_i64(),
+        "newest first"
+    );
+    // The whole feed holds them too, newest first.
+    let feed = history("page_size=100".to_owned(), Some(admin.clone())).await;
+    assert_eq!(feed.status, 200);
+    let ids: Vec<i64> = feed.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
+    for bad in ["object_id=x", "object_id=0", "object_id=-3"] {
+        assert_field_errors(
+            &history(bad.to_owned(), Some(admin.clone())).await,
+            &["object_id"],
+        );
+    }
+}
+
+async fn addresses_are_at_most_1000_characters(app: TestApp) {
+    let name = fresh_username("addr");
+    let too_long = "x".repeat(1_001);
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "address": too_long}),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({"address": ["Ensure this field has no more than 1000 characters."]})
+    );
+    let fits = "é".repeat(1_000);
+    let answer = app
+        .json(
+            "POST",
+            "/api/accounts/register/",
+            None,
+            &json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "address": fits}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(answer.body["address"], fits);
+    let (access, _) = tokens(&app, &name, PASSWORD).await;
+    let answer = app
+        .json(
+            "PATCH",
+            "/api/accounts/profile/",
+            Some(&access),
+            &json!({ "address": too_long }),
+        )
+        .await;
+    assert_eq!(
+        answer.body,
+        json!({"address": ["Ensure this field has no more than 1000 characters."]})
+    );
+    let profile = app.get("/api/accounts/profile/", Some(&access)).await;
+    assert_eq!(profile.body["address"], fits);
+}
+
+async fn common_passwords_are_refused(app: TestApp) {
+    let name = fresh_username("weak");
+    for common in ["password1", "iloveyou1", "PassWord1", " qwerty123 "] {
+        let answer = app
+            .json(
+                "POST",
+                "/api/accounts/register/",
+                None,
+                &json!({"username": name, "email": format!("{name}@example.com"), "password": common}),
+            )
+            .await;
+        assert_eq!(answer.status, 400, "{common}: {}", answer.body);
+        assert_eq!(
+            answer.body,
+            json!({"password": ["This password is too common."]}),
+            "{common}"
+        );
+    }
+    assert_eq!(login(&app, &name, "password1").await.status, 401);
+}
+
+/// Behind a trusted proxy, IPv6 clients are throttled by their /64: guesses from many
+/// addresses of one /64 add up, while the next /64 is another scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_are_throttled_by_their_64() {
+    build_components();
+    let workdir = fresh_workdir("ipv6-scope");
+    let mut cmd = host_command(&workdir);
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-watch",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    let manifest = repo_root().join("spin.toml");
+    let (app, _) = serve_on(Engine::Sqlite, cmd, &workdir, &manifest, &[]).expect("SQLite host");
+    let username = fresh_username("six");
+    register(&app, &username).await;
+    let from = |forwarded: String| {
+        let app = &app;
+        let username = username.clone();
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/api/accounts/login/", app.base))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({"username": username, "password": "not it"}))
+                .send()
+                .await
+                .unwrap();
+            answer_of(response, "login").await.status
+        }
+    };
+    for host_bits in 1..=5 {
+        let status = from(format!("2001:db8:1:2::{host_bits:x}")).await;
+        assert_eq!(status, 401, "guess from ::{host_bits}");
+    }
+    assert_eq!(
+        from("2001:db8:1:2:ffff:eeee:dddd:cccc".to_owned()).await,
+        429
+    );
+    assert_eq!(from("2001:db8:1:3::1".to_owned()).await, 401);
+}
 
 /// `shop createsuperuser` against the database of the host at `host` (`database_url` for
 /// Postgres), the password passed through `SHOP_SUPERUSER_PASSWORD`.
@@ -1061,7 +1691,15 @@ async fn createsuperuser_makes_staff(host: HostInfo, database_url: Option<String
         "the name keeps its spelling"
     );
     assert_eq!(profile.body["email"], new_email);
-    let refreshed = refresh(&app, &old_refresh).await;
+    // The password changed: the tokens issued under the old one are refused.
+    assert_eq!(refresh(&app, &old_refresh).await.status, 401);
+    assert_detail(
+        &app.get("/api/accounts/profile/", Some(&old_access)).await,
+        401,
+    );
+    assert_detail(&app.get("/api/carts/", Some(&old_access)).await, 401);
+    let (_, staff_refresh) = tokens(&app, &shopper, new_password).await;
+    let refreshed = refresh(&app, &staff_refresh).await;
     assert_eq!(refreshed.status, 200);
     assert_eq!(
         claims(refreshed.body["access"].as_str().unwrap())["is_staff"],

@@ -55,7 +55,11 @@ fn products_imports_only_wasi_spin_and_shop_interfaces() {
 fn accounts_imports_only_wasi_spin_and_shop_interfaces() {
     assert_portable(
         "accounts",
-        &["shop:accounts/admin@0.1.0", "shop:accounts/profiles@0.1.0"],
+        &[
+            "shop:accounts/admin@0.1.0",
+            "shop:accounts/profiles@0.1.0",
+            "shop:accounts/sessions@0.1.0",
+        ],
     );
 }
 
@@ -68,6 +72,17 @@ fn products_exports_catalogue_and_inventory() {
             "shop:products/inventory@0.1.0",
         ],
     );
+}
+
+#[test]
+fn cart_orders_and_products_confirm_tokens_with_accounts() {
+    for name in ["cart", "orders", "products"] {
+        let (imports, _) = world_of(name);
+        assert!(
+            imports.iter().any(|i| i == "shop:accounts/sessions@0.1.0"),
+            "{name}: {imports:?}"
+        );
+    }
 }
 
 #[test]

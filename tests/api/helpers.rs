@@ -391,12 +391,17 @@ pub fn test_component(name: &str) -> PathBuf {
 }
 
 /// Writes, in `dir`, a manifest that serves the products component from `products` (SQLite,
-/// the repository's migrations) and each test component of `tests` at `/test/<name>/...`.
+/// the repository's migrations), with the accounts component its staff routes confirm tokens
+/// with, and each test component of `tests` at `/test/<name>/...`.
 pub fn write_test_manifest(dir: &Path, products: &Path, tests: &[&str]) -> PathBuf {
     let migrations = dir.join("migrations");
     if !migrations.exists() {
         std::os::unix::fs::symlink(repo_root().join("migrations"), &migrations).unwrap();
     }
+    let accounts = repo_root()
+        .join("target/wasm32-wasip2/release/accounts.wasm")
+        .display()
+        .to_string();
     let mut manifest = format!(
         r#"spin_manifest_version = 2
 
@@ -407,6 +412,7 @@ name = "shop-test"
 jwt_private_key = {{ required = true, secret = true }}
 jwt_public_key = {{ required = true }}
 products_database = {{ default = "products" }}
+accounts_database = {{ default = "accounts" }}
 
 [[trigger.http]]
 route = "/api/products/..."
@@ -414,12 +420,28 @@ component = "products"
 
 [component.products]
 source = "{}"
-sqlite_databases = ["products"]
+sqlite_databases = ["products", "accounts"]
+dependencies_inherit_configuration = true
+[component.products.dependencies]
+"shop:accounts/sessions@0.1.0" = {{ path = "{accounts}" }}
 [component.products.variables]
 products_database = "{{{{ products_database }}}}"
+accounts_database = "{{{{ accounts_database }}}}"
+jwt_public_key = "{{{{ jwt_public_key }}}}"
+
+[[trigger.http]]
+route = "/api/accounts/..."
+component = "accounts"
+
+[component.accounts]
+source = "{accounts}"
+sqlite_databases = ["accounts"]
+[component.accounts.variables]
+accounts_database = "{{{{ accounts_database }}}}"
+jwt_private_key = "{{{{ jwt_private_key }}}}"
 jwt_public_key = "{{{{ jwt_public_key }}}}"
 "#,
-        products.display()
+        products.display(),
     );
     for name in tests {
         manifest.push_str(&format!(

@@ -195,6 +195,23 @@ async fn a_checkout_shows_its_link_calls_and_refusals_count_as_overloaded() {
         "{text}"
     );
     assert_eq!(calls("cart", "shop:cart/carts@0.1.0"), 2.0, "{text}");
+    // Each signed-in request confirms its token with accounts once: the order's, and the
+    // add_item's in cart.
+    assert_eq!(
+        calls("accounts", "shop:accounts/sessions@0.1.0"),
+        1.0,
+        "{text}"
+    );
+    let cart_checks = [
+        ("from", "cart"),
+        ("to", "accounts"),
+        ("interface", "shop:accounts/sessions@0.1.0"),
+    ];
+    assert_eq!(
+        total(&text, "shop_link_calls_total", &cart_checks),
+        1.0,
+        "{text}"
+    );
     let cart_reads = [("from", "cart"), ("to", "products")];
     assert!(
         total(&text, "shop_link_calls_total", &cart_reads) >= 1.0,

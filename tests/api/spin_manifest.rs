@@ -17,13 +17,15 @@ use crate::helpers::{build_components, repo_root};
 /// The label of the SQLite database Spin provides without any runtime config.
 const SPIN_DEFAULT_DATABASE: &str = "default";
 
-/// Variables whose names are in a dependency's code but which the interface its importer uses
-/// never reads. The scan sees a dependency's whole code, its HTTP routes included, yet under
-/// Spin only the imported interface is reachable. accounts' `profiles` (orders' default
-/// address) reads only `accounts_database`; the signing key and the token lifetimes serve
-/// accounts' own routes, and giving them to orders would break "accounts alone signs".
+/// Variables whose names are in a service's code but which none of its WIT exports reads, by
+/// service. The scan sees a dependency's whole code, its HTTP routes included, yet under Spin
+/// only the imported interfaces are reachable in a dependency (or in a service composed into
+/// one). accounts' `profiles` (orders' default address) and `sessions` (the token check of
+/// cart, orders and products' staff routes) read only `accounts_database`; the signing key and
+/// the token lifetimes serve accounts' own routes, and giving them to the others would break
+/// "accounts alone signs".
 const UNREACHED_THROUGH: &[(&str, &[&str])] = &[(
-    "shop:accounts/profiles@0.1.0",
+    "accounts",
     &[
         "jwt_private_key",
         "access_token_minutes",
@@ -31,12 +33,13 @@ const UNREACHED_THROUGH: &[(&str, &[&str])] = &[(
     ],
 )];
 
-/// The variables [`UNREACHED_THROUGH`] exempts for a dependency named for `interface`.
-fn unreached_through(interface: &str) -> &'static [&'static str] {
+/// The variables [`UNREACHED_THROUGH`] exempts in a dependency that holds `services`' code.
+fn unreached_through(services: &[&Service]) -> Vec<&'static str> {
     UNREACHED_THROUGH
         .iter()
-        .find(|(name, _)| *name == interface)
-        .map_or(&[], |(_, variables)| variables)
+        .filter(|(name, _)| services.iter().any(|service| service.name == *name))
+        .flat_map(|(_, variables)| variables.iter().copied())
+        .collect()
 }
 
 /// A Spin manifest (version 2), as far as these checks read it.
@@ -490,11 +493,14 @@ fn configuration_problems(
         let mut dependencies_read_configuration = false;
         for (path, interface) in code.into_iter().chain(dependencies) {
             let Ok(file) = &files[path] else { continue };
-            let unreached = unreached_through(interface.unwrap_or_default());
+            let held = services_in(&file.bytes, services);
+            let unreached = match interface {
+                Some(_) => unreached_through(&held),
+                None => Vec::new(),
+            };
             for name in unreached.iter().filter(|name| !holds(&file.bytes, name)) {
                 problems.push(format!(
-                    "UNREACHED_THROUGH (tests/api/spin_manifest.rs) exempts `{name}` for `{}`, but {path} no longer holds it: remove the exemption",
-                    interface.unwrap_or_default()
+                    "UNREACHED_THROUGH (tests/api/spin_manifest.rs) exempts `{name}` in the services {path} holds, but it no longer holds it: remove the exemption"
                 ));
             }
             let mut found: Vec<String> = app
@@ -503,7 +509,7 @@ fn configuration_problems(
                 .filter(|name| holds(&file.bytes, name) && !unreached.contains(&name.as_str()))
                 .cloned()
                 .collect();
-            for service in services_in(&file.bytes, services) {
+            for service in held {
                 found.push(format!("{}_database", service.name));
                 services_read.insert(service.name.as_str());
             }

@@ -160,9 +160,12 @@ fn checkout_trace(spans: &[Span]) -> Option<Checkout> {
         .filter(|s| s.trace_id == request.trace_id)
         .cloned()
         .collect();
+    // The token check (`shop:accounts/sessions`, once per request) is not a step of the
+    // checkout: the checkout's call to accounts is its `profiles` one.
     let links: HashMap<String, Span> = trace
         .iter()
         .filter(|s| s.attribute("from") == Some("orders"))
+        .filter(|s| s.attribute("interface") != Some("shop:accounts/sessions@0.1.0"))
         .filter_map(|s| Some((s.attribute("to")?.to_string(), s.clone())))
         .collect();
     let complete = ["products", "cart", "accounts"]

@@ -1,12 +1,16 @@
 //! The accounts' types: only valid values can be built. Rules and messages are Django's
 //! (`AbstractUser`, its username validator and password validators) as DRF reports them.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use chrono::TimeDelta;
 use shop_guest::error::{ApiError, FieldErrors};
-use shop_guest::json::{FieldValue, Fields, TextRules};
+use shop_guest::json::{FieldValue, Fields, JsonKind, TextRules};
+use shop_guest::query::{ListParams, TermRules};
+use shop_guest::request::Query;
 use shop_guest::time::Timestamp;
+
+use crate::common_passwords;
 
 /// 400 message when the username (case-insensitively) belongs to someone else.
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
@@ -15,7 +19,12 @@ pub const EMAIL_TAKEN: &str = "user with this email address already exists.";
 /// The 401 of a failed login, the same for an unknown user and a wrong password.
 pub const BAD_CREDENTIALS: &str = "No active account found with the given credentials";
 
-pub use shop_api::accounts::api::UserAccount;
+pub use shop_api::accounts::api::{UserAccount, UserHistoryEntry};
+
+/// 409 when staff would take their own staff flag.
+pub const OWN_STAFF: &str = "You cannot remove your own staff status.";
+/// 409 when staff would deactivate themselves.
+pub const OWN_ACTIVE: &str = "You cannot deactivate your own account.";
 
 /// The key that makes two spellings of a name the same account: `Alice` and `alice` are one.
 pub fn lookup_key(text: &str) -> String {
@@ -166,9 +175,10 @@ fn is_ip_literal(domain: &str) -> bool {
     }
 }
 
-/// A new password that passed the rules: at least 8 characters, not entirely numeric, not
-/// the username (Django's validators; the similarity check is an exact, case-insensitive
-/// comparison). Passwords are taken exactly as sent: never trimmed.
+/// A new password that passed the rules: at least 8 characters, not one of Django's common
+/// passwords, not entirely numeric, not the username (Django's validators; the similarity
+/// check is an exact, case-insensitive comparison). Passwords are taken exactly as sent: never
+/// trimmed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewPassword(String);
 
@@ -205,6 +215,9 @@ impl NewPassword {
                 "This password is too short. It must contain at least {} characters.",
                 Self::MIN_CHARS
             ));
+        }
+        if common_passwords::is_common(password) {
+            messages.push("This password is too common.".to_owned());
         }
         if password.chars().all(|c| c.is_ascii_digit()) {
             messages.push("This password is entirely numeric.".to_owned());
@@ -271,6 +284,8 @@ impl ProfileChanges {
     pub const NAME_MAX_CHARS: usize = 150;
     /// Most characters of a phone number.
     pub const PHONE_MAX_CHARS: usize = 20;
+    /// Most characters of an address (API.md: the data a customer keeps is bounded).
+    pub const ADDRESS_MAX_CHARS: usize = 1_000;
 
     /// Reads the optional profile texts (not `email`: registration requires it, the profile
     /// endpoint does not, so each reads it itself).
@@ -286,7 +301,9 @@ impl ProfileChanges {
             phone_number: fields.optional("phone_number", |v| {
                 v.text(profile_text(Some(Self::PHONE_MAX_CHARS)))
             }),
-            address: fields.optional("address", |v| v.text(profile_text(None))),
+            address: fields.optional("address", |v| {
+                v.text(profile_text(Some(Self::ADDRESS_MAX_CHARS)))
+            }),
         }
     }
 
@@ -426,19 +443,172 @@ pub const MAX_LOGIN_FAILURES: usize = 5;
 pub const MAX_ADDRESS_FAILURES: usize = 100;
 
 /// The client's address, without its port, from the runtime's `spin-client-addr` header
-/// (`ip:port`, `[ip6]:port` or a bare address): the throttling scope. Empty when the runtime
-/// says nothing, so that all such attempts share one scope.
+/// (`ip:port`, `[ip6]:port` or a bare address): the throttling scope. An IPv6 client is scoped
+/// by its /64 (`2001:db8:1:2::/64`), the block one subscriber line is given, so that the 2^64
+/// addresses of one line are one scope; an IPv4-mapped IPv6 address is its IPv4 address.
+/// Empty when the runtime says nothing, so that all such attempts share one scope.
 pub fn client_address(header: Option<&str>) -> String {
     let Some(header) = header.map(str::trim) else {
         return String::new();
     };
-    if let Ok(socket) = header.parse::<std::net::SocketAddr>() {
-        return socket.ip().to_string();
-    }
-    match header.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.to_string(),
+    let ip = header
+        .parse::<std::net::SocketAddr>()
+        .map(|socket| socket.ip())
+        .or_else(|_| header.parse::<IpAddr>());
+    match ip {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+        },
         // Bounded: the scope is stored with every failure.
         Err(_) => header.chars().take(64).collect(),
+    }
+}
+
+/// `POST /api/accounts/logout/`: an optional `refresh` token (every refresh token of the
+/// caller is revoked whatever it says, so it is only checked to be text).
+pub fn read_logout(mut fields: Fields<'_>) -> Result<(), ApiError> {
+    let _ = fields.optional("refresh", |v| v.text(unbounded_text()));
+    fields.finish()
+}
+
+/// The filters of `GET /api/accounts/users/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Every term must appear, case-insensitively, in the username, email, first or last name.
+    pub search_terms: Vec<String>,
+    pub is_staff: Option<bool>,
+    pub is_active: Option<bool>,
+}
+
+/// `search`: the catalogue's bounds (DRF `SearchFilter`'s terms).
+pub const SEARCH: TermRules = TermRules {
+    max_chars: 200,
+    max_terms: 10,
+    noun: "terms",
+    separator: |c| c == ',' || c.is_whitespace(),
+};
+
+/// A list's boolean filter: exactly `true` or `false`, as the schema's `boolean` is sent.
+fn boolean_filter(text: &str) -> Result<Option<bool>, String> {
+    match text {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err("Must be `true` or `false`.".to_owned()),
+    }
+}
+
+impl UserFilter {
+    /// Reads `search`, `is_staff` and `is_active`; a bad value is a 400 naming it.
+    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        let mut params = ListParams::new(query);
+        let filter = Self {
+            search_terms: params.terms("search", SEARCH),
+            is_staff: params.read("is_staff", "false".len(), boolean_filter),
+            is_active: params.read("is_active", "false".len(), boolean_filter),
+        };
+        params.finish()?;
+        Ok(filter)
+    }
+}
+
+/// `?object_id=` of the history list: a positive id, or a 400.
+pub fn history_object(query: &Query) -> Result<Option<i64>, ApiError> {
+    let mut params = ListParams::new(query);
+    let object_id = params.read("object_id", 20, |text| {
+        text.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Some)
+            .ok_or_else(|| "A valid positive integer is required.".to_owned())
+    });
+    params.finish()?;
+    Ok(object_id)
+}
+
+/// A JSON `true` or `false`, nothing else: the schema says boolean, and a schema-driven
+/// client must find `"yes"` refused.
+fn json_boolean(value: &FieldValue<'_>) -> Result<bool, Vec<String>> {
+    match value.kind() {
+        JsonKind::Bool => value.boolean(),
+        _ => Err(vec!["Must be a valid boolean.".to_owned()]),
+    }
+}
+
+/// What staff may change of a user (`PATCH /api/accounts/users/{id}/`); other fields are
+/// ignored, as the profile ignores what it does not hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserFlags {
+    pub is_staff: Option<bool>,
+    pub is_active: Option<bool>,
+}
+
+impl UserFlags {
+    /// Reads a PATCH body: `is_staff` and `is_active`, each optional, each a JSON boolean.
+    pub fn read(mut fields: Fields<'_>) -> Result<Self, ApiError> {
+        let flags = Self {
+            is_staff: fields.optional("is_staff", json_boolean),
+            is_active: fields.optional("is_active", json_boolean),
+        };
+        fields.finish()?;
+        Ok(flags)
+    }
+
+    /// The 409 when staff would change themselves so: removing their own staff flag, or
+    /// deactivating themselves (nobody could undo it through the API).
+    pub fn check_own(&self, staff_id: i64, user_id: i64) -> Result<(), ApiError> {
+        if staff_id != user_id {
+            return Ok(());
+        }
+        if self.is_staff == Some(false) {
+            return Err(ApiError::Conflict(OWN_STAFF.to_owned()));
+        }
+        if self.is_active == Some(false) {
+            return Err(ApiError::Conflict(OWN_ACTIVE.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The flags of a user before and after a change, and what it means for their tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagChange {
+    pub before: (bool, bool),
+    pub after: (bool, bool),
+}
+
+impl FlagChange {
+    /// `(is_staff, is_active)` before, and the flags asked for.
+    pub fn new(before: (bool, bool), flags: UserFlags) -> Self {
+        Self {
+            before,
+            after: (
+                flags.is_staff.unwrap_or(before.0),
+                flags.is_active.unwrap_or(before.1),
+            ),
+        }
+    }
+
+    /// Whether tokens issued before must stop working: the user lost staff or was deactivated.
+    pub fn revokes_tokens(&self) -> bool {
+        (self.before.0 && !self.after.0) || (self.before.1 && !self.after.1)
+    }
+
+    /// The history's `changes`: each flag that changed, `[before, after]`.
+    pub fn changes(&self) -> std::collections::BTreeMap<String, [bool; 2]> {
+        let mut changes = std::collections::BTreeMap::new();
+        if self.before.0 != self.after.0 {
+            changes.insert("is_staff".to_owned(), [self.before.0, self.after.0]);
+        }
+        if self.before.1 != self.after.1 {
+            changes.insert("is_active".to_owned(), [self.before.1, self.after.1]);
+        }
+        changes
     }
 }
 /// How long a failed login counts.
@@ -524,11 +694,24 @@ mod tests {
     use shop_guest::json::parse_object;
 
     #[test]
-    fn client_addresses_lose_their_port() {
+    fn client_addresses_lose_their_port_and_ipv6_its_host_bits() {
         assert_eq!(client_address(Some("127.0.0.2:50123")), "127.0.0.2");
-        assert_eq!(client_address(Some("[::1]:8080")), "::1");
+        assert_eq!(client_address(Some("[::1]:8080")), "::/64");
         assert_eq!(client_address(Some("10.1.2.3")), "10.1.2.3");
-        assert_eq!(client_address(Some("2001:db8::1")), "2001:db8::1");
+        assert_eq!(client_address(Some("2001:db8::1")), "2001:db8::/64");
+        assert_eq!(
+            client_address(Some("[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443")),
+            client_address(Some("2001:db8:1:2::ffff"))
+        );
+        assert_eq!(
+            client_address(Some("2001:db8:1:2:3:4:5:6")),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            client_address(Some("2001:db8:1:3::1")),
+            client_address(Some("2001:db8:1:2::1"))
+        );
+        assert_eq!(client_address(Some("[::ffff:192.0.2.7]:80")), "192.0.2.7");
         assert_eq!(client_address(None), "");
         assert_eq!(client_address(Some(&"x".repeat(500))).len(), 64);
     }
@@ -622,12 +805,27 @@ mod tests {
         );
         assert_eq!(
             NewPassword::parse("12345678", None),
+            Err(vec![
+                "This password is too common.".to_owned(),
+                "This password is entirely numeric.".to_owned()
+            ])
+        );
+        assert_eq!(
+            NewPassword::parse("84736291", None),
             Err(vec!["This password is entirely numeric.".to_owned()])
         );
+        for common in ["password1", "iloveyou1", " Password1"] {
+            assert_eq!(
+                NewPassword::parse(common, None),
+                Err(vec!["This password is too common.".to_owned()]),
+                "{common}"
+            );
+        }
         assert_eq!(
             NewPassword::parse("1234", None),
             Err(vec![
                 "This password is too short. It must contain at least 8 characters.".to_owned(),
+                "This password is too common.".to_owned(),
                 "This password is entirely numeric.".to_owned(),
             ])
         );
@@ -693,6 +891,7 @@ mod tests {
             &[
                 "The password is too similar to the username.".to_owned(),
                 "This password is too short. It must contain at least 8 characters.".to_owned(),
+                "This password is too common.".to_owned(),
             ]
         );
         assert!(errors.get("username").is_none());
@@ -721,6 +920,99 @@ mod tests {
         assert!(ProfileChanges::read(Fields::new(object))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn addresses_are_bounded() {
+        let long = format!(r#"{{"address": "{}"}}"#, "a".repeat(1_001));
+        let object = parse_object(long.as_bytes()).unwrap();
+        let error = ProfileChanges::read(Fields::new(object)).unwrap_err();
+        let body: serde_json::Value = serde_json::from_slice(&error.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"address": ["Ensure this field has no more than 1000 characters."]})
+        );
+        let fits = format!(r#"{{"address": "{}"}}"#, "é".repeat(1_000));
+        let object = parse_object(fits.as_bytes()).unwrap();
+        assert!(ProfileChanges::read(Fields::new(object)).is_ok());
+    }
+
+    #[test]
+    fn staff_cannot_take_their_own_staff_or_activity() {
+        let flags = |is_staff, is_active| UserFlags {
+            is_staff,
+            is_active,
+        };
+        assert!(flags(Some(false), None).check_own(1, 2).is_ok());
+        assert_eq!(
+            flags(Some(false), None)
+                .check_own(1, 1)
+                .unwrap_err()
+                .status(),
+            409
+        );
+        assert_eq!(
+            flags(None, Some(false))
+                .check_own(1, 1)
+                .unwrap_err()
+                .status(),
+            409
+        );
+        assert!(flags(Some(true), Some(true)).check_own(1, 1).is_ok());
+    }
+
+    #[test]
+    fn flag_changes_say_what_changed_and_whether_tokens_go() {
+        let change = FlagChange::new(
+            (true, true),
+            UserFlags {
+                is_staff: Some(false),
+                is_active: Some(true),
+            },
+        );
+        assert!(change.revokes_tokens());
+        assert_eq!(
+            change.changes(),
+            [("is_staff".to_owned(), [true, false])]
+                .into_iter()
+                .collect()
+        );
+        let promoted = FlagChange::new(
+            (false, true),
+            UserFlags {
+                is_staff: Some(true),
+                is_active: None,
+            },
+        );
+        assert!(!promoted.revokes_tokens());
+        let deactivated = FlagChange::new(
+            (false, true),
+            UserFlags {
+                is_staff: None,
+                is_active: Some(false),
+            },
+        );
+        assert!(deactivated.revokes_tokens());
+        assert_eq!(deactivated.changes().len(), 1);
+        assert!(FlagChange::new((false, false), UserFlags::default())
+            .changes()
+            .is_empty());
+    }
+
+    #[test]
+    fn user_filters_read_booleans_exactly() {
+        let filter =
+            UserFilter::from_query(&Query::parse("search=ann%20smith&is_staff=true")).unwrap();
+        assert_eq!(filter.search_terms, ["ann", "smith"]);
+        assert_eq!((filter.is_staff, filter.is_active), (Some(true), None));
+        assert!(UserFilter::from_query(&Query::parse("is_active=yes")).is_err());
+        assert_eq!(
+            history_object(&Query::parse("object_id=7")).unwrap(),
+            Some(7)
+        );
+        assert!(history_object(&Query::parse("object_id=0")).is_err());
+        assert!(history_object(&Query::parse("object_id=x")).is_err());
+        assert_eq!(history_object(&Query::parse("")).unwrap(), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The service's WIT exports (wit/accounts.wit): `admin` for operators (the host's
-//! `shop createsuperuser`) and `profiles` for the other services (orders' default address).
+//! `shop createsuperuser`), `profiles` (orders' default address) and `sessions` (whether a
+//! token still stands) for the other services.
 
 /// The accounts world: the two interfaces it exports.
 mod bindings {
@@ -23,6 +24,21 @@ impl bindings::exports::shop::accounts::admin::Guest for Accounts {
 impl bindings::exports::shop::accounts::profiles::Guest for Accounts {
     fn shipping_address(user_id: i64) -> Result<Option<String>, String> {
         crate::handlers::shipping_address(user_id)
+    }
+}
+
+impl bindings::exports::shop::accounts::sessions::Guest for Accounts {
+    fn current(
+        user_id: i64,
+    ) -> Result<Option<bindings::exports::shop::accounts::sessions::Session>, String> {
+        Ok(crate::handlers::session(user_id)?.map(|session| {
+            bindings::exports::shop::accounts::sessions::Session {
+                token_version: session.token_version,
+                is_staff: session.is_staff,
+                is_active: session.is_active,
+                username: session.username,
+            }
+        }))
     }
 }
 

@@ -1,21 +1,33 @@
 //! One function per entry point: read the request, check who may, call storage, answer.
 
-use shop_api::accounts::api::{AccessToken, TokenPair};
-use shop_guest::auth::{self, TokenType, User};
+use shop_api::accounts::api::TokenPair;
+use shop_guest::auth::{self, PrivateKey, Session, Sessions, TokenType, User};
 use shop_guest::error::{ApiError, FieldErrors, NON_FIELD_ERRORS};
 use shop_guest::json::Fields;
+use shop_guest::paging::{Page, PageRequest};
 use shop_guest::request::ApiRequest;
 use shop_guest::response;
+use shop_guest::routing;
 use shop_guest::storage::{Db, StorageError};
 use shop_guest::time::Timestamp;
 use spin_sdk::http::Response;
 
 use crate::domain::{
-    self, Credentials, ProfileChanges, Registration, TokenLifetimes, BAD_CREDENTIALS, EMAIL_TAKEN,
-    USERNAME_TAKEN,
+    self, Credentials, ProfileChanges, Registration, TokenLifetimes, UserFilter, UserFlags,
+    BAD_CREDENTIALS, EMAIL_TAKEN, USERNAME_TAKEN,
 };
 use crate::password;
-use crate::storage::{self, NewUser, Taken};
+use crate::storage::{self, NewRefreshToken, NewUser, Spend, StaffMember, Taken};
+
+/// Accounts confirms a token against its own database: the same question other services ask
+/// it over `shop:accounts/sessions`.
+struct OwnSessions<'a>(&'a Db);
+
+impl Sessions for OwnSessions<'_> {
+    fn current(&self, user_id: i64) -> Result<Option<Session>, ApiError> {
+        Ok(storage::session(self.0, user_id)?)
+    }
+}
 
 /// POST /api/accounts/register/: 201 with the new user.
 pub fn register(request: &ApiRequest) -> Result<Response, ApiError> {
@@ -98,59 +110,140 @@ pub fn login(request: &ApiRequest) -> Result<Response, ApiError> {
     // Without such a user this still hashes once (against a dummy), so timing tells nothing.
     let verified = password::verify(
         &credentials.password,
-        account.as_ref().map(|(_, _, hash)| hash.as_str()),
+        account
+            .as_ref()
+            .map(|account| account.password_hash.as_str()),
     );
-    let (user, username) = match account {
-        Some((user, username, _)) if verified => (user, username),
+    // An inactive user gets the same answer as a wrong password (Django's ModelBackend), and
+    // the attempt keeps counting as a failure.
+    let account = match account {
+        Some(account) if verified && account.is_active => account,
         _ => return Err(ApiError::AuthenticationFailed(BAD_CREDENTIALS.to_owned())),
     };
     storage::clear_login_failures(&db, &key, &client_addr)?;
+    let family = auth::random_hex(16)?;
+    let pair = db.transaction(|db| {
+        issue_pair(
+            db,
+            account.user,
+            &account.username,
+            account.token_version,
+            &family,
+            &signing_key,
+            lifetimes,
+        )
+    })?;
+    response::ok(&pair)
+}
+
+/// An access and a refresh token for `user` (named `username`) under their token `version`;
+/// the refresh token is kept, in `family`.
+fn issue_pair(
+    db: &Db,
+    user: User,
+    username: &str,
+    version: i64,
+    family: &str,
+    signing_key: &PrivateKey,
+    lifetimes: TokenLifetimes,
+) -> Result<TokenPair, ApiError> {
     let issued_at = Timestamp::now();
-    response::ok(&TokenPair {
-        refresh: auth::issue_token(
-            user,
-            &username,
-            TokenType::Refresh,
+    let refresh = auth::issue_token(
+        user,
+        username,
+        version,
+        TokenType::Refresh,
+        issued_at,
+        lifetimes.refresh_secs,
+        signing_key,
+    )?;
+    let access = auth::issue_token(
+        user,
+        username,
+        version,
+        TokenType::Access,
+        issued_at,
+        lifetimes.access_secs,
+        signing_key,
+    )?;
+    storage::insert_refresh_token(
+        db,
+        &NewRefreshToken {
+            jti: &refresh.jti,
+            user_id: user.id,
+            family,
             issued_at,
-            lifetimes.refresh_secs,
-            &signing_key,
-        )?,
-        access: auth::issue_token(
-            user,
-            &username,
-            TokenType::Access,
-            issued_at,
-            lifetimes.access_secs,
-            &signing_key,
-        )?,
+            expires_at: Timestamp::from_datetime(
+                chrono::DateTime::from_timestamp(refresh.expires_at, 0).unwrap_or_default(),
+            ),
+        },
+    )?;
+    Ok(TokenPair {
+        refresh: refresh.token,
+        access: access.token,
     })
 }
 
-/// POST /api/accounts/token/refresh/: 200 with a new access token whose `is_staff` is the
-/// user's current one; 401 `token_not_valid` for anything but a valid refresh token of an
-/// existing user.
+/// What a refresh came to, decided in one transaction (committed whatever it is, so that a
+/// reuse's revocation stays).
+enum Refreshed {
+    Issued(TokenPair),
+    Refused,
+}
+
+/// POST /api/accounts/token/refresh/: 200 with a new access and refresh token; the one sent is
+/// spent. 401 `token_not_valid` for anything but a live refresh token of an active user under
+/// their current token version; a spent one sent again also revokes every refresh token of
+/// its login.
 pub fn refresh(request: &ApiRequest) -> Result<Response, ApiError> {
     let token = domain::read_refresh_token(Fields::from_request(request)?)?;
     let signing_key = auth::private_key()?;
     let lifetimes = TokenLifetimes::from_variables()?;
-    let claimed = auth::verify_token(&token, TokenType::Refresh, &auth::public_key()?)
+    let claimed = auth::verify(&token, TokenType::Refresh, &auth::public_key()?)
         .map_err(|_| ApiError::TokenNotValid)?;
     let db = Db::open(crate::SERVICE)?;
-    let account = storage::find(&db, claimed.id)?.ok_or(ApiError::TokenNotValid)?;
-    let user = User {
-        id: account.id,
-        is_staff: account.is_staff,
-    };
-    response::ok(&AccessToken {
-        access: auth::issue_token(
+    let refreshed = db.transaction(|db| {
+        let family = match storage::spend_refresh_token(db, &claimed.jti, Timestamp::now())? {
+            Spend::Spent { user_id, family } if user_id == claimed.user.id => family,
+            Spend::Spent { .. } | Spend::Reused | Spend::Refused => {
+                return Ok::<_, ApiError>(Refreshed::Refused)
+            }
+        };
+        let Some(session) = storage::session(db, claimed.user.id)? else {
+            return Ok(Refreshed::Refused);
+        };
+        if !session.is_active || session.token_version != claimed.version {
+            return Ok(Refreshed::Refused);
+        }
+        let user = User {
+            id: claimed.user.id,
+            is_staff: session.is_staff,
+        };
+        let pair = issue_pair(
+            db,
             user,
-            &account.username,
-            TokenType::Access,
-            Timestamp::now(),
-            lifetimes.access_secs,
+            &session.username,
+            session.token_version,
+            &family,
             &signing_key,
-        )?,
-    })
+            lifetimes,
+        )?;
+        Ok(Refreshed::Issued(pair))
+    })?;
+    match refreshed {
+        Refreshed::Issued(pair) => response::ok(&pair),
+        Refreshed::Refused => Err(ApiError::TokenNotValid),
+    }
+}
+
+/// POST /api/accounts/logout/: 204; every refresh token of the caller is revoked (access
+/// tokens run out within their 15 minutes).
+pub fn logout(request: &ApiRequest) -> Result<Response, ApiError> {
+    let db = Db::open(crate::SERVICE)?;
+    let caller = auth::require_user(request, &OwnSessions(&db))?;
+    domain::read_logout(Fields::from_request(request)?)?;
+    storage::revoke_refresh_tokens(&db, caller.id)?;
+    Ok(response::no_content())
 }
 
 /// The 401 when a valid token names a user that no longer exists (simplejwt's words).
@@ -160,8 +253,8 @@ fn user_not_found() -> ApiError {
 
 /// GET /api/accounts/profile/: the caller.
 pub fn profile(request: &ApiRequest) -> Result<Response, ApiError> {
-    let caller = auth::require_user(request)?;
     let db = Db::open(crate::SERVICE)?;
+    let caller = auth::require_user(request, &OwnSessions(&db))?;
     let account = storage::find(&db, caller.id)?.ok_or_else(user_not_found)?;
     response::ok(&account)
 }
@@ -169,15 +262,82 @@ pub fn profile(request: &ApiRequest) -> Result<Response, ApiError> {
 /// PUT or PATCH /api/accounts/profile/: sets any of the profile fields (both methods are
 /// partial: a field left out stays as it is); other fields are ignored.
 pub fn update_profile(request: &ApiRequest) -> Result<Response, ApiError> {
-    let caller = auth::require_user(request)?;
-    let changes = ProfileChanges::read(Fields::from_request(request)?)?;
     let db = Db::open(crate::SERVICE)?;
+    let caller = auth::require_user(request, &OwnSessions(&db))?;
+    let changes = ProfileChanges::read(Fields::from_request(request)?)?;
     match storage::update_profile(&db, caller.id, &changes) {
         Ok(Some(account)) => response::ok(&account),
         Ok(None) => Err(user_not_found()),
         Err(error) if error.is_unique_violation() => Err(ApiError::field("email", EMAIL_TAKEN)),
         Err(error) => Err(error.into()),
     }
+}
+
+/// GET /api/accounts/users/ (staff): a page of users by id, filtered by `search`, `is_staff`
+/// and `is_active`.
+pub fn list_users(request: &ApiRequest) -> Result<Response, ApiError> {
+    let db = Db::open(crate::SERVICE)?;
+    auth::require_staff(request, &OwnSessions(&db))?;
+    let query = request.query();
+    let filter = UserFilter::from_query(&query)?;
+    let pages = PageRequest::from_query(&query)?;
+    let count = storage::count_users(&db, &filter)?;
+    let window = pages.window_for(count)?;
+    let users = storage::list_users(&db, &filter, window)?;
+    response::ok(&Page::new(request, window, count, users)?)
+}
+
+/// GET /api/accounts/users/{id}/ (staff).
+pub fn retrieve_user(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    let db = Db::open(crate::SERVICE)?;
+    auth::require_staff(request, &OwnSessions(&db))?;
+    let id = routing::id(id)?;
+    let account = storage::find(&db, id)?.ok_or_else(ApiError::not_found)?;
+    response::ok(&account)
+}
+
+/// PATCH /api/accounts/users/{id}/ (staff): sets `is_staff` and `is_active`, recording the
+/// change in the history in the same transaction; 409 when staff would remove their own staff
+/// flag or deactivate themselves.
+pub fn update_user(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
+    let db = Db::open(crate::SERVICE)?;
+    let staff = auth::require_staff_caller(request, &OwnSessions(&db))?;
+    let id = routing::id(id)?;
+    let flags = match Fields::from_request(request).and_then(UserFlags::read) {
+        Ok(flags) => flags,
+        // As DRF does, a missing user is a 404 whatever the body holds.
+        Err(error) if storage::find(&db, id)?.is_some() => return Err(error),
+        Err(_) => return Err(ApiError::not_found()),
+    };
+    flags.check_own(staff.user.id, id)?;
+    let staff_username = staff.username.unwrap_or_default();
+    let member = StaffMember {
+        id: staff.user.id,
+        username: &staff_username,
+    };
+    let account = storage::change_flags(&db, id, flags, member, Timestamp::now())?
+        .ok_or_else(ApiError::not_found)?;
+    response::ok(&account)
+}
+
+/// GET /api/accounts/history/ (staff): the changes staff made to users, newest first.
+pub fn history(request: &ApiRequest) -> Result<Response, ApiError> {
+    let db = Db::open(crate::SERVICE)?;
+    auth::require_staff(request, &OwnSessions(&db))?;
+    let query = request.query();
+    let object_id = domain::history_object(&query)?;
+    let pages = PageRequest::from_query(&query)?;
+    let count = storage::count_history(&db, object_id)?;
+    let window = pages.window_for(count)?;
+    let entries = storage::list_history(&db, object_id, window)?;
+    response::ok(&Page::new(request, window, count, entries)?)
+}
+
+/// `shop:accounts/sessions.current`: the user's token version and flags; `None` for an unknown
+/// user; Err when the database cannot answer.
+pub fn session(user_id: i64) -> Result<Option<Session>, String> {
+    let db = Db::open(crate::SERVICE).map_err(|e| e.to_string())?;
+    storage::session(&db, user_id).map_err(|e| e.to_string())
 }
 
 /// `shop:accounts/admin.create-superuser`: makes a staff user or promotes the existing one of

@@ -1,16 +1,21 @@
-//! The `users` and `login_failures` tables (migrations/accounts/), the same SQL on SQLite and
-//! Postgres. Usernames and emails are unique through their lower-cased `*_key` columns.
+//! The `users`, `refresh_tokens`, `user_history`, `login_failures` and `login_throttle`
+//! tables (migrations/accounts/), the same SQL on SQLite and Postgres but where a comment says
+//! otherwise. Usernames and emails are unique through their lower-cased `*_key` columns.
 
-use shop_guest::auth::User;
-use shop_guest::storage::{Db, Engine, Param, Row, Statement, StorageError};
+use std::collections::BTreeMap;
+
+use shop_guest::auth::{Session, User};
+use shop_guest::paging::PageWindow;
+use shop_guest::storage::{contains_pattern, Db, Engine, Param, Row, Statement, StorageError};
 use shop_guest::time::Timestamp;
 
 use crate::domain::{
-    lookup_key, ProfileChanges, UserAccount, MAX_ADDRESS_FAILURES, MAX_LOGIN_FAILURES,
+    lookup_key, FlagChange, ProfileChanges, UserAccount, UserFilter, UserFlags, UserHistoryEntry,
+    MAX_ADDRESS_FAILURES, MAX_LOGIN_FAILURES,
 };
 
-const COLUMNS: &str =
-    "id, username, email, first_name, last_name, phone_number, address, is_staff, date_joined";
+const COLUMNS: &str = "id, username, email, first_name, last_name, phone_number, address, \
+                       is_staff, is_active, date_joined";
 
 fn user_account(row: &Row) -> Result<UserAccount, StorageError> {
     Ok(UserAccount {
@@ -22,6 +27,7 @@ fn user_account(row: &Row) -> Result<UserAccount, StorageError> {
         phone_number: row.text("phone_number")?,
         address: row.text("address")?,
         is_staff: row.bool("is_staff")?,
+        is_active: row.bool("is_active")?,
         date_joined: row.timestamp("date_joined")?,
     })
 }
@@ -87,7 +93,8 @@ pub fn insert(db: &Db, new: &NewUser<'_>, now: Timestamp) -> Result<UserAccount,
 }
 
 /// Makes the user staff with this email and password hash: a new user, or the existing one
-/// of that username (its spelling kept). Answers the user's id.
+/// of that username (its spelling kept), active again, its token version bumped so that the
+/// tokens issued under the old password stop working. Answers the user's id.
 pub fn upsert_staff(db: &Db, new: &NewUser<'_>, now: Timestamp) -> Result<i64, StorageError> {
     let row = db.query_one(
         "INSERT INTO users (username, username_key, email, email_key, password_hash, \
@@ -95,7 +102,8 @@ pub fn upsert_staff(db: &Db, new: &NewUser<'_>, now: Timestamp) -> Result<i64, S
          VALUES ($1, $2, $3, $4, $5, '', '', '', '', $6, $7) \
          ON CONFLICT (username_key) DO UPDATE SET email = excluded.email, \
          email_key = excluded.email_key, password_hash = excluded.password_hash, \
-         is_staff = excluded.is_staff \
+         is_staff = excluded.is_staff, is_active = $8, \
+         token_version = users.token_version + 1 \
          RETURNING id",
         &[
             new.username.into(),
@@ -105,6 +113,7 @@ pub fn upsert_staff(db: &Db, new: &NewUser<'_>, now: Timestamp) -> Result<i64, S
             new.password_hash.into(),
             Param::Bool(true),
             now.into(),
+            Param::Bool(true),
         ],
     )?;
     let row = row.ok_or_else(|| StorageError::Query("upsert returned no row".to_owned()))?;
@@ -129,28 +138,309 @@ pub fn address(db: &Db, id: i64) -> Result<Option<String>, StorageError> {
         .transpose()
 }
 
-/// The user of a username key, their username as spelled at registration and their password
-/// hash, for a login.
-pub fn find_login(
-    db: &Db,
-    username_key: &str,
-) -> Result<Option<(User, String, String)>, StorageError> {
+/// What a login needs to know of a user.
+#[derive(Debug, Clone)]
+pub struct LoginAccount {
+    pub user: User,
+    /// As spelled at registration: tokens name their user with it.
+    pub username: String,
+    pub token_version: i64,
+    pub is_active: bool,
+    pub password_hash: String,
+}
+
+/// The user of a username key and their password hash, for a login.
+pub fn find_login(db: &Db, username_key: &str) -> Result<Option<LoginAccount>, StorageError> {
     let Some(row) = db.query_one(
-        "SELECT id, username, is_staff, password_hash FROM users WHERE username_key = $1",
+        "SELECT id, username, is_staff, is_active, token_version, password_hash FROM users \
+         WHERE username_key = $1",
         &[username_key.into()],
     )?
     else {
         return Ok(None);
     };
-    let user = User {
-        id: row.int("id")?,
-        is_staff: row.bool("is_staff")?,
+    Ok(Some(LoginAccount {
+        user: User {
+            id: row.int("id")?,
+            is_staff: row.bool("is_staff")?,
+        },
+        username: row.text("username")?,
+        token_version: row.int("token_version")?,
+        is_active: row.bool("is_active")?,
+        password_hash: row.text("password_hash")?,
+    }))
+}
+
+/// A user's session state (`shop:accounts/sessions`): one read by primary key.
+pub fn session(db: &Db, id: i64) -> Result<Option<Session>, StorageError> {
+    db.query_one(
+        "SELECT token_version, is_staff, is_active, username FROM users WHERE id = $1",
+        &[Param::Int(id)],
+    )?
+    .map(|row| {
+        Ok(Session {
+            token_version: row.int("token_version")?,
+            is_staff: row.bool("is_staff")?,
+            is_active: row.bool("is_active")?,
+            username: row.text("username")?,
+        })
+    })
+    .transpose()
+}
+
+/// A refresh token to keep.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken<'a> {
+    pub jti: &'a str,
+    pub user_id: i64,
+    /// The login it descends from.
+    pub family: &'a str,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Keeps a refresh token just issued; a user's tokens that have expired are forgotten with it.
+pub fn insert_refresh_token(db: &Db, token: &NewRefreshToken<'_>) -> Result<(), StorageError> {
+    db.execute(
+        "DELETE FROM refresh_tokens WHERE user_id = $1 AND expires_at <= $2",
+        &[Param::Int(token.user_id), token.issued_at.into()],
+    )?;
+    db.execute(
+        "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            token.jti.into(),
+            Param::Int(token.user_id),
+            token.family.into(),
+            token.issued_at.into(),
+            token.expires_at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// What spending a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spend {
+    /// It was live and is spent now: the next one joins `family`.
+    Spent { user_id: i64, family: String },
+    /// It had been spent before: a copy is being replayed; its family is revoked now.
+    Reused,
+    /// Unknown, revoked or expired.
+    Refused,
+}
+
+/// Spends the refresh token `jti` at `now`, once: a conditional update, so that of two
+/// concurrent refreshes with one token exactly one spends it (the other is a reuse). A token
+/// spent before revokes every token of its family. Run it in a transaction with what follows.
+pub fn spend_refresh_token(db: &Db, jti: &str, now: Timestamp) -> Result<Spend, StorageError> {
+    let spent = db.query_one(
+        "UPDATE refresh_tokens SET spent_at = $1 \
+         WHERE jti = $2 AND spent_at IS NULL AND NOT revoked AND expires_at > $1 \
+         RETURNING user_id, family",
+        &[now.into(), jti.into()],
+    )?;
+    if let Some(row) = spent {
+        return Ok(Spend::Spent {
+            user_id: row.int("user_id")?,
+            family: row.text("family")?,
+        });
+    }
+    let Some(row) = db.query_one(
+        "SELECT family, spent_at FROM refresh_tokens WHERE jti = $1",
+        &[jti.into()],
+    )?
+    else {
+        return Ok(Spend::Refused);
     };
-    Ok(Some((
-        user,
-        row.text("username")?,
-        row.text("password_hash")?,
-    )))
+    if row.opt_timestamp("spent_at")?.is_none() {
+        return Ok(Spend::Refused);
+    }
+    db.execute(
+        "UPDATE refresh_tokens SET revoked = $1 WHERE family = $2 AND NOT revoked",
+        &[Param::Bool(true), row.text("family")?.into()],
+    )?;
+    Ok(Spend::Reused)
+}
+
+/// Revokes every refresh token of a user (logout); answers how many were live.
+pub fn revoke_refresh_tokens(db: &Db, user_id: i64) -> Result<u64, StorageError> {
+    db.execute(
+        "UPDATE refresh_tokens SET revoked = $1 WHERE user_id = $2 AND NOT revoked",
+        &[Param::Bool(true), Param::Int(user_id)],
+    )
+}
+
+/// The `WHERE` of the users list: every search term in a name or the email, and the flags.
+fn push_user_filter(statement: &mut Statement, filter: &UserFilter, engine: Engine) {
+    statement.push(" WHERE 1 = 1");
+    let like = engine.ilike();
+    for term in &filter.search_terms {
+        let pattern = statement.bind(contains_pattern(term));
+        statement.push(&format!(
+            " AND (username {like} {pattern} ESCAPE '\\' OR email {like} {pattern} ESCAPE '\\' \
+             OR first_name {like} {pattern} ESCAPE '\\' OR last_name {like} {pattern} ESCAPE '\\')"
+        ));
+    }
+    if let Some(is_staff) = filter.is_staff {
+        statement
+            .push(" AND is_staff = ")
+            .push_bind(Param::Bool(is_staff));
+    }
+    if let Some(is_active) = filter.is_active {
+        statement
+            .push(" AND is_active = ")
+            .push_bind(Param::Bool(is_active));
+    }
+}
+
+/// How many users match the filter.
+pub fn count_users(db: &Db, filter: &UserFilter) -> Result<u64, StorageError> {
+    let mut statement = Statement::new("SELECT COUNT(*) AS n FROM users");
+    push_user_filter(&mut statement, filter, db.engine());
+    let n = db
+        .query_statement(&statement)?
+        .first()
+        .map(|row| row.int("n"))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// One page of the users matching the filter, by id.
+pub fn list_users(
+    db: &Db,
+    filter: &UserFilter,
+    window: PageWindow,
+) -> Result<Vec<UserAccount>, StorageError> {
+    let mut statement = Statement::new(&format!("SELECT {COLUMNS} FROM users"));
+    push_user_filter(&mut statement, filter, db.engine());
+    statement
+        .push(" ORDER BY id LIMIT ")
+        .push_bind(window.limit());
+    statement.push(" OFFSET ").push_bind(window.offset());
+    db.query_statement(&statement)?
+        .iter()
+        .map(user_account)
+        .collect()
+}
+
+/// The staff member who makes a change, for the history.
+#[derive(Debug, Clone, Copy)]
+pub struct StaffMember<'a> {
+    pub id: i64,
+    pub username: &'a str,
+}
+
+/// Sets a user's flags as staff asked, in one transaction with its history entry: the row is
+/// locked first (Postgres; SQLite's write lock is taken at `BEGIN`), so that concurrent changes
+/// each record the values they really changed. Losing staff or being deactivated bumps the
+/// user's token version. Nothing that does not change is written. `None`: no such user.
+pub fn change_flags(
+    db: &Db,
+    id: i64,
+    flags: UserFlags,
+    staff: StaffMember<'_>,
+    now: Timestamp,
+) -> Result<Option<UserAccount>, StorageError> {
+    db.transaction(|db| {
+        let lock = match db.engine() {
+            Engine::Postgres => " FOR UPDATE",
+            Engine::Sqlite => "",
+        };
+        let Some(row) = db.query_one(
+            &format!("SELECT is_staff, is_active FROM users WHERE id = $1{lock}"),
+            &[Param::Int(id)],
+        )?
+        else {
+            return Ok(None);
+        };
+        let change = FlagChange::new((row.bool("is_staff")?, row.bool("is_active")?), flags);
+        let changes = change.changes();
+        if changes.is_empty() {
+            return find(db, id);
+        }
+        let bump = i64::from(change.revokes_tokens());
+        let updated = db.query_one(
+            &format!(
+                "UPDATE users SET is_staff = $1, is_active = $2, \
+                 token_version = token_version + $3 WHERE id = $4 RETURNING {COLUMNS}"
+            ),
+            &[
+                Param::Bool(change.after.0),
+                Param::Bool(change.after.1),
+                Param::Int(bump),
+                Param::Int(id),
+            ],
+        )?;
+        let changes = serde_json::to_string(&changes)
+            .map_err(|e| StorageError::Query(format!("history changes: {e}")))?;
+        db.execute(
+            "INSERT INTO user_history (object_id, action, changes, staff_id, staff_username, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                Param::Int(id),
+                "update".into(),
+                changes.into(),
+                Param::Int(staff.id),
+                staff.username.into(),
+                now.into(),
+            ],
+        )?;
+        updated.as_ref().map(user_account).transpose()
+    })
+}
+
+/// `WHERE` of the history list.
+fn push_history_filter(statement: &mut Statement, object_id: Option<i64>) {
+    if let Some(object_id) = object_id {
+        statement.push(" WHERE object_id = ").push_bind(object_id);
+    }
+}
+
+/// How many history entries there are (of one user, if `object_id`).
+pub fn count_history(db: &Db, object_id: Option<i64>) -> Result<u64, StorageError> {
+    let mut statement = Statement::new("SELECT COUNT(*) AS n FROM user_history");
+    push_history_filter(&mut statement, object_id);
+    let n = db
+        .query_statement(&statement)?
+        .first()
+        .map(|row| row.int("n"))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// One page of history entries, newest first.
+pub fn list_history(
+    db: &Db,
+    object_id: Option<i64>,
+    window: PageWindow,
+) -> Result<Vec<UserHistoryEntry>, StorageError> {
+    let mut statement = Statement::new(
+        "SELECT id, object_id, action, changes, staff_id, staff_username, at FROM user_history",
+    );
+    push_history_filter(&mut statement, object_id);
+    statement
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(window.limit());
+    statement.push(" OFFSET ").push_bind(window.offset());
+    db.query_statement(&statement)?
+        .iter()
+        .map(|row| {
+            let changes: BTreeMap<String, [bool; 2]> = serde_json::from_str(&row.text("changes")?)
+                .map_err(|e| StorageError::Query(format!("history changes: {e}")))?;
+            Ok(UserHistoryEntry {
+                id: row.int("id")?,
+                object_id: row.int("object_id")?,
+                action: row.text("action")?,
+                changes,
+                staff_id: row.int("staff_id")?,
+                staff_username: row.text("staff_username")?,
+                at: row.timestamp("at")?,
+            })
+        })
+        .collect()
 }
 
 /// Which of a username key and an email key belong to a user other than `except_id`.
@@ -229,9 +519,11 @@ pub fn update_profile(
 /// from `since` or before are forgotten along the way. Guesses from one address never
 /// throttle the same username from another: nobody can lock the owner out.
 ///
-/// The check and the record are one transaction, serialized per address (SQLite's write
-/// lock; a Postgres advisory lock on the address), so that a burst of concurrent guesses
-/// cannot all pass the check before any of them is counted.
+/// The check and the record are one transaction, serialized per address: its first statement
+/// upserts the address's row of `login_throttle`, which holds that row's lock (Postgres) or
+/// the database's write lock (SQLite) until the end, so that a burst of concurrent guesses
+/// cannot all pass the check before any of them is counted. The lock is a row of accounts' own
+/// table: no role needs the server-wide advisory locks, which any role could take and hold.
 pub fn claim_login_attempt(
     db: &Db,
     username_key: &str,
@@ -240,12 +532,11 @@ pub fn claim_login_attempt(
     since: Timestamp,
 ) -> Result<Option<Timestamp>, StorageError> {
     db.transaction(|db| {
-        if db.engine() == Engine::Postgres {
-            db.query(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) IS NULL AS locked",
-                &[format!("login_failures:{client_addr}").into()],
-            )?;
-        }
+        db.execute(
+            "INSERT INTO login_throttle (scope, touched_at) VALUES ($1, $2) \
+             ON CONFLICT (scope) DO UPDATE SET touched_at = excluded.touched_at",
+            &[client_addr.into(), now.into()],
+        )?;
         let pair = nth_recent_failure(
             db,
             &[("username_key", username_key), ("client_addr", client_addr)],
@@ -266,14 +557,35 @@ pub fn claim_login_attempt(
                  VALUES ($1, $2, $3)",
                 &[username_key.into(), client_addr.into(), now.into()],
             )?;
-            // Failures from before the window no longer count, for any username.
-            db.execute(
-                "DELETE FROM login_failures WHERE failed_at <= $1",
-                &[since.into()],
-            )?;
+            // Failures from before the window no longer count, for any username, nor
+            // addresses that have had none since.
+            forget_before(db, "login_failures", "id", "failed_at", since)?;
+            forget_before(db, "login_throttle", "scope", "touched_at", since)?;
         }
         Ok(throttling)
     })
+}
+
+/// Deletes the rows of `table` whose `column` is at or before `since`. On Postgres only those
+/// no other transaction holds (`SKIP LOCKED`): two logins from different addresses each
+/// holding their own throttle row, each pruning the other's, would otherwise wait on each
+/// other (a deadlock); a row skipped now is pruned by a later login.
+fn forget_before(
+    db: &Db,
+    table: &str,
+    key: &str,
+    column: &str,
+    since: Timestamp,
+) -> Result<(), StorageError> {
+    let sql = match db.engine() {
+        Engine::Sqlite => format!("DELETE FROM {table} WHERE {column} <= $1"),
+        Engine::Postgres => format!(
+            "DELETE FROM {table} WHERE {key} IN \
+             (SELECT {key} FROM {table} WHERE {column} <= $1 FOR UPDATE SKIP LOCKED)"
+        ),
+    };
+    db.execute(&sql, &[since.into()])?;
+    Ok(())
 }
 
 /// The `n`-th most recent failure after `since` among those whose columns equal `filters`,

@@ -1,11 +1,13 @@
 //! What the cart reads of the products service, through its `shop:products/catalogue` export:
-//! current names, prices and stock, looked up in one call for all the lines a request needs.
+//! current names, prices and stock, looked up in one call for all the lines a request needs;
+//! and of accounts, through `shop:accounts/sessions`: whether the caller's token still stands.
 
 use std::collections::HashMap;
 
 use shop_guest::error::ApiError;
 use shop_guest::money::Money;
 
+use crate::bindings::shop::accounts::sessions;
 use crate::bindings::shop::products::catalogue;
 use crate::domain::Product;
 
@@ -52,3 +54,5 @@ impl Catalogue {
         self.known.get(&id).and_then(Option::as_ref)
     }
 }
+
+shop_guest::accounts_sessions!(Accounts, sessions::current);

@@ -69,10 +69,11 @@ impl ApiPath<'_> for CartPath {
 }
 
 /// The route table: path first (404), then the caller (401: as in DRF, every method of a cart
-/// path needs a signed-in user), then method (405), then the handler.
+/// path needs a signed-in user whose token accounts confirms), then method (405), then the
+/// handler.
 fn route(request: &ApiRequest) -> Result<Response, ApiError> {
     let path = CartPath::parse(request.path())?;
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     routing::answer(path, request.method(), |path, method| {
         Some(match (path, method) {
             (CartPath::Cart, "GET" | "HEAD") => handlers::show(user),

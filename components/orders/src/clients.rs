@@ -1,6 +1,6 @@
 //! The other services orders calls, over their WIT interfaces (wit/): products' `inventory`,
-//! cart's `carts` and accounts' `profiles`. Each call runs in that service, against its own
-//! database; this module turns their answers into the orders' types and errors.
+//! cart's `carts`, accounts' `profiles` and `sessions`. Each call runs in that service, against
+//! its own database; this module turns their answers into the orders' types and errors.
 
 use shop_guest::error::ApiError;
 use shop_guest::money::Money;
@@ -10,11 +10,12 @@ use crate::domain::{OrderKey, OrderLine};
 mod bindings {
     #![allow(missing_docs, clippy::all)]
     spin_sdk::wit_bindgen::generate!({
-        // Dependencies first: cart's world imports products' catalogue.
+        // Dependencies first: products' world imports accounts' sessions, cart's products'
+        // catalogue.
         path: [
+            "../../wit/accounts.wit",
             "../../wit/products.wit",
             "../../wit/cart.wit",
-            "../../wit/accounts.wit",
             "../../wit/orders.wit",
         ],
         world: "shop:orders/orders",
@@ -24,7 +25,7 @@ mod bindings {
     });
 }
 
-use bindings::shop::accounts::profiles;
+use bindings::shop::accounts::{profiles, sessions};
 use bindings::shop::cart::carts;
 use bindings::shop::products::inventory;
 
@@ -51,6 +52,8 @@ pub fn clear_ordered(user_id: i64, lines: &[OrderLine]) -> Result<(), String> {
 pub fn profile_address(user_id: i64) -> Result<Option<String>, ApiError> {
     profiles::shipping_address(user_id).map_err(|reason| ApiError::upstream("accounts", &reason))
 }
+
+shop_guest::accounts_sessions!(Accounts, sessions::current);
 
 /// Takes the stock of every cart line under `key`, all or nothing, and answers the reserved
 /// lines with their names and prices now. Short stock, or a product deleted since it went into

@@ -12,6 +12,7 @@ use shop_guest::storage::Db;
 use spin_sdk::http::Response;
 
 use crate::checkout;
+use crate::clients;
 use crate::domain::{self, CheckoutRequest, IdempotencyKey, Order, OrderFilter, OrderStatus};
 use crate::status;
 use crate::storage;
@@ -19,7 +20,7 @@ use crate::storage;
 /// POST /api/orders/: 201 with the order made from the caller's cart (or, for a retry with
 /// the same `Idempotency-Key`, the order the first request made).
 pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let body = CheckoutRequest::read(Fields::from_request(request)?)?;
     let key = IdempotencyKey::from_header(request.header("idempotency-key"))?;
     let order = checkout::place_order(user, key, body.shipping_address)?;
@@ -28,7 +29,7 @@ pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
 
 /// GET /api/orders/: a page of the caller's orders (everyone's for staff), newest first.
 pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let query = request.query();
     let filter = OrderFilter::for_caller(user, &query)?;
     let pages = PageRequest::from_query(&query)?;
@@ -43,7 +44,7 @@ pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
 
 /// GET /api/orders/{id}/: the owner's or staff's; anyone else's is a 404.
 pub fn retrieve(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = visible_order(&db, user, id)?;
@@ -54,7 +55,7 @@ pub fn retrieve(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
 /// member's cancellation (of their own order too) is recorded in the history; a customer's
 /// own is not (the history is of the changes staff make).
 pub fn cancel(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let user = auth::require_user(request)?;
+    let user = auth::require_user(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = visible_order(&db, user, id)?;
@@ -66,7 +67,7 @@ pub fn cancel(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
 /// POST /api/orders/{id}/status/ (staff): 200 with the order in its new `status`, recorded in
 /// the history.
 pub fn set_status(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let staff = auth::require_staff(request)?;
+    let staff = auth::require_staff(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let order = storage::find(&db, id)?.ok_or_else(ApiError::not_found)?;
@@ -78,7 +79,12 @@ pub fn set_status(request: &ApiRequest, id: &str) -> Result<Response, ApiError> 
 /// GET /api/orders/history/ (staff): a page of the status changes staff made, newest first
 /// (`?object_id=` for one order's).
 pub fn history(request: &ApiRequest) -> Result<Response, ApiError> {
-    history::list_page(request, crate::SERVICE, storage::HISTORY)
+    history::list_page(
+        request,
+        &clients::Accounts,
+        crate::SERVICE,
+        storage::HISTORY,
+    )
 }
 
 /// The order if `user` may see it; a 404 whether it is missing or someone else's.

@@ -1,16 +1,7 @@
 //! The `shop:products/catalogue` and `shop:products/inventory` exports (wit/products.wit).
 
-/// The products world: the two interfaces it exports.
-mod bindings {
-    #![allow(missing_docs, clippy::all)]
-    spin_sdk::wit_bindgen::generate!({
-        path: "../../wit/products.wit",
-        world: "shop:products/products",
-        runtime_path: "::spin_sdk::wit_bindgen::rt",
-    });
-}
-
-use bindings::exports::shop::products::{catalogue, inventory};
+use crate::bindings;
+use crate::bindings::exports::shop::products::{catalogue, inventory};
 
 use crate::domain::{CatalogueEntry, ReserveError, ReservedLine, StockLine};
 use crate::handlers;

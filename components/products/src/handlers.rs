@@ -17,7 +17,7 @@ use crate::domain::{
     self, CatalogueEntry, NewProduct, OrderKey, OrderLines, ProductChanges, ProductListQuery,
     ReserveError, ReservedLine, StockLine,
 };
-use crate::{reservations, storage};
+use crate::{clients, reservations, storage};
 
 /// GET /api/products/: a filtered, ordered page of products.
 pub fn list(request: &ApiRequest) -> Result<Response, ApiError> {
@@ -43,7 +43,7 @@ pub fn retrieve(id: &str) -> Result<Response, ApiError> {
 
 /// POST /api/products/ (staff): 201 with the new product, recorded in the history.
 pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
-    let staff = auth::require_staff(request)?;
+    let staff = auth::require_staff(request, &clients::Accounts)?;
     let changes = ProductChanges::read(Fields::from_request(request)?, Presence::Required)?;
     let new = NewProduct::from_changes(changes)?;
     let actor = Actor::of(request, staff);
@@ -61,7 +61,7 @@ pub fn create(request: &ApiRequest) -> Result<Response, ApiError> {
 /// PUT (`partial = false`) or PATCH (`partial = true`) /api/products/{id}/ (staff); the fields
 /// that changed are recorded in the history (nothing when none did).
 pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response, ApiError> {
-    let staff = auth::require_staff(request)?;
+    let staff = auth::require_staff(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let db = Db::open(crate::SERVICE)?;
     let changes = match Fields::from_request(request)
@@ -93,7 +93,7 @@ pub fn update(request: &ApiRequest, id: &str, partial: bool) -> Result<Response,
 /// DELETE /api/products/{id}/ (staff): 204 with no body; the product as it was is recorded in
 /// the history.
 pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
-    let staff = auth::require_staff(request)?;
+    let staff = auth::require_staff(request, &clients::Accounts)?;
     let id = routing::id(id)?;
     let actor = Actor::of(request, staff);
     let db = Db::open(crate::SERVICE)?;
@@ -115,7 +115,12 @@ pub fn destroy(request: &ApiRequest, id: &str) -> Result<Response, ApiError> {
 /// GET /api/products/history/ (staff): a page of the changes staff made, newest first
 /// (`?object_id=` for one product's).
 pub fn history(request: &ApiRequest) -> Result<Response, ApiError> {
-    history::list_page(request, crate::SERVICE, storage::HISTORY)
+    history::list_page(
+        request,
+        &clients::Accounts,
+        crate::SERVICE,
+        storage::HISTORY,
+    )
 }
 
 /// `shop:products/catalogue.get-products`: the products among `ids` that exist, in that order.

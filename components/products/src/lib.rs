@@ -5,6 +5,8 @@
 /// The service's name: its database is named by the `products_database` variable.
 pub const SERVICE: &str = "products";
 
+mod bindings;
+mod clients;
 mod domain;
 mod exports;
 mod handlers;

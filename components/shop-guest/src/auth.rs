@@ -2,6 +2,12 @@
 //! claims. Only the accounts service holds the private key (`jwt_private_key`) and issues
 //! tokens; every service verifies them with the public key (`jwt_public_key`), so a service
 //! that can read its own variables still cannot mint a token.
+//!
+//! A signature says who a token was issued to, not whether it still stands: each token carries
+//! the user's token version (`ver`), which accounts bumps when the password changes, the user
+//! is deactivated or loses staff. So a service confirms a verified token with accounts
+//! ([`Sessions`], `shop:accounts/sessions`): one call per authenticated request, never for an
+//! anonymous one.
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -73,7 +79,7 @@ impl TokenType {
     }
 }
 
-/// The claims of the tokens the shop issues (simplejwt's, plus `is_staff`).
+/// The claims of the tokens the shop issues (simplejwt's, plus `is_staff` and `ver`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id, as a string.
@@ -95,18 +101,102 @@ pub struct Claims {
     /// user's rights never depend on it. Tokens issued before it existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The user's token version when the token was issued (0 for tokens from before versions).
+    #[serde(default)]
+    pub ver: i64,
 }
 
-/// Signs a token of `token_type` for `user` (whose username is `username`), issued at `now` and
-/// valid for `lifetime_secs`.
+/// A token just signed, with what accounts keeps of a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`, in seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// What a verified token says: its user, the token version it was issued under, its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The user and their staff flag when the token was issued.
+    pub user: User,
+    /// The `ver` claim.
+    pub version: i64,
+    /// The `jti` claim.
+    pub jti: String,
+}
+
+/// What accounts knows of a user now (`shop:accounts/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The version tokens must carry to be accepted.
+    pub token_version: i64,
+    /// Whether the user is staff now.
+    pub is_staff: bool,
+    /// Whether the user may use the shop at all.
+    pub is_active: bool,
+    /// The user's name, for the records staff changes leave.
+    pub username: String,
+}
+
+/// How a service asks accounts whether a user's tokens still stand.
+pub trait Sessions {
+    /// The user's session; `None` when accounts has no user of that id. Err: accounts cannot
+    /// answer now (a 503).
+    fn current(&self, user_id: i64) -> Result<Option<Session>, ApiError>;
+}
+
+/// Declares `pub struct $name`, a [`Sessions`] that asks accounts over a component's own
+/// bindings of `shop:accounts/sessions` (`$current`: the generated `current` function; its
+/// record has the fields of [`Session`]). Each component generates its own bindings, so the
+/// mapping is written here once and expanded in each.
+#[macro_export]
+macro_rules! accounts_sessions {
+    ($name:ident, $current:path) => {
+        /// The accounts service, asked once per authenticated request whether the caller's
+        /// token still stands (`shop:accounts/sessions`).
+        pub struct $name;
+
+        impl $crate::auth::Sessions for $name {
+            fn current(
+                &self,
+                user_id: i64,
+            ) -> Result<Option<$crate::auth::Session>, $crate::error::ApiError> {
+                let session = $current(user_id)
+                    .map_err(|reason| $crate::error::ApiError::upstream("accounts", &reason))?;
+                Ok(session.map(|session| $crate::auth::Session {
+                    token_version: session.token_version,
+                    is_staff: session.is_staff,
+                    is_active: session.is_active,
+                    username: session.username,
+                }))
+            }
+        }
+    };
+}
+
+/// The caller of a request, their token confirmed with accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who, and whether staff.
+    pub user: User,
+    /// Their username, when accounts knows them.
+    pub username: Option<String>,
+}
+
+/// Signs a token of `token_type` for `user` (whose username is `username`) under their token
+/// `version`, issued at `now` and valid for `lifetime_secs`.
 pub fn issue_token(
     user: User,
     username: &str,
+    version: i64,
     token_type: TokenType,
     now: Timestamp,
     lifetime_secs: i64,
     key: &PrivateKey,
-) -> Result<String, ApiError> {
+) -> Result<IssuedToken, ApiError> {
     let iat = now.as_datetime().timestamp();
     let claims = Claims {
         sub: user.id.to_string(),
@@ -116,8 +206,15 @@ pub fn issue_token(
         token_type: token_type.as_str().to_owned(),
         is_staff: user.is_staff,
         username: Some(username.to_owned()),
+        ver: version,
     };
-    jwt::encode(&claims, &key.0).map_err(|e| ApiError::Internal(format!("signing a token: {e}")))
+    let token = jwt::encode(&claims, &key.0)
+        .map_err(|e| ApiError::Internal(format!("signing a token: {e}")))?;
+    Ok(IssuedToken {
+        token,
+        jti: claims.jti,
+        expires_at: claims.exp,
+    })
 }
 
 /// `bytes` random bytes from the OS RNG, as lower-case hex (token ids, like simplejwt's
@@ -130,26 +227,66 @@ pub fn random_hex(bytes: usize) -> Result<String, ApiError> {
 }
 
 /// The caller, if the request carries credentials: `Ok(None)` without an `Authorization:
-/// Bearer` header, a 401 when the token is not a valid access token.
-pub fn authenticate(request: &ApiRequest) -> Result<Option<User>, ApiError> {
+/// Bearer` header (no call to accounts), a 401 when the token is not a valid access token or
+/// no longer stands ([`confirm`]), a 503 when accounts cannot say.
+pub fn authenticate(
+    request: &ApiRequest,
+    sessions: &dyn Sessions,
+) -> Result<Option<Caller>, ApiError> {
     let Some(token) = bearer_token(request)? else {
         return Ok(None);
     };
-    verify_access_token(token, &public_key()?).map(Some)
+    let verified = verify(token, TokenType::Access, &public_key()?)?;
+    let session = sessions.current(verified.user.id)?;
+    confirm(&verified, session.as_ref())?;
+    Ok(Some(Caller {
+        user: verified.user,
+        username: session.map(|session| session.username),
+    }))
 }
 
 /// The caller, or a 401 if there is none.
-pub fn require_user(request: &ApiRequest) -> Result<User, ApiError> {
-    authenticate(request)?.ok_or(ApiError::NotAuthenticated)
+pub fn require_user(request: &ApiRequest, sessions: &dyn Sessions) -> Result<User, ApiError> {
+    require_caller(request, sessions).map(|caller| caller.user)
+}
+
+/// The caller with their username, or a 401 if there is none.
+pub fn require_caller(request: &ApiRequest, sessions: &dyn Sessions) -> Result<Caller, ApiError> {
+    authenticate(request, sessions)?.ok_or(ApiError::NotAuthenticated)
 }
 
 /// The caller if staff: 401 without (valid) credentials, 403 for other users.
-pub fn require_staff(request: &ApiRequest) -> Result<User, ApiError> {
-    let user = require_user(request)?;
-    if user.is_staff {
-        Ok(user)
+pub fn require_staff(request: &ApiRequest, sessions: &dyn Sessions) -> Result<User, ApiError> {
+    require_staff_caller(request, sessions).map(|caller| caller.user)
+}
+
+/// The caller with their username if staff: 401 without (valid) credentials, 403 for others.
+pub fn require_staff_caller(
+    request: &ApiRequest,
+    sessions: &dyn Sessions,
+) -> Result<Caller, ApiError> {
+    let caller = require_caller(request, sessions)?;
+    if caller.user.is_staff {
+        Ok(caller)
     } else {
         Err(ApiError::PermissionDenied)
+    }
+}
+
+/// Whether a verified token still stands against its user's session now: refused (401) when
+/// the user is inactive or the token's version is not the user's current one. The token's
+/// `is_staff` can then be trusted: a loss of staff bumps the version, so a token that says
+/// staff under the current version was issued to a user who is staff still. A user accounts
+/// does not know is not refused here: accounts never deletes users, so such a token was never
+/// issued by it for this database, and only a holder of the signing key (who could sign for
+/// any user) could have made one; accounts' own endpoints answer it "User not found".
+pub fn confirm(token: &VerifiedToken, session: Option<&Session>) -> Result<(), ApiError> {
+    match session {
+        Some(session) if !session.is_active => Err(ApiError::AuthenticationFailed(
+            "User is inactive".to_owned(),
+        )),
+        Some(session) if session.token_version != token.version => Err(ApiError::InvalidToken),
+        _ => Ok(()),
     }
 }
 
@@ -163,6 +300,15 @@ pub fn verify_access_token(token: &str, key: &PublicKey) -> Result<User, ApiErro
 /// included, whatever its key), a bad signature, an expired token, a token of the other type
 /// or a malformed one is [`ApiError::InvalidToken`].
 pub fn verify_token(token: &str, token_type: TokenType, key: &PublicKey) -> Result<User, ApiError> {
+    verify(token, token_type, key).map(|verified| verified.user)
+}
+
+/// [`verify_token`], answering every claim the shop reads.
+pub fn verify(
+    token: &str,
+    token_type: TokenType,
+    key: &PublicKey,
+) -> Result<VerifiedToken, ApiError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -186,7 +332,7 @@ pub fn username(request: &ApiRequest) -> Option<String> {
 
 /// The user a verified token's claims name, if the token is of `token_type` and its subject is
 /// a user id.
-fn user_of(claims: Claims, token_type: TokenType) -> Result<User, ApiError> {
+fn user_of(claims: Claims, token_type: TokenType) -> Result<VerifiedToken, ApiError> {
     if claims.token_type != token_type.as_str() {
         return Err(ApiError::InvalidToken);
     }
@@ -196,9 +342,13 @@ fn user_of(claims: Claims, token_type: TokenType) -> Result<User, ApiError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or(ApiError::InvalidToken)?;
-    Ok(User {
-        id,
-        is_staff: claims.is_staff,
+    Ok(VerifiedToken {
+        user: User {
+            id,
+            is_staff: claims.is_staff,
+        },
+        version: claims.ver,
+        jti: claims.jti,
     })
 }
 
@@ -395,8 +545,12 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         };
         let now = Timestamp::now();
         let key = private_key();
-        let access = issue_token(user, "ada", TokenType::Access, now, 900, &key).unwrap();
-        let refresh = issue_token(user, "ada", TokenType::Refresh, now, 86_400, &key).unwrap();
+        let access = issue_token(user, "ada", 3, TokenType::Access, now, 900, &key)
+            .unwrap()
+            .token;
+        let refresh = issue_token(user, "ada", 3, TokenType::Refresh, now, 86_400, &key)
+            .unwrap()
+            .token;
         assert_eq!(verify(&access).unwrap(), user);
         assert_eq!(
             verify_token(&refresh, TokenType::Refresh, &public_key()).unwrap(),
@@ -410,17 +564,21 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         let forged = issue_token(
             user,
             "ada",
+            3,
             TokenType::Refresh,
             now,
             86_400,
             &PrivateKey::parse(OTHER_PRIVATE_PEM).unwrap(),
         )
-        .unwrap();
+        .unwrap()
+        .token;
         assert!(matches!(
             verify_token(&forged, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
         ));
-        let expired = issue_token(user, "ada", TokenType::Refresh, now, -1, &key).unwrap();
+        let expired = issue_token(user, "ada", 3, TokenType::Refresh, now, -1, &key)
+            .unwrap()
+            .token;
         assert!(matches!(
             verify_token(&expired, TokenType::Refresh, &public_key()),
             Err(ApiError::InvalidToken)
@@ -434,10 +592,28 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             is_staff: false,
         };
         let now = Timestamp::now();
-        let token =
-            issue_token(user, "Ada.L", TokenType::Access, now, 900, &private_key()).unwrap();
-        let other =
-            issue_token(user, "Ada.L", TokenType::Access, now, 900, &private_key()).unwrap();
+        let issued = issue_token(
+            user,
+            "Ada.L",
+            5,
+            TokenType::Access,
+            now,
+            900,
+            &private_key(),
+        )
+        .unwrap();
+        let token = issued.token.clone();
+        let other = issue_token(
+            user,
+            "Ada.L",
+            5,
+            TokenType::Access,
+            now,
+            900,
+            &private_key(),
+        )
+        .unwrap()
+        .token;
         assert_eq!(
             jsonwebtoken::decode_header(&token).unwrap().alg,
             Algorithm::EdDSA
@@ -458,6 +634,11 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         assert_eq!(claims.iat, now.as_datetime().timestamp());
         assert_eq!(claims.exp, claims.iat + 900);
         assert_eq!(claims.jti.len(), 32);
+        assert_eq!(claims.ver, 5);
+        assert_eq!(
+            (issued.jti.as_str(), issued.expires_at),
+            (claims.jti.as_str(), claims.exp)
+        );
         assert_ne!(claims.jti, read(&other).jti, "every token has its own jti");
     }
 
@@ -499,7 +680,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
         assert!(bearer_token(&request("Bearer a b")).is_err());
         let anonymous = ApiRequest::new("GET", "/", &[], Vec::new());
         assert!(matches!(
-            require_user(&anonymous),
+            require_user(&anonymous, &Unreachable),
             Err(ApiError::NotAuthenticated)
         ));
     }
@@ -514,7 +695,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             .map_err(|_| ApiError::InvalidToken)?
             .claims;
         // The claims' reading is not what this oracle checks: the signature and checks are.
-        user_of(claims, token_type)
+        user_of(claims, token_type).map(|verified| verified.user)
     }
 
     /// A token of any header and payload text, signed by the shop's key.
@@ -539,6 +720,7 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
                 token_type: "access".to_owned(),
                 is_staff,
                 username: is_staff.then(|| "ada".to_owned()),
+                ver: 2,
             };
             let ours = jwt::encode(&claims, &private_key().0).unwrap();
             let theirs =
@@ -636,6 +818,42 @@ MC4CAQAwBQYDK2VwBCIEIGcvtnm4WwPkeT/p1fbsE7IGBt2y7eMqPq/wYODmAz63
             let theirs = jsonwebtoken_verify(token, TokenType::Access).ok();
             assert_eq!(ours, theirs, "{token}");
         }
+    }
+
+    /// Sessions for a request that must not ask: an anonymous one.
+    struct Unreachable;
+
+    impl Sessions for Unreachable {
+        fn current(&self, _: i64) -> Result<Option<Session>, ApiError> {
+            panic!("an anonymous request asked accounts")
+        }
+    }
+
+    #[test]
+    fn a_token_stands_while_its_version_does_and_its_user_is_active() {
+        let verified = VerifiedToken {
+            user: User {
+                id: 7,
+                is_staff: true,
+            },
+            version: 2,
+            jti: "j".to_owned(),
+        };
+        let session = |token_version, is_active| Session {
+            token_version,
+            is_staff: false,
+            is_active,
+            username: "ann".to_owned(),
+        };
+        assert!(confirm(&verified, Some(&session(2, true))).is_ok());
+        assert!(confirm(&verified, None).is_ok());
+        assert!(matches!(
+            confirm(&verified, Some(&session(3, true))),
+            Err(ApiError::InvalidToken)
+        ));
+        let inactive = confirm(&verified, Some(&session(2, false))).unwrap_err();
+        assert_eq!(inactive.status(), 401);
+        assert_eq!(inactive.detail().as_deref(), Some("User is inactive"));
     }
 
     /// Unpadded base64url, enough to hand-craft a token.

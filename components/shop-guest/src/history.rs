@@ -291,13 +291,14 @@ pub fn object_id_filter(query: &Query) -> Result<Option<i64>, ApiError> {
 }
 
 /// `GET /api/<service>/history/` (staff only: 401, 403): a page of `table`'s entries, newest
-/// first, filtered by `?object_id=`.
+/// first, filtered by `?object_id=`; the caller's token confirmed with accounts (`sessions`).
 pub fn list_page(
     request: &ApiRequest,
+    sessions: &dyn auth::Sessions,
     service: &str,
     table: HistoryTable,
 ) -> Result<Response, ApiError> {
-    auth::require_staff(request)?;
+    auth::require_staff(request, sessions)?;
     let query = request.query();
     let object_id = object_id_filter(&query)?;
     let pages = PageRequest::from_query(&query)?;

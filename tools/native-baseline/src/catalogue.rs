@@ -105,12 +105,12 @@ pub async fn find(pool: &SqlitePool, id: i64) -> Result<Option<Product>, sqlx::E
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM products WHERE id = $1"
     )))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .as_ref()
-        .map(product)
-        .transpose()
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .as_ref()
+    .map(product)
+    .transpose()
 }
 
 /// How many products there are (the service's count with no filter).

@@ -2,6 +2,8 @@
 //! and the request bodies it accepts. Its `openapi` module describes them in the OpenAPI
 //! document.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use shop_guest::time::Timestamp;
 use utoipa::ToSchema;
@@ -11,7 +13,7 @@ use utoipa::ToSchema;
 #[schema(example = json!({
     "id": 3, "username": "alice", "email": "alice@example.com", "first_name": "Alice",
     "last_name": "Liddell", "phone_number": "+44 20 7946 0000", "address": "1 Rabbit Hole",
-    "is_staff": false, "date_joined": "2026-11-25T13:00:00.000000Z"
+    "is_staff": false, "is_active": true, "date_joined": "2026-11-25T13:00:00.000000Z"
 }))]
 pub struct UserAccount {
     #[schema(minimum = 1)]
@@ -24,10 +26,13 @@ pub struct UserAccount {
     pub address: String,
     /// Staff users may manage the catalogue and every order.
     pub is_staff: bool,
+    /// An inactive user cannot log in, refresh or use a token issued before.
+    pub is_active: bool,
     pub date_joined: Timestamp,
 }
 
-/// The answer to a successful login.
+/// The answer to a successful login, and to a refresh (which spends the refresh token sent
+/// and answers a new one).
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln",
                           "access": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
@@ -35,14 +40,6 @@ pub struct TokenPair {
     /// A refresh token (7 days): trade it for new access tokens.
     pub refresh: String,
     /// An access token (15 minutes): send it as `Authorization: Bearer <access>`.
-    pub access: String,
-}
-
-/// The answer to a refresh.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"access": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln"}))]
-pub struct AccessToken {
-    /// A new access token.
     pub access: String,
 }
 
@@ -73,7 +70,7 @@ pub struct Registration {
     pub last_name: String,
     #[schema(required = false, max_length = 20, pattern = r"^[^\x00]*$")]
     pub phone_number: String,
-    #[schema(required = false, pattern = r"^[^\x00]*$")]
+    #[schema(required = false, max_length = 1000, pattern = r"^[^\x00]*$")]
     pub address: String,
 }
 
@@ -96,6 +93,52 @@ pub struct Refresh {
     pub refresh: String,
 }
 
+/// The body of `POST /api/accounts/logout/`: optional, and so is its token (every refresh
+/// token of the caller is revoked).
+#[derive(ToSchema)]
+#[schema(example = json!({"refresh": "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln"}))]
+pub struct Logout {
+    /// The refresh token of this login (accepted, not needed).
+    #[schema(required = false, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
+    pub refresh: String,
+}
+
+/// The body of `PATCH /api/accounts/users/{id}/` (staff): either flag, or both; other fields
+/// are ignored.
+#[derive(ToSchema)]
+#[schema(example = json!({"is_staff": true}))]
+pub struct UserFlags {
+    /// Make the user staff, or take it away (not from yourself).
+    #[schema(required = false)]
+    pub is_staff: bool,
+    /// Deactivate the user (not yourself) or reactivate them.
+    #[schema(required = false)]
+    pub is_active: bool,
+}
+
+/// A change staff made to a user, as the history lists it (newest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 12, "object_id": 3, "action": "update", "changes": {"is_staff": [false, true]},
+    "staff_id": 1, "staff_username": "admin", "at": "2026-12-06T09:00:00.000000Z"
+}))]
+pub struct UserHistoryEntry {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    /// The user changed.
+    #[schema(minimum = 1)]
+    pub object_id: i64,
+    /// `update` for a change of flags.
+    pub action: String,
+    /// Each field that changed: `[before, after]`.
+    #[schema(value_type = BTreeMap<String, Vec<bool>>)]
+    pub changes: BTreeMap<String, [bool; 2]>,
+    /// Who made the change.
+    pub staff_id: i64,
+    pub staff_username: String,
+    pub at: Timestamp,
+}
+
 /// The body of `PUT`/`PATCH /api/accounts/profile/`: any subset of these fields; others
 /// (`username`, `is_staff`, `password`) are ignored.
 #[derive(ToSchema)]
@@ -110,6 +153,6 @@ pub struct ProfileChanges {
     #[schema(required = false, max_length = 20, pattern = r"^[^\x00]*$")]
     pub phone_number: String,
     /// The default shipping address of new orders.
-    #[schema(required = false, pattern = r"^[^\x00]*$")]
+    #[schema(required = false, max_length = 1000, pattern = r"^[^\x00]*$")]
     pub address: String,
 }
