@@ -114,13 +114,20 @@ async fn a_postgres_that_goes_away_gets_fast_503s_and_comes_back() {
     assert_eq!(answer.header("retry-after"), Some("1"));
     assert!(took < Duration::from_secs(3), "the 503 took {took:?}");
 
+    // Readiness answers from a result at most a second old: red within about that.
     let started = Instant::now();
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .unwrap();
+    let health = loop {
+        let health = app
+            .client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap();
+        if health.status() != 200 || started.elapsed() > Duration::from_secs(3) {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let took = started.elapsed();
     assert_eq!(health.status(), 503);
     assert_eq!(
@@ -131,7 +138,10 @@ async fn a_postgres_that_goes_away_gets_fast_503s_and_comes_back() {
         Some("1")
     );
     let text = health.text().await.unwrap();
-    assert!(took < Duration::from_millis(2500), "/healthz took {took:?}");
+    assert!(
+        took < Duration::from_millis(3000),
+        "/healthz went red after {took:?}"
+    );
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         body["unavailable"],
@@ -148,7 +158,11 @@ async fn a_postgres_that_goes_away_gets_fast_503s_and_comes_back() {
             .await
             .unwrap();
         assert_eq!(live.status(), 200);
-        assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
         let body: serde_json::Value = live.json().await.unwrap();
         assert_eq!(body["status"], "ok");
     }
@@ -173,7 +187,10 @@ async fn a_postgres_that_goes_away_gets_fast_503s_and_comes_back() {
         assert_eq!(probe.await.unwrap(), 503);
     }
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "100 readiness probes took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "100 readiness probes took {took:?}"
+    );
     for secret in [
         "postgres://",
         "127.0.0.1",
@@ -212,7 +229,11 @@ async fn a_postgres_that_goes_away_gets_fast_503s_and_comes_back() {
         if health.status() == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "readiness still {}", health.status());
+        assert!(
+            Instant::now() < deadline,
+            "readiness still {}",
+            health.status()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

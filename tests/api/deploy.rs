@@ -61,7 +61,10 @@ fn spinapp_runs_the_app_from_a_secret_with_probes_and_limits() {
     assert_eq!(spec["executor"], "containerd-shim-spin");
     // The autoscaler owns the replica count (spin-operator refuses both).
     assert_eq!(spec["enableAutoscaling"], true);
-    assert!(spec["replicas"].is_null(), "replicas beside enableAutoscaling");
+    assert!(
+        spec["replicas"].is_null(),
+        "replicas beside enableAutoscaling"
+    );
     // Liveness the process alone, readiness the database.
     assert_eq!(spec["checks"]["liveness"]["httpGet"]["path"], "/livez");
     assert_eq!(spec["checks"]["readiness"]["httpGet"]["path"], "/healthz");
@@ -98,7 +101,10 @@ fn spinapp_runs_the_app_from_a_secret_with_probes_and_limits() {
     let mut services = 0;
     for (key, value) in secrets["stringData"].as_mapping().unwrap() {
         let key = str_of(key);
-        assert_ne!(key, "database_url", "the provisioning login in the services' secret");
+        assert_ne!(
+            key, "database_url",
+            "the provisioning login in the services' secret"
+        );
         if let Some(service) = key.strip_suffix("_database") {
             services += 1;
             let url = url::Url::parse(str_of(value)).unwrap();
@@ -108,7 +114,10 @@ fn spinapp_runs_the_app_from_a_secret_with_probes_and_limits() {
                     .any(|(k, v)| k == "sslmode" && v == "verify-full"),
                 "{url}"
             );
-            assert!(url.as_str().ends_with(&format!("search_path%3D{service}")), "{url}");
+            assert!(
+                url.as_str().ends_with(&format!("search_path%3D{service}")),
+                "{url}"
+            );
         }
     }
     assert_eq!(services, 4);
@@ -203,14 +212,22 @@ fn host_deployment_migrates_then_serves_on_its_port_with_probes() {
     let number = |flag_name: &str| -> u64 { flag(&args, flag_name).parse().unwrap() };
     let instances_per_request = 5;
     let host_itself = 128 * 1024;
-    let needed_kib = number("--max-concurrent-requests") * instances_per_request * kib("--max-memory")
-        + kib("--max-body-buffer")
-        + number("--max-connections") * kib("--max-header-size")
-        + host_itself;
+    let needed_kib =
+        number("--max-concurrent-requests") * instances_per_request * kib("--max-memory")
+            + kib("--max-body-buffer")
+            + number("--max-connections") * kib("--max-header-size")
+            + host_itself;
     let needed = needed_kib.div_ceil(1024);
     let limit = str_of(&shop["resources"]["limits"]["memory"]);
-    let limit: u64 = limit.strip_suffix("Mi").expect("a limit in Mi").parse().unwrap();
-    assert!(limit >= needed, "memory limit {limit}Mi under the {needed}Mi the flags allow");
+    let limit: u64 = limit
+        .strip_suffix("Mi")
+        .expect("a limit in Mi")
+        .parse()
+        .unwrap();
+    assert!(
+        limit >= needed,
+        "memory limit {limit}Mi under the {needed}Mi the flags allow"
+    );
     assert!(number("--max-concurrent-hashing") >= 1);
     assert!(shop["resources"]["limits"]["memory"].is_string());
     let service = of_kind(&docs, "Service");
@@ -326,11 +343,17 @@ sys.exit(1 if errors else 0)
     for (what, broken) in [
         (
             "replicas with autoscaling",
-            text.replace("  enableAutoscaling: true", "  enableAutoscaling: true\n  replicas: 3"),
+            text.replace(
+                "  enableAutoscaling: true",
+                "  enableAutoscaling: true\n  replicas: 3",
+            ),
         ),
         (
             "an unknown field",
-            text.replace("  enableAutoscaling: true", "  enableAutoscaling: true\n  replica: 3"),
+            text.replace(
+                "  enableAutoscaling: true",
+                "  enableAutoscaling: true\n  replica: 3",
+            ),
         ),
     ] {
         let path = std::env::temp_dir().join(format!("spinapp-{}.yaml", std::process::id()));

@@ -1223,8 +1223,12 @@ fn past_max_concurrent_requests_a_request_is_answered_503_at_once() {
     let products = repo_root().join("target/wasm32-wasip2/release/products.wasm");
     let manifest = write_test_manifest(&workdir, &products, &["slow"]);
     let mut cmd = host_command(&workdir);
-    cmd.args(["up", "--listen", "127.0.0.1:0"])
-        .args(["--max-concurrent-requests", "8", "--request-timeout", "10s"]);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]).args([
+        "--max-concurrent-requests",
+        "8",
+        "--request-timeout",
+        "10s",
+    ]);
     let host = spawn_serving(cmd, &workdir, &manifest);
     wait_healthy(&host.base);
     let stuck: Vec<TcpStream> = (0..8)

@@ -144,7 +144,10 @@ async fn postgres_over_verified_tls_serves_and_an_unverifiable_server_is_refused
         .unwrap();
     let counts = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let (encrypted, all) = counts.split_once('|').unwrap();
-    assert!(all.parse::<u32>().unwrap() > 0, "no service connection: {counts}");
+    assert!(
+        all.parse::<u32>().unwrap() > 0,
+        "no service connection: {counts}"
+    );
     assert_eq!(encrypted, all, "a service connection without TLS: {counts}");
 
     // verify-ca checks the chain only: the same server as 127.0.0.1 is fine; so is require,

@@ -45,14 +45,34 @@ fn exchange(base: &str, request: &str) -> (u16, String, Vec<u8>) {
     split_answer(&answer)
 }
 
-/// Status, lower-cased head and body of an answer with a `Content-Length`.
+/// Status, lower-cased head and (de-chunked) body of an answer.
 fn split_answer(answer: &[u8]) -> (u16, String, Vec<u8>) {
     let at = answer
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(answer)));
     let head = String::from_utf8_lossy(&answer[..at]).to_ascii_lowercase();
-    (head[9..12].parse().unwrap(), head, answer[at + 4..].to_vec())
+    let mut body = answer[at + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (head[9..12].parse().unwrap(), head, body)
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..line_end]).unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+    out
 }
 
 /// A JSON body's `detail`, asserting the contract's shape.
@@ -128,7 +148,9 @@ fn lower_case_and_unknown_methods_are_501_on_every_route() {
     ];
     let body = json!({"username": "nobody", "password": "wrong password"}).to_string();
     for path in paths {
-        for method in ["post", "Post", "pOST", "get", "delete", "PROPFIND", "TRACE", "BREW"] {
+        for method in [
+            "post", "Post", "pOST", "get", "delete", "PROPFIND", "TRACE", "BREW",
+        ] {
             let request = format!(
                 "{method} {path} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\
                  Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -137,7 +159,10 @@ fn lower_case_and_unknown_methods_are_501_on_every_route() {
             let (status, head, answer) = exchange(&host.base, &request);
             assert_eq!(status, 501, "{method} {path}: {head}");
             let detail = detail(&head, &answer);
-            assert!(detail.contains("not implemented"), "{method} {path}: {detail}");
+            assert!(
+                detail.contains("not implemented"),
+                "{method} {path}: {detail}"
+            );
         }
     }
     // The standard spelling still works, on the same host.
@@ -155,10 +180,7 @@ fn lower_case_and_unknown_methods_are_501_on_every_route() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let refused: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("status=501"))
-        .collect();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("status=501")).collect();
     assert_eq!(refused.len(), paths.len() * 8, "{log}");
     assert!(
         refused.iter().all(|l| l.contains("component=-")),
@@ -315,7 +337,9 @@ async fn slow_bodies_on_300_connections_leave_the_host_serving() {
         let product = client
             .post(format!("{}/api/products/", host.base))
             .bearer_auth(&staff)
-            .json(&json!({"name": format!("drip {}", unique_suffix()), "price": "1.00", "stock": 1}))
+            .json(
+                &json!({"name": format!("drip {}", unique_suffix()), "price": "1.00", "stock": 1}),
+            )
             .send()
             .await
             .unwrap();
@@ -340,7 +364,10 @@ async fn slow_bodies_on_300_connections_leave_the_host_serving() {
     assert_eq!(timed_out, 300, "not every slow body was answered 408");
     let (_, head, body) = split_answer(&answers[0].1);
     assert!(head.contains("connection: close"), "{head}");
-    assert_eq!(detail(&head, &body), "The request body did not arrive in time.");
+    assert_eq!(
+        detail(&head, &body),
+        "The request body did not arrive in time."
+    );
     let log = read_log_of(&host.log);
     assert!(!log.contains("reason=\"overloaded\""), "{log}");
 }
@@ -433,10 +460,17 @@ async fn one_client_holds_only_its_share_of_connections_and_requests() {
         .await
         .unwrap();
     assert_eq!(served.status(), 200);
-    assert!(asked.elapsed() < Duration::from_secs(1), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
     let (status, body, waited) = third.await.unwrap();
     assert_eq!(status, 429, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("Too many requests"));
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Too many requests"));
     assert!(waited >= Duration::from_secs(4), "{waited:?}");
     for request in held {
         assert_eq!(request.await.unwrap(), 200);
@@ -475,9 +509,15 @@ async fn a_forged_host_never_reaches_the_links() {
             let body: Value = serde_json::from_slice(&body).unwrap();
             for link in ["next", "previous"] {
                 let url = body[link].as_str().unwrap();
-                assert!(!url.contains("evil") && !url.contains(":1/"), "{link}: {url}");
+                assert!(
+                    !url.contains("evil") && !url.contains(":1/"),
+                    "{link}: {url}"
+                );
                 match public_url {
-                    Some(public) => assert!(url.starts_with(&format!("{public}/api/products/?")), "{url}"),
+                    Some(public) => assert!(
+                        url.starts_with(&format!("{public}/api/products/?")),
+                        "{url}"
+                    ),
                     None => assert!(url.starts_with("/api/products/?"), "{url}"),
                 }
             }

@@ -216,7 +216,10 @@ mod tests {
     fn an_extension_method_keeps_its_spelling() {
         assert_eq!(method_name(&Method::Post), "POST");
         assert_eq!(method_name(&Method::Other("post".to_owned())), "post");
-        assert_eq!(method_name(&Method::Other("PROPFIND".to_owned())), "PROPFIND");
+        assert_eq!(
+            method_name(&Method::Other("PROPFIND".to_owned())),
+            "PROPFIND"
+        );
     }
 
     #[test]

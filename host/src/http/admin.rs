@@ -62,7 +62,11 @@ impl AdminApi {
 
     /// Answers one request to the admin API from `client`: past [`MAX_FAILED_TOKENS`] wrong
     /// tokens from its address in a window, 429 without looking at the token.
-    pub async fn answer(&self, request: Request<Incoming>, client: IpAddr) -> Response<ResponseBody> {
+    pub async fn answer(
+        &self,
+        request: Request<Incoming>,
+        client: IpAddr,
+    ) -> Response<ResponseBody> {
         if let Some(wait) = self.throttled(client) {
             return throttled(wait);
         }

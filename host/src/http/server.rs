@@ -29,8 +29,8 @@ use crate::http::responses::{
     method_not_implemented, not_found, overloaded, payload_too_large, throttled,
     too_many_from_client, ResponseBody,
 };
-use crate::http::site::Site;
 use crate::http::router::RouteMatch;
+use crate::http::site::Site;
 use crate::http::spin_headers::{reported_client, with_spin_headers};
 use crate::telemetry::{self, metrics, FailureReason};
 
@@ -337,7 +337,11 @@ impl Guest<'_> {
         let (request, body_memory) = self
             .bounds
             .bodies
-            .read(request, MAX_BODY_BYTES as usize, self.bounds.body_read_timeout)
+            .read(
+                request,
+                MAX_BODY_BYTES as usize,
+                self.bounds.body_read_timeout,
+            )
             .await
             .map_err(|refusal| (refusal.response(), refusal.reason()))?;
         let Some(client_share) = self.bounds.per_client.request(client.ip()).await else {

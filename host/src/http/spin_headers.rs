@@ -110,15 +110,18 @@ fn is_own_address(host: &str, local_addr: SocketAddr) -> bool {
 /// Checks `--public-url`: an `http://` or `https://` URL with a host and no query; returns it
 /// without its trailing `/`.
 pub fn parse_public_url(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text.trim())
-        .map_err(|err| format!("`{text}` is not a URL ({err}): give e.g. https://shop.example.com"))?;
+    let url = url::Url::parse(text.trim()).map_err(|err| {
+        format!("`{text}` is not a URL ({err}): give e.g. https://shop.example.com")
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!(
             "`{text}`: give an http:// or https:// URL with a host, e.g. https://shop.example.com"
         ));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("`{text}`: give the URL without a query, fragment or login"));
+        return Err(format!(
+            "`{text}`: give the URL without a query, fragment or login"
+        ));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -132,7 +135,12 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:3000".parse().unwrap();
         let pq = "/api/products/?page=2";
         assert_eq!(
-            full_url(Some("https://shop.example.com"), Some("evil.example"), local, pq),
+            full_url(
+                Some("https://shop.example.com"),
+                Some("evil.example"),
+                local,
+                pq
+            ),
             "https://shop.example.com/api/products/?page=2"
         );
         assert_eq!(
@@ -160,7 +168,12 @@ mod tests {
             parse_public_url("https://example.com/shop/").unwrap(),
             "https://example.com/shop"
         );
-        for bad in ["shop.example.com", "ftp://x", "https://x/?a=1", "https://u:p@x"] {
+        for bad in [
+            "shop.example.com",
+            "ftp://x",
+            "https://x/?a=1",
+            "https://u:p@x",
+        ] {
             assert!(parse_public_url(bad).is_err(), "{bad}");
         }
     }
