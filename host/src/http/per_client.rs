@@ -60,6 +60,7 @@ pub struct PerClient {
     max_connections: usize,
     max_requests: usize,
     registrations_per_minute: u32,
+    wait: Duration,
     clients: Mutex<HashMap<ClientKey, Arc<ClientState>>>,
     registrations: Mutex<HashMap<ClientKey, Bucket>>,
 }
@@ -106,9 +107,16 @@ impl PerClient {
             max_connections: max_connections.max(1),
             max_requests: max_requests.max(1),
             registrations_per_minute: registrations_per_minute.max(1),
+            wait: CLIENT_WAIT,
             clients: Mutex::default(),
             registrations: Mutex::default(),
         }
+    }
+
+    /// How long a request over its client's share waits (by default [`CLIENT_WAIT`]).
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
     }
 
     fn state(&self, key: ClientKey) -> Arc<ClientState> {
@@ -148,7 +156,8 @@ impl PerClient {
     }
 
     /// Lets a request of client `ip` in: at once under its share, else when one of its own
-    /// requests ends, waiting [`CLIENT_WAIT`] at most (`None` then).
+    /// requests ends, waiting [`CLIENT_WAIT`] (or [`PerClient::with_wait`]'s) at most (`None`
+    /// then).
     pub async fn request(self: &Arc<Self>, ip: IpAddr) -> Option<ClientRequest> {
         let key = ClientKey::of(ip);
         let held = ClientHold {
@@ -157,7 +166,7 @@ impl PerClient {
             state: self.state(key),
         };
         let permit = held.state.requests.clone().acquire_owned();
-        match tokio::time::timeout(CLIENT_WAIT, permit).await {
+        match tokio::time::timeout(self.wait, permit).await {
             Ok(Ok(permit)) => Some(ClientRequest {
                 _permit: permit,
                 _held: held,
@@ -291,20 +300,23 @@ mod tests {
         assert_eq!(bounds.clients(), 0, "idle clients are forgotten");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_client_over_its_share_waits_then_is_refused() {
-        let bounds = Arc::new(PerClient::new(8, 1, 10));
+        let wait = Duration::from_millis(400);
+        let bounds = Arc::new(PerClient::new(8, 1, 10).with_wait(wait));
         let first = bounds.request(ip("10.0.0.1")).await.unwrap();
         assert!(bounds.request(ip("10.0.0.2")).await.is_some());
         let waiting = tokio::spawn({
             let bounds = bounds.clone();
             async move { bounds.request(ip("10.0.0.1")).await.is_some() }
         });
-        tokio::time::sleep(CLIENT_WAIT / 2).await;
+        tokio::time::sleep(wait / 2).await;
         drop(first);
         assert!(waiting.await.unwrap());
         let _held = bounds.request(ip("10.0.0.1")).await.unwrap();
+        let started = std::time::Instant::now();
         assert!(bounds.request(ip("10.0.0.1")).await.is_none());
+        assert!(started.elapsed() >= wait);
     }
 
     #[test]
