@@ -4,6 +4,10 @@ and its peak during 40 concurrent logins (Argon2id, 19 MiB each, bounded by
 --max-concurrent-hashing), on a fresh SQLite app served by the release host.
 
     python3 scripts/edge_rss.py [--no-build] [--connections 32] [--duration 10] [--logins 40]
+                                [--login-method post]
+
+`--login-method post` sends the logins with a lower-case method (http.client sends it as
+given), as an attacker would to get past a case-sensitive bound.
 
 The peaks are VmHWM from /proc, reset before each phase through /proc/<pid>/clear_refs.
 Extra arguments after `--` go to `shop up` (e.g. `-- --max-concurrent-hashing 4`).
@@ -86,13 +90,13 @@ def catalogue(port, ids, connections, duration):
     return sum(counts), sum(failures)
 
 
-def logins(port, username, n):
+def logins(port, username, n, method="POST"):
     statuses = [None] * n
     barrier = threading.Barrier(n)
 
     def run(i):
         barrier.wait()
-        statuses[i], _ = request(port, "POST", "/api/accounts/login/",
+        statuses[i], _ = request(port, method, "/api/accounts/login/",
                                  {"username": username, "password": PASSWORD})
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
@@ -110,6 +114,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--logins", type=int, default=40)
+    ap.add_argument("--login-method", default="POST")
     ap.add_argument("up_args", nargs="*")
     args = ap.parse_args()
     if not args.no_build:
@@ -162,7 +167,7 @@ def main():
 
         time.sleep(1)
         reset_peak(host.pid)
-        statuses, took = logins(port, username, args.logins)
+        statuses, took = logins(port, username, args.logins, args.login_method)
         login_peak = kib(host.pid, "VmHWM")
         after = kib(host.pid, "VmRSS")
 
@@ -170,7 +175,7 @@ def main():
         print(f"peak, catalogue ({args.connections} connections, {args.duration} s): "
               f"{catalogue_peak / 1024:6.1f} MiB  ({done / args.duration:.0f} req/s, "
               f"{failed} not 200)")
-        print(f"peak, {args.logins} concurrent logins:      {login_peak / 1024:6.1f} MiB  "
+        print(f"peak, {args.logins} concurrent {args.login_method} logins: {login_peak / 1024:6.1f} MiB  "
               f"({took:.2f} s; statuses {sorted(set(statuses))})")
         print(f"RSS after the logins:             {after / 1024:6.1f} MiB")
     finally:

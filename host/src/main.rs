@@ -6,7 +6,7 @@ use shop::app;
 use shop::capabilities::{self, bounds::GuestBounds};
 use shop::commands::{self, build, createsuperuser};
 use shop::config::{manifest, secrets};
-use shop::http::{admission, client_addr, server};
+use shop::http::{admission, client_addr, per_client, server, spin_headers};
 use shop::links::Share;
 use shop::runtime::engine;
 use shop::telemetry;
@@ -156,11 +156,40 @@ enum Command {
         #[arg(long, default_value_t = admission::default_max_concurrent_hashing(),
               value_parser = clap::value_parser!(u32).range(1..))]
         max_concurrent_hashing: u32,
+        /// How long a client may take to send a request's body after its head (then 408 and the
+        /// connection closes). The body is read whole before the request takes a slot.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        body_read_timeout: std::time::Duration,
+        /// The most memory all request bodies read and not yet done with may hold at once
+        /// (past it a request is answered 503): `64MiB`.
+        #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+        max_body_buffer: usize,
+        /// The most connections one client address (an IPv6 /64) may hold open; past it a new
+        /// one is answered 429 and closed. A trusted proxy's connections are not counted.
+        #[arg(long, default_value_t = per_client::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections_per_client: u32,
+        /// The most requests of one client address in guests at once; its others wait their
+        /// turn up to 5s, then are answered 429.
+        #[arg(long, default_value_t = per_client::DEFAULT_MAX_REQUESTS_PER_CLIENT,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_requests_per_client: u32,
+        /// How many accounts one client address may register a minute (a burst of as many at
+        /// once); past it `POST /api/accounts/register/` is answered 429.
+        #[arg(long, default_value_t = per_client::DEFAULT_REGISTRATIONS_PER_MINUTE,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        registrations_per_client: u32,
         /// The proxies whose `X-Forwarded-For` names the client (comma-separated addresses or
         /// blocks, e.g. `10.0.0.0/8`); without it the header is ignored and the client is the
         /// connection's peer. The services throttle logins by that address.
         #[arg(long, value_name = "ADDRS", value_parser = client_addr::parse_blocks)]
         trusted_proxies: Option<client_addr::TrustedProxies>,
+        /// The shop's public URL (`https://shop.example.com`): the pagination links start with
+        /// it. Without it they are relative, unless the request's `Host` is the address the
+        /// connection reached; a client's `Host` is never reflected.
+        #[arg(long, value_name = "URL", env = "SHOP_PUBLIC_URL",
+              value_parser = spin_headers::parse_public_url)]
+        public_url: Option<String>,
         /// On SIGTERM or Ctrl-C, how long to let the requests in flight finish before exiting.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         shutdown_timeout: Duration,
@@ -179,6 +208,10 @@ enum Command {
         /// `3001` is `127.0.0.1:3001`); never on the public one. Needs the admin token.
         #[arg(long, value_name = "ADDR")]
         admin_listen: Option<String>,
+        /// Let --admin-listen be an address other than loopback (the token then crosses that
+        /// network in clear text: put a TLS proxy or a private network in front).
+        #[arg(long)]
+        admin_listen_public: bool,
         #[command(flatten)]
         bounds: BoundsArgs,
     },
@@ -278,12 +311,19 @@ fn main() -> ExitCode {
                 max_connections,
                 max_concurrent_requests,
                 max_concurrent_hashing,
+                body_read_timeout,
+                max_body_buffer,
+                max_connections_per_client,
+                max_requests_per_client,
+                registrations_per_client,
                 trusted_proxies,
+                public_url,
                 shutdown_timeout,
                 no_watch,
                 no_migrate,
                 admin_token_file,
                 admin_listen,
+                admin_listen_public,
                 bounds,
             } => {
                 capabilities::bounds::set(bounds.bounds(request_timeout));
@@ -301,12 +341,19 @@ fn main() -> ExitCode {
                     watch: !no_watch,
                     admin_token,
                     admin_listen,
+                    admin_listen_public,
+                    public_url,
                     trusted_proxies: trusted_proxies.unwrap_or_default().0,
                     edge: server::Edge {
                         header_read_timeout,
                         max_header_size,
                         max_connections: max_connections as usize,
                         max_concurrent_hashing: max_concurrent_hashing as usize,
+                        body_read_timeout,
+                        max_body_buffer,
+                        max_connections_per_client: max_connections_per_client as usize,
+                        max_requests_per_client: max_requests_per_client as usize,
+                        registrations_per_minute: registrations_per_client,
                     },
                 })
                 .await

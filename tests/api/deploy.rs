@@ -21,6 +21,15 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind}"))
 }
 
+/// The value after `name` in a container's arguments.
+fn flag<'a>(args: &[&'a str], name: &str) -> &'a str {
+    let at = args
+        .iter()
+        .position(|a| *a == name)
+        .unwrap_or_else(|| panic!("no {name} in {args:?}"));
+    args[at + 1]
+}
+
 fn str_of(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
 }
@@ -50,10 +59,15 @@ fn spinapp_runs_the_app_from_a_secret_with_probes_and_limits() {
     let spec = &app["spec"];
     assert!(str_of(&spec["image"]).contains("shop:"));
     assert_eq!(spec["executor"], "containerd-shim-spin");
-    assert!(spec["replicas"].as_u64().unwrap() >= 2);
-    for probe in ["liveness", "readiness"] {
-        assert_eq!(spec["checks"][probe]["httpGet"]["path"], "/healthz");
-    }
+    // The autoscaler owns the replica count (spin-operator refuses both).
+    assert_eq!(spec["enableAutoscaling"], true);
+    assert!(
+        spec["replicas"].is_null(),
+        "replicas beside enableAutoscaling"
+    );
+    // Liveness the process alone, readiness the database.
+    assert_eq!(spec["checks"]["liveness"]["httpGet"]["path"], "/livez");
+    assert_eq!(spec["checks"]["readiness"]["httpGet"]["path"], "/healthz");
     for bound in ["requests", "limits"] {
         assert!(
             spec["resources"][bound]["cpu"].is_string()
@@ -82,15 +96,31 @@ fn spinapp_runs_the_app_from_a_secret_with_probes_and_limits() {
         variables_to_set(),
         "every variable a deployment must set, from the secret"
     );
-    // Each service's URL names its own schema.
+    // Each service's URL is its own role's, as `shop migrate --print-urls` prints it: its own
+    // schema, over verified TLS; the provisioning login is nowhere in this secret.
+    let mut services = 0;
     for (key, value) in secrets["stringData"].as_mapping().unwrap() {
-        if let Some(service) = str_of(key).strip_suffix("_database") {
+        let key = str_of(key);
+        assert_ne!(
+            key, "database_url",
+            "the provisioning login in the services' secret"
+        );
+        if let Some(service) = key.strip_suffix("_database") {
+            services += 1;
+            let url = url::Url::parse(str_of(value)).unwrap();
+            assert_eq!(url.username(), format!("shop_{service}"), "{url}");
             assert!(
-                str_of(value).ends_with(&format!("search_path%3D{service}")),
-                "{value:?}"
+                url.query_pairs()
+                    .any(|(k, v)| k == "sslmode" && v == "verify-full"),
+                "{url}"
+            );
+            assert!(
+                url.as_str().ends_with(&format!("search_path%3D{service}")),
+                "{url}"
             );
         }
     }
+    assert_eq!(services, 4);
     let hpa = of_kind(&docs, "HorizontalPodAutoscaler");
     assert_eq!(
         hpa["spec"]["scaleTargetRef"]["name"],
@@ -125,11 +155,28 @@ fn host_deployment_migrates_then_serves_on_its_port_with_probes() {
         listen,
         format!("0.0.0.0:{}", port["containerPort"].as_u64().unwrap())
     );
-    assert!(args.contains(&"--database-url"));
+    // The serving container never holds the provisioning login: the init container migrates
+    // with it, the services log in with their own roles.
+    assert!(!args.contains(&"--database-url"), "{args:?}");
+    assert!(args.contains(&"--no-migrate"), "{args:?}");
+    let provisioning = &migrate["env"][0];
+    assert_eq!(provisioning["name"], "DATABASE_URL");
+    assert_eq!(
+        provisioning["valueFrom"]["secretKeyRef"]["name"],
+        "shop-provisioning"
+    );
+    assert_eq!(shop["readinessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(shop["livenessProbe"]["httpGet"]["path"], "/livez");
     for probe in ["readinessProbe", "livenessProbe"] {
-        assert_eq!(shop[probe]["httpGet"]["path"], "/healthz");
         assert_eq!(shop[probe]["httpGet"]["port"], port["name"]);
     }
+    // Behind the Service and the ingress, X-Forwarded-For names the client.
+    let trusted = flag(&args, "--trusted-proxies");
+    assert!(
+        !trusted.is_empty() && !trusted.contains("0.0.0.0/0"),
+        "{trusted}"
+    );
+    assert!(flag(&args, "--public-url").starts_with("https://"));
     let env: Vec<&str> = shop["env"]
         .as_sequence()
         .unwrap()
@@ -137,16 +184,51 @@ fn host_deployment_migrates_then_serves_on_its_port_with_probes() {
         .map(|e| str_of(&e["name"]))
         .collect();
     for name in [
-        "DATABASE_URL",
+        "SPIN_VARIABLE_PRODUCTS_DATABASE",
+        "SPIN_VARIABLE_ACCOUNTS_DATABASE",
+        "SPIN_VARIABLE_CART_DATABASE",
+        "SPIN_VARIABLE_ORDERS_DATABASE",
         "SPIN_VARIABLE_JWT_PRIVATE_KEY",
         "SPIN_VARIABLE_JWT_PUBLIC_KEY",
     ] {
         assert!(env.contains(&name), "{name} not in {env:?}");
     }
-    assert!(!env.contains(&"SPIN_VARIABLE_JWT_SECRET"), "{env:?}");
+    assert!(!env.contains(&"DATABASE_URL"), "{env:?}");
     for e in shop["env"].as_sequence().unwrap() {
         assert_eq!(e["valueFrom"]["secretKeyRef"]["name"], "shop-secrets");
     }
+    // The memory limit holds every bound the flags set (the manifest's comment derives it):
+    // each request's instances at --max-memory, the body buffer, the heads, the host itself.
+    let kib = |flag_name: &str| -> u64 {
+        let value = flag(&args, flag_name);
+        if let Some(n) = value.strip_suffix("MiB") {
+            n.parse::<u64>().unwrap() * 1024
+        } else if let Some(n) = value.strip_suffix("KiB") {
+            n.parse().unwrap()
+        } else {
+            panic!("{flag_name} {value}: write it in MiB or KiB")
+        }
+    };
+    let number = |flag_name: &str| -> u64 { flag(&args, flag_name).parse().unwrap() };
+    let instances_per_request = 5;
+    let host_itself = 128 * 1024;
+    let needed_kib =
+        number("--max-concurrent-requests") * instances_per_request * kib("--max-memory")
+            + kib("--max-body-buffer")
+            + number("--max-connections") * kib("--max-header-size")
+            + host_itself;
+    let needed = needed_kib.div_ceil(1024);
+    let limit = str_of(&shop["resources"]["limits"]["memory"]);
+    let limit: u64 = limit
+        .strip_suffix("Mi")
+        .expect("a limit in Mi")
+        .parse()
+        .unwrap();
+    assert!(
+        limit >= needed,
+        "memory limit {limit}Mi under the {needed}Mi the flags allow"
+    );
+    assert!(number("--max-concurrent-hashing") >= 1);
     assert!(shop["resources"]["limits"]["memory"].is_string());
     let service = of_kind(&docs, "Service");
     assert_eq!(
@@ -182,5 +264,102 @@ fn only_accounts_is_given_the_private_key() {
             );
         }
         assert!(!names("jwt_secret"), "component `{id}`");
+    }
+}
+
+/// Every manifest of deploy/ against the Kubernetes schemas (PyPI's `kubernetes-validate`,
+/// which ships them: no network), strictly (an unknown field is an error); the SpinApp, which
+/// it has no schema for, against tests/deploy/spinapp.schema.json (the part of SpinKube's CRD
+/// the manifest relies on, and spin-operator's webhook rule). Skipped with a notice without
+/// the tool, unless SHOP_REQUIRE_DEPLOY_TOOLS is set (CI).
+#[test]
+fn manifests_pass_the_kubernetes_schemas() {
+    let root = repo_root();
+    let manifests: Vec<String> = [
+        "deploy/kubernetes/shop-host.yaml",
+        "deploy/kubernetes/provisioning.example.yaml",
+        "deploy/spinkube/secret.example.yaml",
+        "deploy/spinkube/shop.yaml",
+    ]
+    .iter()
+    .map(|p| root.join(p).display().to_string())
+    .collect();
+    let out = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--no-warn"])
+        .args(&manifests)
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(err) => {
+            assert!(
+                std::env::var_os("SHOP_REQUIRE_DEPLOY_TOOLS").is_none(),
+                "kubernetes-validate is required (SHOP_REQUIRE_DEPLOY_TOOLS): {err}"
+            );
+            eprintln!(
+                "\n*** SKIPPING the manifests' schema validation: no kubernetes-validate ({err}); \
+                 pip install kubernetes-validate==1.37.0 ***\n"
+            );
+            return;
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kubernetes-validate:\n{text}");
+    // Every resource but the SpinApp was checked against a schema.
+    let passed = text.matches(" passed for resource ").count();
+    assert_eq!(passed, 5, "{text}");
+
+    let schema = root.join("tests/deploy/spinapp.schema.json");
+    let check = r#"
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+apps = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d and d.get("kind") == "SpinApp"]
+assert len(apps) == 1, apps
+errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(apps[0])]
+print("\n".join(errors))
+sys.exit(1 if errors else 0)
+"#;
+    let run = |manifest: &str| {
+        std::process::Command::new("python3")
+            .args(["-c", check])
+            .arg(&schema)
+            .arg(manifest)
+            .output()
+            .expect("python3 (kubernetes-validate brings jsonschema and PyYAML)")
+    };
+    let out = run(&manifests[3]);
+    assert!(
+        out.status.success(),
+        "deploy/spinkube/shop.yaml against the SpinApp schema: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The schema refuses what spin-operator refuses: replicas beside enableAutoscaling, and
+    // an unknown field.
+    let text = std::fs::read_to_string(&manifests[3]).unwrap();
+    for (what, broken) in [
+        (
+            "replicas with autoscaling",
+            text.replace(
+                "  enableAutoscaling: true",
+                "  enableAutoscaling: true\n  replicas: 3",
+            ),
+        ),
+        (
+            "an unknown field",
+            text.replace(
+                "  enableAutoscaling: true",
+                "  enableAutoscaling: true\n  replica: 3",
+            ),
+        ),
+    ] {
+        let path = std::env::temp_dir().join(format!("spinapp-{}.yaml", std::process::id()));
+        std::fs::write(&path, broken).unwrap();
+        let out = run(&path.display().to_string());
+        let _ = std::fs::remove_file(&path);
+        assert!(!out.status.success(), "the schema let {what} through");
     }
 }

@@ -659,7 +659,16 @@ async fn schemathesis_finds_nothing(engine: Engine) {
         Engine::Postgres => "postgres",
     };
     let host = match engine {
-        Engine::Sqlite => docs_host(&["--request-timeout", "60s"], "schemathesis-sqlite"),
+        // The fuzzer registers far more accounts a minute than one client may.
+        Engine::Sqlite => docs_host(
+            &[
+                "--request-timeout",
+                "60s",
+                "--registrations-per-client",
+                "100000",
+            ],
+            "schemathesis-sqlite",
+        ),
         Engine::Postgres => {
             let Some(url) = fresh_postgres_database() else {
                 return;
@@ -672,6 +681,8 @@ async fn schemathesis_finds_nothing(engine: Engine) {
                     &url,
                     "--postgres-pool-size",
                     "8",
+                    "--registrations-per-client",
+                    "100000",
                 ],
                 "schemathesis-postgres",
             )

@@ -121,7 +121,18 @@ pub fn shared_host(engine: Engine) -> Option<HostInfo> {
     static POSTGRES: OnceLock<Option<HostInfo>> = OnceLock::new();
     // The stress cases (hundreds of buyers racing on 2 cores) may keep a request waiting on
     // database locks for longer than the default deadline; the limits cases test that one.
-    let deadline = ["--request-timeout", SHARED_HOST_REQUEST_TIMEOUT];
+    // Every test of the process is one client address (127.0.0.1) to the shared hosts: the
+    // per-client bounds get the whole host's room (tests/api/safe_defaults.rs tests them).
+    let deadline = [
+        "--request-timeout",
+        SHARED_HOST_REQUEST_TIMEOUT,
+        "--max-connections-per-client",
+        "1024",
+        "--max-requests-per-client",
+        "256",
+        "--registrations-per-client",
+        "100000",
+    ];
     match engine {
         Engine::Sqlite => Some(
             SQLITE

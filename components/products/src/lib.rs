@@ -71,10 +71,13 @@ impl<'a> ApiPath<'a> for ProductPath<'a> {
 
 /// The route table: path first (404), then method (405), then the handler.
 fn route(request: &ApiRequest) -> Result<Response, ApiError> {
+    // Under Spin nothing else answers the probes of deploy/: the shop host answers these
+    // paths itself (checking every database for /healthz) and never routes them here.
     if request.path() == "/healthz" {
-        // Under Spin nothing else answers the probes of deploy/: the shop host answers this
-        // path itself (checking every database) and never routes it here.
         return handlers::health();
+    }
+    if request.path() == "/livez" {
+        return handlers::live();
     }
     routing::route(request, |path, method| {
         Some(match (path, method) {

@@ -135,7 +135,10 @@ impl ApiRequest {
     }
 }
 
-/// The upper-case name of a WASI method.
+/// The name of a WASI method. An extension method is kept as it was written: method names are
+/// case-sensitive (RFC 9110), so `post` is not `POST`, matches no route and is answered 405,
+/// as the shop host answers it 501 before any guest runs: no spelling of a method reaches a
+/// handler, or a bound, that another spelling would not.
 fn method_name(method: &Method) -> String {
     match method {
         Method::Get => "GET".to_owned(),
@@ -147,7 +150,7 @@ fn method_name(method: &Method) -> String {
         Method::Options => "OPTIONS".to_owned(),
         Method::Trace => "TRACE".to_owned(),
         Method::Patch => "PATCH".to_owned(),
-        Method::Other(other) => other.to_ascii_uppercase(),
+        Method::Other(other) => other.clone(),
     }
 }
 
@@ -208,6 +211,16 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extension_method_keeps_its_spelling() {
+        assert_eq!(method_name(&Method::Post), "POST");
+        assert_eq!(method_name(&Method::Other("post".to_owned())), "post");
+        assert_eq!(
+            method_name(&Method::Other("PROPFIND".to_owned())),
+            "PROPFIND"
+        );
+    }
 
     #[test]
     fn query_is_percent_decoded_and_last_value_wins() {

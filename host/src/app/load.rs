@@ -289,26 +289,28 @@ fn private_database_file(path: &Path) -> Result<()> {
 }
 
 /// Applies `migrations/<id>/{sqlite,postgres}` to the database the component's variable names
-/// (unless `migrate` is false: then only a Postgres pool is opened); `warn_shared_login`: say
-/// so when a URL the operator gave logs in as a superuser.
+/// (unless `migrate` is false: then only a Postgres pool is opened); `check_own_login`: refuse
+/// a URL the operator gave that logs in as a superuser or a role that can create roles.
 async fn apply_migrations(
     manifest: &Manifest,
     config: &ComponentConfig,
     databases: &Databases,
     migrate: bool,
-    warn_shared_login: bool,
+    check_own_login: bool,
 ) -> Result<()> {
     let Some(database) = own_database(config) else {
         return Ok(());
     };
     let dir = manifest.dir.join("migrations").join(&config.id);
     if is_postgres_url(database) {
-        if warn_shared_login && provision::is_superuser(database).await? {
-            tracing::warn!(
-                component = %config.id,
-                "its database URL logs in as a superuser, which can read and change every other \
-                 service's data: give each service its own role (`shop migrate --database-url`, \
-                 README \"Postgres roles\")"
+        if check_own_login && provision::is_privileged(database).await? {
+            bail!(
+                "component `{}`: its database URL logs in as a superuser or a role that can \
+                 create roles, which can read and change every other service's data. Give each \
+                 service its own role: run `shop migrate --database-url <that provisioning URL> \
+                 --print-urls` and use the URLs it prints (README \"Postgres roles\"), or pass \
+                 the provisioning URL to `shop up --database-url` instead",
+                config.id
             );
         }
         if migrate {

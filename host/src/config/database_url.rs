@@ -9,6 +9,12 @@ use sqlx::postgres::PgConnectOptions;
 
 pub use shop_database_address::{is_postgres_url, DatabaseAddress};
 
+/// What to do when Postgres' certificate cannot be verified: the end of the error that says so.
+pub const TLS_ADVICE: &str = "With sslmode=verify-full or verify-ca the server's certificate must \
+     chain to the system's roots or to the CA file of sslrootcert=/path/to/ca.pem (for a \
+     self-signed server, its own certificate), and with verify-full also name the URL's host; \
+     sslmode=require encrypts without verifying";
+
 /// Query-string characters left as they are: RFC 3986's unreserved set.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

@@ -5,7 +5,10 @@
 //! `POST /_admin/components/{name}/promote`, `POST /_admin/components/{name}/rollback`, and
 //! `GET /metrics`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
@@ -15,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::ServedVersion;
 use crate::http::metrics::metrics_response;
-use crate::http::responses::{json, not_found, ResponseBody};
+use crate::http::responses::{json, not_found, throttled, ResponseBody};
 use crate::links::{Share, Split};
 use crate::swap::{KeptVersion, SwapError, Swapper};
 
@@ -29,20 +32,83 @@ pub const METRICS_PATH: &str = "/metrics";
 /// is a 413, read no further.
 pub const MAX_UPLOAD: usize = 32 << 20;
 
+/// How many wrong or missing tokens one client address may send within
+/// [`FAILED_TOKEN_WINDOW`] before it is answered 429 until the window ends.
+pub const MAX_FAILED_TOKENS: u32 = 10;
+
+/// The window of [`MAX_FAILED_TOKENS`].
+pub const FAILED_TOKEN_WINDOW: Duration = Duration::from_secs(60);
+
+/// The most addresses whose failures are remembered (an admin listener is private: a handful).
+const MAX_REMEMBERED: usize = 4096;
+
 /// The admin API of one app.
 pub struct AdminApi {
     swapper: Arc<Swapper>,
     token: String,
+    /// Per client address: wrong tokens in the current window, and when it began.
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl AdminApi {
     /// The API that swaps through `swapper`, for requests bearing `token`.
     pub fn new(swapper: Arc<Swapper>, token: String) -> Self {
-        Self { swapper, token }
+        Self {
+            swapper,
+            token,
+            failures: Mutex::default(),
+        }
     }
 
-    /// Answers one request to the admin API.
-    pub async fn answer(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    /// Answers one request to the admin API from `client`: past [`MAX_FAILED_TOKENS`] wrong
+    /// tokens from its address in a window, 429 without looking at the token.
+    pub async fn answer(
+        &self,
+        request: Request<Incoming>,
+        client: IpAddr,
+    ) -> Response<ResponseBody> {
+        if let Some(wait) = self.throttled(client) {
+            return throttled(wait);
+        }
+        let response = self.answer_checked(request).await;
+        if matches!(
+            response.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            self.failed(client);
+        }
+        response
+    }
+
+    /// The seconds `client` must wait, when it is throttled.
+    fn throttled(&self, client: IpAddr) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let (count, since) = failures.get(&client)?;
+        let left = FAILED_TOKEN_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= MAX_FAILED_TOKENS).then(|| left.as_secs().max(1))
+    }
+
+    /// Counts a wrong or missing token from `client`.
+    fn failed(&self, client: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if failures.len() >= MAX_REMEMBERED {
+            failures.retain(|_, (_, since)| since.elapsed() < FAILED_TOKEN_WINDOW);
+        }
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILED_TOKEN_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+        if entry.0 == MAX_FAILED_TOKENS {
+            tracing::warn!(
+                %client,
+                "{MAX_FAILED_TOKENS} wrong admin tokens from this address: refused for {FAILED_TOKEN_WINDOW:?}"
+            );
+        }
+    }
+
+    /// Answers one request whose client is not throttled.
+    async fn answer_checked(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let app = self.swapper.app();
         let token = &self.token;
         let given = request

@@ -63,6 +63,36 @@ pub struct Admission {
 pub struct Admitted {
     _request: OwnedSemaphorePermit,
     _hashing: Option<OwnedSemaphorePermit>,
+    /// What else the request holds until then (its client's share, its body's memory).
+    _held: Vec<Box<dyn Send + Sync>>,
+}
+
+impl Admitted {
+    /// Holds `what` until the request's guest instance is gone.
+    pub fn holding(mut self, what: impl Send + Sync + 'static) -> Self {
+        self._held.push(Box::new(what));
+        self
+    }
+}
+
+/// The methods the host passes to a guest: RFC 9110's, as written there (method names are
+/// case-sensitive: `post` is another method, not `POST`), less `CONNECT` and `TRACE`, which no
+/// route serves. Anything else is answered 501 before a guest or a bound sees it, so that every
+/// method-based decision (the hashing bound, the registration throttle, the guests' routers)
+/// sees canonical methods only.
+pub const KNOWN_METHODS: &[Method] = &[
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+/// Whether `method` is one of [`KNOWN_METHODS`].
+pub fn is_known_method(method: &Method) -> bool {
+    KNOWN_METHODS.contains(method)
 }
 
 /// A request turned away: every bound answers the same 503, the log says which.
@@ -134,6 +164,7 @@ impl Admission {
             Ok(request) => Ok(Admitted {
                 _request: request,
                 _hashing: hashing,
+                _held: Vec::new(),
             }),
             Err(_) => {
                 self.refused(format_args!(
@@ -172,24 +203,40 @@ impl Admission {
     }
 }
 
-/// Whether a request hashes a password (see [`PASSWORD_HASHING_ROUTES`]).
+/// Whether a request hashes a password (see [`PASSWORD_HASHING_ROUTES`]). The method is
+/// compared without regard to case: the host refuses other spellings before admission, and a
+/// guest that upper-cases what it gets must never hash outside the bound if one slips through.
 pub fn hashes_password(method: &Method, path: &str) -> bool {
     PASSWORD_HASHING_ROUTES
         .iter()
-        .any(|(m, p)| method.as_str() == *m && path == *p)
+        .any(|(m, p)| method.as_str().eq_ignore_ascii_case(m) && path == *p)
 }
+
+/// The body of the answer to a connection past its client's share.
+pub const TOO_MANY_CONNECTIONS_BODY: &str =
+    r#"{"detail":"Too many connections from your address, retry shortly."}"#;
 
 /// Answers a connection past `--max-connections` with a 503 and closes it at once, without a
 /// task of its own: a flood of connections costs a few system calls each, and none waits in
 /// the listen backlog.
 pub fn turn_away(stream: TcpStream) {
+    refuse_connection(stream, "503 Service Unavailable", OVERLOADED_BODY);
+}
+
+/// Answers a connection past `--max-connections-per-client` with a 429, as [`turn_away`].
+pub fn turn_away_client(stream: TcpStream) {
+    refuse_connection(stream, "429 Too Many Requests", TOO_MANY_CONNECTIONS_BODY);
+}
+
+/// Writes `status` and `body` on a fresh connection, and closes it.
+fn refuse_connection(stream: TcpStream, status: &str, body: &str) {
     let Ok(mut stream) = stream.into_std() else {
         return;
     };
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{OVERLOADED_BODY}",
-        OVERLOADED_BODY.len()
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     );
     // The socket is non-blocking (tokio's): the answer fits the empty send buffer.
     let _ = stream.write_all(answer.as_bytes());
@@ -252,6 +299,12 @@ mod tests {
     #[test]
     fn only_the_password_routes_hash() {
         assert!(hashes_password(&Method::POST, "/api/accounts/login/"));
+        // Any spelling of POST is bounded, should one get past the edge's 501.
+        let lower = Method::from_bytes(b"post").unwrap();
+        assert!(hashes_password(&lower, "/api/accounts/register/"));
+        assert!(!is_known_method(&lower));
+        assert!(is_known_method(&Method::PATCH));
+        assert!(!is_known_method(&Method::TRACE));
         assert!(hashes_password(&Method::POST, "/api/accounts/register/"));
         assert!(!hashes_password(&Method::OPTIONS, "/api/accounts/login/"));
         assert!(!hashes_password(

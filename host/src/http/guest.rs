@@ -4,13 +4,13 @@
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tracing::Instrument as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::app::App;
 use crate::http::admission::Admitted;
+use crate::http::body::GuestBody;
 use crate::http::responses::{
     deadline_response, internal_error, internal_error_response, json, ResponseBody,
 };
@@ -28,7 +28,7 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 pub async fn call_component(
     app: &App,
     index: usize,
-    request: Request<Incoming>,
+    request: Request<GuestBody>,
     admitted: Admitted,
 ) -> Response<ResponseBody> {
     let component = &app.components[index];

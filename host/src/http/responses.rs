@@ -72,3 +72,36 @@ pub fn internal_error(component: &str, err: &wasmtime::Error) -> Response<Respon
 pub fn not_found() -> Response<ResponseBody> {
     json(StatusCode::NOT_FOUND, r#"{"detail":"Not found."}"#)
 }
+
+/// 501 to a method outside the host's set (see `admission::KNOWN_METHODS`): method names are
+/// case-sensitive, so a lower-case `post` is an unknown method, not a POST.
+pub fn method_not_implemented(method: &http::Method) -> Response<ResponseBody> {
+    // The method is the client's text: shown escaped, and cut short.
+    let shown: String = method.as_str().chars().take(32).collect();
+    let body = serde_json::json!({ "detail": format!("Method \"{shown}\" not implemented.") });
+    json(StatusCode::NOT_IMPLEMENTED, body.to_string())
+}
+
+/// 429 with `Retry-After: retry_after` seconds, in DRF's words.
+pub fn throttled(retry_after: u64) -> Response<ResponseBody> {
+    let body = format!(
+        r#"{{"detail":"Request was throttled. Expected available in {retry_after} seconds."}}"#
+    );
+    let mut response = json(StatusCode::TOO_MANY_REQUESTS, body);
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
+/// 429 to a request past its client's share of the requests in flight.
+pub fn too_many_from_client() -> Response<ResponseBody> {
+    let mut response = json(
+        StatusCode::TOO_MANY_REQUESTS,
+        r#"{"detail":"Too many requests from your address at once, retry shortly."}"#,
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}

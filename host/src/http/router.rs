@@ -89,9 +89,9 @@ impl Router {
             let Some(route) = &trigger.route else {
                 continue;
             };
-            if route == "/healthz" {
-                // The host answers its health check itself (every database of the app); the route
-                // is there for Spin, which has no health check of its own.
+            if route == "/healthz" || route == "/livez" {
+                // The host answers its probes itself (readiness: every database of the app); the
+                // routes are there for Spin, which has no probes of its own.
                 continue;
             }
             let component = index[trigger.component.as_str()];

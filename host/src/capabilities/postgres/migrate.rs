@@ -39,6 +39,30 @@ pub async fn connect_postgres(url: &str) -> Result<PgConnection> {
     let where_ = describe(&options);
     match outcome {
         Ok(Ok(conn)) => Ok(conn),
+        // A certificate refused in the handshake comes as an I/O error of kind InvalidData.
+        Ok(Err(sqlx::Error::Tls(err))) => bail!(
+            "cannot make a TLS connection to Postgres at {where_} ({}{}): {err}. {}",
+            ssl_mode_name(options.get_ssl_mode()),
+            ssl_root_cert(url)
+                .map(|file| format!(", sslrootcert={file}"))
+                .unwrap_or_default(),
+            crate::config::database_url::TLS_ADVICE
+        ),
+        Ok(Err(sqlx::Error::Io(err)))
+            if err.kind() == std::io::ErrorKind::InvalidData
+                && !matches!(options.get_ssl_mode(), sqlx::postgres::PgSslMode::Disable) =>
+        {
+            bail!(
+                "cannot make a TLS connection to Postgres at {where_} ({}): {err}. {}",
+                ssl_mode_name(options.get_ssl_mode()),
+                crate::config::database_url::TLS_ADVICE
+            )
+        }
+        Ok(Err(sqlx::Error::Io(err))) if ssl_root_cert(url).is_some() => bail!(
+            "cannot connect to Postgres at {where_}: {err} (is sslrootcert={} readable?). Fix the \
+             path, or start Postgres there",
+            ssl_root_cert(url).unwrap_or_default()
+        ),
         Ok(Err(err)) => bail!(
             "cannot connect to Postgres at {where_}: {err}. Start Postgres there (and create the database), or fix --database-url"
         ),
@@ -47,6 +71,27 @@ pub async fn connect_postgres(url: &str) -> Result<PgConnection> {
             CONNECT_TIMEOUT.as_secs()
         ),
     }
+}
+
+/// libpq's name of an `sslmode`.
+fn ssl_mode_name(mode: sqlx::postgres::PgSslMode) -> &'static str {
+    use sqlx::postgres::PgSslMode;
+    match mode {
+        PgSslMode::Disable => "sslmode=disable",
+        PgSslMode::Allow => "sslmode=allow",
+        PgSslMode::Prefer => "sslmode=prefer",
+        PgSslMode::Require => "sslmode=require",
+        PgSslMode::VerifyCa => "sslmode=verify-ca",
+        PgSslMode::VerifyFull => "sslmode=verify-full",
+    }
+}
+
+/// The `sslrootcert` a URL names, if any.
+fn ssl_root_cert(url: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "sslrootcert")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// Creates the schema of a `search_path` URL if needed, then applies `dir`'s migrations there.

@@ -502,16 +502,18 @@ fn redact(text: &str) -> String {
     }
 }
 
-/// Whether the login of `url` could read another service's data: a superuser, or a role that
-/// is not confined to one schema. Used to warn about deployments that kept one shared login.
-pub async fn is_superuser(url: &str) -> Result<bool> {
+/// Whether the login of `url` is a superuser or may create roles (`rolsuper`,
+/// `rolcreaterole`): either could read and change every service's data, so no service may log
+/// in as it.
+pub async fn is_privileged(url: &str) -> Result<bool> {
     let mut conn = migrate::connect_postgres(url).await?;
-    let superuser: bool =
-        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&mut conn)
-            .await?;
+    let privileged: bool = sqlx::query_scalar(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await?;
     let _ = conn.close().await;
-    Ok(superuser)
+    Ok(privileged)
 }
 
 #[cfg(test)]
