@@ -65,7 +65,11 @@ impl Asset {
     /// The answer to a GET of the file: 200 with it, or 304 when `if_none_match` names its
     /// current version. A file asked for by its current version (`?v=`) is cached for good;
     /// the page, and a file asked for by another name, only after a check.
-    pub fn response(self, requested_version: Option<&str>, if_none_match: Option<&str>) -> Response {
+    pub fn response(
+        self,
+        requested_version: Option<&str>,
+        if_none_match: Option<&str>,
+    ) -> Response {
         let version = hex(self.version());
         let etag = format!("\"{version}\"");
         let cache = match (self, requested_version) {
@@ -133,8 +137,9 @@ fn page() -> String {
 }
 
 /// The page's version covers its own text and the versions of the files it names.
-const PAGE_VERSION: u64 =
-    fnv1a(PAGE.as_bytes()) ^ fnv1a(SCRIPT.as_bytes()).rotate_left(21) ^ fnv1a(STYLES.as_bytes()).rotate_left(42);
+const PAGE_VERSION: u64 = fnv1a(PAGE.as_bytes())
+    ^ fnv1a(SCRIPT.as_bytes()).rotate_left(21)
+    ^ fnv1a(STYLES.as_bytes()).rotate_left(42);
 
 /// FNV-1a, 64 bits: a cache key for a few kilobytes of text, computed at build time.
 const fn fnv1a(bytes: &[u8]) -> u64 {

@@ -35,8 +35,5 @@ fn route(request: &ApiRequest) -> Result<Response, ApiError> {
         method => return Err(routing::method_not_allowed(method, RETRIEVE)),
     }
     // HEAD answers are cut to their headers by the runtime.
-    Ok(asset.response(
-        request.query().get("v"),
-        request.header("if-none-match"),
-    ))
+    Ok(asset.response(request.query().get("v"), request.header("if-none-match")))
 }

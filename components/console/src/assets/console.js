@@ -331,7 +331,7 @@
     );
     if (!answer.ok) {
       return h("section", {}, header, editor,
-        h("p", { class: "message error", testid: "products-error" }, messageOf(answer)));
+        h("p", { class: "message error", testid: "products-error" }, "Could not list products: " + messageOf(answer)));
     }
 
     const sortHeader = ([field, label]) => {
@@ -510,7 +510,7 @@
       let path = "/api/orders/?" + new URLSearchParams(status ? { status, page_size: 100 } : { page_size: 100 });
       for (let pages = 0; path && pages < 50; pages++) {
         const answer = await api("GET", path);
-        if (!answer.ok) return h("section", {}, header, h("p", { class: "message error", testid: "orders-error" }, messageOf(answer)));
+        if (!answer.ok) return h("section", {}, header, h("p", { class: "message error", testid: "orders-error" }, "Could not list orders: " + messageOf(answer)));
         list.push(...answer.body.results.filter((o) => String(o.user_id) === user));
         path = localPath(answer.body.next);
       }
@@ -520,7 +520,7 @@
       const query = new URLSearchParams({ page, page_size: PAGE_SIZE });
       if (status) query.set("status", status);
       const answer = await api("GET", "/api/orders/?" + query);
-      if (!answer.ok) return h("section", {}, header, h("p", { class: "message error", testid: "orders-error" }, messageOf(answer)));
+      if (!answer.ok) return h("section", {}, header, h("p", { class: "message error", testid: "orders-error" }, "Could not list orders: " + messageOf(answer)));
       list = answer.body.results;
       pagerEl = pager(answer, page, PAGE_SIZE, (to) => go("orders", { page: to, status }), "orders");
     }
@@ -596,7 +596,7 @@
     const header = h("div", { class: "toolbar" }, h("h2", {}, "Customers"),
       searchForm("customer-search", search, (text) => go("customers", { search: text }), "Username, email or name"));
     if (!answer.ok) {
-      return h("section", {}, header, h("p", { class: "message error", testid: "customers-error" }, messageOf(answer)));
+      return h("section", {}, header, h("p", { class: "message error", testid: "customers-error" }, "Could not list users: " + messageOf(answer)));
     }
     const rows = answer.body.results.map(customerRow);
     return h("section", {}, header,
