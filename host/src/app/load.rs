@@ -128,7 +128,9 @@ pub async fn load(options: &AppOptions) -> Result<App> {
         .map(|c| c.id.as_str())
         .zip(&compiled)
         .collect();
-    let plan = links::plan(&engine, &named)?;
+    let plan = links::plan(&engine, &named, &|id, interface| {
+        declares_dependency(&manifest, id, interface)
+    })?;
     warn_unless_spin_links(&manifest, &configs, &plan);
 
     let links = Links::default();
@@ -393,29 +395,24 @@ pub fn providers(
     Ok(by_interface)
 }
 
-/// Warns about each link Spin would not make from the same manifest: Spin satisfies an import
-/// only through the importer's `[component.<id>.dependencies]`, and gives the dependency a
-/// database only with `dependencies_inherit_configuration = true`.
+/// Whether component `id`'s `[component.<id>.dependencies]` in `manifest` names `interface` (or
+/// its package): the only imports the host links, as Spin satisfies only those.
+pub(crate) fn declares_dependency(manifest: &Manifest, id: &str, interface: &str) -> bool {
+    manifest.components.get(id).is_some_and(|decl| {
+        decl.dependencies
+            .keys()
+            .any(|key| links::dependency_covers(key, interface))
+    })
+}
+
+/// Warns about each link Spin would make without a database: Spin gives a dependency the
+/// importer's configuration only with `dependencies_inherit_configuration = true`.
 fn warn_unless_spin_links(manifest: &Manifest, configs: &[ComponentConfig], plan: &[Link]) {
     for link in plan {
-        let exporter = &configs[link.exporter].id;
         for &importer in &link.importers {
             let id = &configs[importer].id;
             let decl = &manifest.components[id];
-            if !decl
-                .dependencies
-                .keys()
-                .any(|key| links::dependency_covers(key, &link.interface))
-            {
-                tracing::warn!(
-                    "component `{id}` imports {} (linked here to component `{exporter}`), but \
-                     [component.{id}.dependencies] in {} has no entry for it: `spin up` would \
-                     refuse the app; add `\"{}\" = {{ path = \"...{exporter}.wasm\" }}`",
-                    link.interface,
-                    manifest.path.display(),
-                    link.interface
-                );
-            } else if !decl.dependencies_inherit_configuration {
+            if !decl.dependencies_inherit_configuration {
                 tracing::warn!(
                     "component `{id}` has dependencies but not `dependencies_inherit_configuration \
                      = true`: under Spin, {} would get no database",

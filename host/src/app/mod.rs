@@ -4,7 +4,7 @@
 mod load;
 mod served;
 
-pub(crate) use load::{check_source_exists, load_data};
+pub(crate) use load::{check_source_exists, declares_dependency, load_data};
 pub use load::{link_component, load, providers};
 pub use served::{
     version_of, App, AppOptions, ServedComponent, ServedVersion, Tally, POSTGRES_POOL_SIZE,

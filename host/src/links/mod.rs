@@ -22,5 +22,8 @@ pub mod test_components;
 pub mod types;
 
 pub use forward::{LinkHost, LinkedInstances, Links, Provider, ProviderTable};
-pub use plan::{dependency_covers, is_host_interface, plan, Link, HOST_PROVIDES, MAX_LINK_DEPTH};
+pub use plan::{
+    dependency_covers, is_host_interface, is_host_only, plan, Declared, Link, HOST_PROVIDES,
+    MAX_LINK_DEPTH,
+};
 pub use split::{Draw, Share, Split};

@@ -14,6 +14,24 @@ use crate::links::types::{func_mismatch, render_func};
 /// import in any other namespace is linked to the component that exports it.
 const HOST_NAMESPACES: &[&str] = &["wasi:", "spin:", "fermyon:"];
 
+/// Interfaces meant for the host alone: a component may export them (the host calls them
+/// itself, as `shop createsuperuser` calls `shop:accounts/admin`), but no import of another
+/// component is ever linked to them, declared or not.
+const HOST_ONLY_INTERFACES: &[&str] = &["shop:accounts/admin"];
+
+/// Whether `interface` (with or without its version) is one only the host may call.
+pub fn is_host_only(interface: &str) -> bool {
+    let name = interface
+        .split_once('@')
+        .map_or(interface, |(name, _)| name);
+    HOST_ONLY_INTERFACES.contains(&name)
+}
+
+/// Which imports a component may have linked: `declared(importer, interface)` says whether the
+/// importer's `[component.<id>.dependencies]` in the manifest names the interface (or its
+/// package), as Spin requires before it satisfies an import.
+pub type Declared<'a> = &'a dyn Fn(&str, &str) -> bool;
+
 /// What the host provides, for error messages.
 pub const HOST_PROVIDES: &str = "WASI 0.2, wasi:http, spin:sqlite/sqlite@3.0.0, \
                                  spin:postgres/postgres@4.0.0 and fermyon:spin/variables@2.0.0";
@@ -41,11 +59,17 @@ pub struct Link {
 }
 
 /// Checks every component's imports against the exports of the others and returns the links,
-/// by interface: every import the host does not provide must be exported by exactly one
-/// component, as an interface whose functions have the types the importer expects.
+/// by interface: every import the host does not provide must be declared by its importer
+/// (`declared`), must not be one only the host calls, and must be exported by exactly one
+/// component, as an interface whose functions have the types the importer expects. A component
+/// thus reaches only the other services its manifest entry says it calls.
 ///
 /// `components` are `(id, component)` pairs; each error names the component and the import.
-pub fn plan(engine: &Engine, components: &[(&str, &Component)]) -> Result<Vec<Link>> {
+pub fn plan(
+    engine: &Engine,
+    components: &[(&str, &Component)],
+    declared: Declared<'_>,
+) -> Result<Vec<Link>> {
     let types: Vec<_> = components.iter().map(|(_, c)| c.component_type()).collect();
 
     let mut exporters: BTreeMap<String, Vec<(usize, ComponentInstance)>> = BTreeMap::new();
@@ -68,6 +92,20 @@ pub fn plan(engine: &Engine, components: &[(&str, &Component)]) -> Result<Vec<Li
         for (name, item) in ty.imports(engine) {
             if is_host_interface(name) {
                 continue;
+            }
+            if is_host_only(name) {
+                bail!(
+                    "component `{id}` imports {name}, which only the host may call (it is not \
+                     offered to components): rebuild `{id}` without that import"
+                );
+            }
+            if !declared(id, name) {
+                bail!(
+                    "component `{id}` imports {name}, which its manifest entry does not declare: \
+                     a component reaches only the services listed in \
+                     [component.{id}.dependencies] (add `\"{name}\" = {{ path = \"...\" }}` there \
+                     if `{id}` is meant to call it, or rebuild `{id}` without that import)"
+                );
             }
             let (exporter, exported) = match exporters.get(name).map(Vec::as_slice) {
                 None | Some([]) => bail!(
@@ -187,6 +225,36 @@ mod tests {
     use super::*;
     use crate::links::test_components::*;
 
+    /// Every import declared: the checks other than the manifest's.
+    const ANY: Declared<'static> = &|_, _| true;
+
+    #[test]
+    fn an_undeclared_or_host_only_import_is_refused() {
+        let engine = Engine::default();
+        let p = exporter(&engine, &["get"]);
+        let c = importer(&engine, "shop:p/i@0.1.0", GET);
+        let only_c_declares = |importer: &str, iface: &str| {
+            importer == "c" && dependency_covers("shop:p/i@0.1.0", iface)
+        };
+        assert!(plan(&engine, &[("p", &p), ("c", &c)], &only_c_declares).is_ok());
+        let err = plan(&engine, &[("p", &p), ("d", &c)], &only_c_declares)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "component `d` imports shop:p/i@0.1.0, which its manifest entry does not declare"
+            ),
+            "{err}"
+        );
+        let admin = importer(&engine, "shop:accounts/admin@0.1.0", GET);
+        let err = plan(&engine, &[("docs", &admin)], ANY)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("which only the host may call"), "{err}");
+        assert!(is_host_only("shop:accounts/admin@0.1.0"));
+        assert!(!is_host_only("shop:accounts/profiles@0.1.0"));
+    }
+
     #[test]
     fn classifies_imports() {
         for host in [
@@ -208,7 +276,7 @@ mod tests {
         let engine = Engine::default();
         let p = exporter(&engine, &["get", "put"]);
         let c = importer(&engine, "shop:p/i@0.1.0", GET);
-        let links = plan(&engine, &[("p", &p), ("c", &c)]).unwrap();
+        let links = plan(&engine, &[("p", &p), ("c", &c)], ANY).unwrap();
         assert_eq!(
             links,
             vec![Link {
@@ -224,7 +292,9 @@ mod tests {
     fn an_unexported_import_is_named() {
         let engine = Engine::default();
         let c = importer(&engine, "shop:cart/carts@0.1.0", GET);
-        let err = plan(&engine, &[("orders", &c)]).unwrap_err().to_string();
+        let err = plan(&engine, &[("orders", &c)], ANY)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(
                 "component `orders` imports shop:cart/carts@0.1.0, which no component of the app exports"
@@ -232,7 +302,9 @@ mod tests {
             "{err}"
         );
         let odd = importer(&engine, "acme:nothing/here@1.0.0", "");
-        let err = plan(&engine, &[("odd", &odd)]).unwrap_err().to_string();
+        let err = plan(&engine, &[("odd", &odd)], ANY)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("acme:nothing/here@1.0.0"), "{err}");
         assert!(err.contains("does not provide"), "{err}");
     }
@@ -242,12 +314,14 @@ mod tests {
         let engine = Engine::default();
         let p = exporter(&engine, &["get"]);
         let c = importer(&engine, "shop:p/i@0.1.0", GET);
-        let err = plan(&engine, &[("a", &p), ("b", &p), ("c", &c)])
+        let err = plan(&engine, &[("a", &p), ("b", &p), ("c", &c)], ANY)
             .unwrap_err()
             .to_string();
         assert!(err.contains("`a` and `b` both export"), "{err}");
         // Nobody imports it: no link, no error.
-        assert!(plan(&engine, &[("a", &p), ("b", &p)]).unwrap().is_empty());
+        assert!(plan(&engine, &[("a", &p), ("b", &p)], ANY)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -255,7 +329,7 @@ mod tests {
         let engine = Engine::default();
         let p = exporter(&engine, &["get"]);
         let c = importer(&engine, "shop:p/i@0.1.0", PUT);
-        let err = plan(&engine, &[("p", &p), ("c", &c)])
+        let err = plan(&engine, &[("p", &p), ("c", &c)], ANY)
             .unwrap_err()
             .to_string();
         assert!(err.contains("component `c` imports `put`"), "{err}");
@@ -266,7 +340,7 @@ mod tests {
             "shop:p/i@0.1.0",
             r#"(export "get" (func (param "id" u64) (result s64)))"#,
         );
-        let err = plan(&engine, &[("p", &p), ("c", &c)])
+        let err = plan(&engine, &[("p", &p), ("c", &c)], ANY)
             .unwrap_err()
             .to_string();
         assert!(err.contains("imports `get: func(id: u64) -> s64`"), "{err}");
@@ -279,9 +353,9 @@ mod tests {
         let engine = Engine::default();
         let c = component(&engine, r#"(component (import "f" (func)))"#);
         let p = exporter(&engine, &["get"]);
-        let err = plan(&engine, &[("c", &c)]).unwrap_err().to_string();
+        let err = plan(&engine, &[("c", &c)], ANY).unwrap_err().to_string();
         assert!(err.contains("imports f, which no component"), "{err}");
-        let err = plan(&engine, &[("c", &c), ("p", &p)])
+        let err = plan(&engine, &[("c", &c), ("p", &p)], ANY)
             .unwrap_err()
             .to_string();
         assert!(err.contains("no component of the app exports"), "{err}");

@@ -33,7 +33,7 @@ fn linked_caller(provider: &str) -> (Engine, InstancePre<HostState>) {
     let engine = engine::build(&Default::default()).unwrap();
     let p = component(&engine, provider);
     let c = component(&engine, CALLER);
-    let plan = plan(&engine, &[("p", &p), ("c", &c)]).unwrap();
+    let plan = plan(&engine, &[("p", &p), ("c", &c)], &|_, _| true).unwrap();
     let links = Links::default();
     let mut linker = store::linker(&engine).unwrap();
     links.define(&mut linker, &plan).unwrap();

@@ -102,6 +102,7 @@ impl HostState {
             table: &mut self.table,
             databases: &self.databases.sqlite,
             allowed: &self.component.sqlite_databases,
+            deadline: self.deadline,
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::{anyhow, Result};
 use wasmtime::component::Component;
 
-use crate::app::{link_component, providers, version_of, App, ServedVersion};
+use crate::app::{declares_dependency, link_component, providers, version_of, App, ServedVersion};
 use crate::config::secrets::DATA_DIR;
 use crate::links::{self, Link, Share, Split};
 use crate::runtime::engine;
@@ -286,7 +286,9 @@ impl Swapper {
                     (c.config.id.as_str(), code)
                 })
                 .collect();
-            links::plan(&self.app.engine, &named)
+            links::plan(&self.app.engine, &named, &|id, interface| {
+                declares_dependency(&self.app.manifest, id, interface)
+            })
         };
         let plan = plan_of(|split| &split.stable)?;
         if serving.iter().any(|split| split.canary.is_some()) {

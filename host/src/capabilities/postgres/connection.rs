@@ -1,15 +1,18 @@
 //! A guest's connection resource: one pooled connection kept for the resource's whole life,
-//! rolled back and reset in the background when the resource goes away.
+//! rolled back and reset in the background when the resource goes away, or closed (and its
+//! statement cancelled on the server) when its request ended in the middle of a statement.
 //!
 //! The statements themselves run in `host.rs`, which knows the interface's types: this module
 //! is what the bindings name as the `connection` resource, so it does not use them.
+
+use std::time::Instant;
 
 use crate::capabilities::postgres::pools::reset_session;
 use crate::capabilities::postgres::transactions::closes_transaction;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
-use sqlx::{Executor as _, Postgres};
+use sqlx::Postgres;
 
 /// A guest's open Postgres connection: the resource behind `spin:postgres`'s `connection`.
 pub struct Connection {
@@ -19,10 +22,13 @@ pub struct Connection {
     pub(crate) conn: Option<PoolConnection<Postgres>>,
     /// Set once a statement may have opened a transaction, cleared by a successful COMMIT.
     pub(crate) transaction_may_be_open: bool,
-    /// Set once a statement may have left state in the session: it is reset before the
-    /// connection serves another request. Plain queries and DML (every request of the shop)
-    /// leave none, and cost no reset.
+    /// Set once a statement may have left state in the session. Every connection is reset
+    /// before it serves another request (the words of a statement cannot be trusted to tell:
+    /// `SELECT "pg_advisory_lock"(1)` hides in quotes); this only names the suspects in the log.
     pub(crate) session_may_change: bool,
+    /// The statement running now and when it started: still set when the resource goes means
+    /// its request ended in the middle of it (a deadline, a client gone).
+    pub(crate) in_flight: Option<(String, Instant)>,
 }
 
 impl Connection {
@@ -33,6 +39,7 @@ impl Connection {
             conn: None,
             transaction_may_be_open: false,
             session_may_change: false,
+            in_flight: None,
         }
     }
 
@@ -41,6 +48,30 @@ impl Connection {
         if closes_transaction(statement) {
             self.transaction_may_be_open = false;
         }
+    }
+}
+
+/// Cancels, on the server, the statement a request left running when it ended: the service's
+/// own backend that runs that text and started before it. Its role may cancel only its own
+/// backends, so at worst this stops an identical statement of the same service that has run
+/// at least as long.
+async fn cancel_on_server(pool: PgPool, statement: String, started: Instant) {
+    let ran_for = started.elapsed().as_secs_f64();
+    let cancelled = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM (\
+           SELECT pid FROM pg_stat_activity \
+           WHERE usename = current_user AND datname = current_database() \
+           AND pid <> pg_backend_pid() AND state = 'active' AND query = $1 \
+           AND query_start <= clock_timestamp() - make_interval(secs => $2) \
+           ORDER BY query_start LIMIT 1) AS running",
+    )
+    .bind(&statement)
+    .bind(ran_for * 0.9)
+    .fetch_one(&pool)
+    .await;
+    match cancelled {
+        Ok(n) => tracing::debug!(cancelled = n, "a statement outlived its request"),
+        Err(error) => tracing::warn!(%error, "cannot cancel a statement that outlived its request"),
     }
 }
 
@@ -54,23 +85,19 @@ impl Drop for Connection {
             drop(conn.detach());
             return;
         };
-        let (rollback, reset) = (self.transaction_may_be_open, self.session_may_change);
-        if !rollback && !reset {
-            return; // dropping it returns it to the pool
+        if let Some((statement, started)) = self.in_flight.take() {
+            // The connection is in the middle of a statement: it serves no one again, and the
+            // server stops the statement (its own statement_timeout would, later).
+            drop(conn.detach());
+            let pool = self.pool.clone();
+            runtime.spawn(cancel_on_server(pool, statement, started));
+            return;
         }
         runtime.spawn(async move {
             let mut conn = conn;
-            // Outside a transaction ROLLBACK only warns; if it fails the connection is broken
-            // and the pool's check on return closes it.
-            if rollback {
-                if let Err(error) = (&mut *conn).execute("ROLLBACK").await {
-                    tracing::warn!(%error, "rolling back a dropped Postgres connection failed; closing it");
-                    conn.close_on_drop();
-                    return;
-                }
-            }
-            // What one request set on its session must not reach the next request.
-            if reset && !reset_session(&mut conn).await {
+            // What one request left in its session (a transaction, settings, advisory locks,
+            // cursors, temporary tables) must not reach the next request.
+            if !reset_session(&mut conn).await {
                 conn.close_on_drop();
             }
         });

@@ -1,6 +1,7 @@
 //! The host side of `spin:postgres`: the guest's view, the linker seam, and the host
 //! functions that run a guest's statements on its connection.
 
+use crate::capabilities::bounds::ResultBudget;
 use crate::capabilities::outbound::check_address_allowed;
 use crate::capabilities::postgres::bindings::spin::postgres::postgres::{
     self as wit, Column, ParameterValue, RowSet,
@@ -15,7 +16,7 @@ use crate::telemetry::statement_span;
 use anyhow::Result;
 use futures_util::TryStreamExt as _;
 use sqlx::pool::PoolConnection;
-use sqlx::{Column as _, Executor as _, Postgres, Statement as _};
+use sqlx::{AssertSqlSafe, Column as _, Executor as _, Postgres, SqlSafeStr as _, Statement as _};
 use tracing::Instrument as _;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -72,8 +73,31 @@ impl Connection {
         statement: &str,
         params: &[ParameterValue],
     ) -> Result<RowSet, wit::Error> {
+        check_call(statement, params)?;
+        self.in_flight = Some((statement.to_owned(), std::time::Instant::now()));
+        let result = self.query_unwatched(statement, params).await;
+        self.in_flight = None;
+        if let Err(wit::Error::QueryFailed(wit::QueryError::Text(message))) = &result {
+            if message.starts_with(TOO_LARGE) {
+                // Its read buffer grew to the answer's size: let it go, rather than keep it.
+                if let Some(conn) = self.conn.take() {
+                    drop(conn.detach());
+                }
+            }
+        }
+        result
+    }
+
+    async fn query_unwatched(
+        &mut self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> Result<RowSet, wit::Error> {
         let conn = self.connection(statement).await?;
-        let prepared = (&mut **conn).prepare(statement).await.map_err(error)?;
+        let prepared = (&mut **conn)
+            .prepare(AssertSqlSafe(statement).into_sql_str())
+            .await
+            .map_err(error)?;
         let arguments = bind(&prepared, params)?;
         let kinds: Vec<Kind> = prepared
             .columns()
@@ -90,9 +114,17 @@ impl Connection {
             })
             .collect();
         let mut rows = Vec::new();
+        let mut budget = ResultBudget::new();
         {
             let mut results = (&mut **conn).fetch(prepared.query_with(arguments));
             while let Some(row) = results.try_next().await.map_err(error)? {
+                // The row's bytes as the server sent them, before any is converted.
+                let bytes = (0..sqlx::Row::len(&row))
+                    .map(|i| sqlx::Row::try_get_raw(&row, i).map_or(0, |raw| raw_size(&raw)))
+                    .sum();
+                budget.add_row(bytes).map_err(|why| {
+                    wit::Error::QueryFailed(wit::QueryError::Text(format!("{TOO_LARGE}{why}")))
+                })?;
                 rows.push(row_values(&row, &kinds)?);
             }
         }
@@ -105,8 +137,23 @@ impl Connection {
         statement: &str,
         params: &[ParameterValue],
     ) -> Result<u64, wit::Error> {
+        check_call(statement, params)?;
+        self.in_flight = Some((statement.to_owned(), std::time::Instant::now()));
+        let result = self.execute_unwatched(statement, params).await;
+        self.in_flight = None;
+        result
+    }
+
+    async fn execute_unwatched(
+        &mut self,
+        statement: &str,
+        params: &[ParameterValue],
+    ) -> Result<u64, wit::Error> {
         let conn = self.connection(statement).await?;
-        let prepared = (&mut **conn).prepare(statement).await.map_err(error)?;
+        let prepared = (&mut **conn)
+            .prepare(AssertSqlSafe(statement).into_sql_str())
+            .await
+            .map_err(error)?;
         let arguments = bind(&prepared, params)?;
         let done = (&mut **conn)
             .execute(prepared.query_with(arguments))
@@ -114,6 +161,40 @@ impl Connection {
             .map_err(error)?;
         self.after_success(statement);
         Ok(done.rows_affected())
+    }
+}
+
+/// How a refusal for a result past the bounds starts.
+const TOO_LARGE: &str = "refused by the host: ";
+
+/// Checks a statement's text and parameters against the bounds before anything is sent.
+fn check_call(statement: &str, params: &[ParameterValue]) -> Result<(), wit::Error> {
+    crate::capabilities::bounds::get()
+        .check_call(statement, params.iter().map(parameter_size))
+        .map_err(|why| wit::Error::QueryFailed(wit::QueryError::Text(format!("{TOO_LARGE}{why}"))))
+}
+
+/// About how many bytes a parameter holds: its text or bytes, 8 for anything else of fixed
+/// size, the sum of an array's elements.
+fn parameter_size(param: &ParameterValue) -> usize {
+    match param {
+        ParameterValue::Str(v) | ParameterValue::Decimal(v) | ParameterValue::Uuid(v) => v.len(),
+        ParameterValue::Binary(v) | ParameterValue::Jsonb(v) => v.len(),
+        ParameterValue::ArrayStr(v) => v.iter().flatten().map(|s| s.len() + 8).sum(),
+        ParameterValue::ArrayDecimal(v) => v.iter().flatten().map(|s| s.len() + 8).sum(),
+        ParameterValue::ArrayInt32(v) => v.len() * 8,
+        ParameterValue::ArrayInt64(v) => v.len() * 8,
+        _ => 8,
+    }
+}
+
+/// The bytes of a value as the server sent it.
+fn raw_size(raw: &sqlx::postgres::PgValueRef<'_>) -> usize {
+    use sqlx::ValueRef as _;
+    if raw.is_null() {
+        8
+    } else {
+        raw.as_bytes().map_or(8, <[u8]>::len)
     }
 }
 
@@ -240,9 +321,9 @@ mod tests {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let schema = format!("shop_host_pg_test_{}_{n}", std::process::id());
-        conn.execute(&*format!(
+        conn.execute(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
+        )))
         .await
         .unwrap();
         let address = format!("{TEST_DATABASE}?options=-c%20search_path%3D{schema}");
@@ -252,9 +333,11 @@ mod tests {
     async fn drop_schema(schema: &str) {
         use sqlx::Connection as _;
         let mut conn = sqlx::PgConnection::connect(TEST_DATABASE).await.unwrap();
-        conn.execute(&*format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await
-            .unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .await
+        .unwrap();
     }
 
     struct Guest {

@@ -92,7 +92,10 @@ async fn create_schema(conn: &mut PgConnection, schema: &str) -> Result<()> {
         "CREATE SCHEMA IF NOT EXISTS \"{}\"",
         schema.replace('"', "\"\"")
     );
-    match sqlx::query(&statement).execute(&mut *conn).await {
+    match sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+        .execute(&mut *conn)
+        .await
+    {
         Ok(_) => Ok(()),
         // Two creators racing: `IF NOT EXISTS` does not cover the catalogue's unique index.
         Err(sqlx::Error::Database(err))

@@ -81,7 +81,22 @@ impl PostgresPools {
                 format!("too many distinct Postgres addresses (at most {MAX_ADDRESSES})").into(),
             ));
         };
-        let options = PgConnectOptions::from_str(address)?;
+        // The server stops what a guest's statement, lock wait or idle transaction would hold
+        // past its request's deadline, even when the host is gone. A guest may lower them for
+        // its session; RESET ALL when its connection goes back brings these defaults back.
+        let timeout = format!(
+            "{}ms",
+            crate::capabilities::bounds::get()
+                .request_timeout
+                .as_millis()
+        );
+        let options = PgConnectOptions::from_str(address)?.options([
+            ("statement_timeout", timeout.as_str()),
+            ("lock_timeout", timeout.as_str()),
+            ("idle_in_transaction_session_timeout", timeout.as_str()),
+            // The reset's ROLLBACK outside a transaction would warn in the log every request.
+            ("client_min_messages", "error"),
+        ]);
         // One direct attempt first: a wrong address or a server that is down fails at once,
         // where the pool would retry until its acquire timeout.
         let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options);
@@ -113,11 +128,12 @@ impl PostgresPools {
     }
 }
 
-/// What `DISCARD ALL` does but `DEALLOCATE ALL`: sqlx's statement cache stays valid. Settings
-/// (`SET`, `set_config`), cursors, `LISTEN`, advisory locks, temporary tables and cached
-/// sequence values go. Its simple-query batch runs in one implicit transaction.
-const RESET_SESSION: &str = "CLOSE ALL; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); \
-                             DISCARD TEMP; DISCARD SEQUENCES";
+/// A transaction left open rolled back, then what `DISCARD ALL` does but `DEALLOCATE ALL`:
+/// sqlx's statement cache stays valid. Settings (`SET`, `set_config`), cursors, `LISTEN`,
+/// advisory locks, temporary tables and cached sequence values go. One round trip, run after
+/// every request's connection is given back (off the request's path).
+const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; RESET ALL; UNLISTEN *; \
+                             SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
 /// Resets a connection before it returns to its pool; `false` (close it) when that fails.
 pub(crate) async fn reset_session(conn: &mut sqlx::PgConnection) -> bool {

@@ -127,12 +127,16 @@ fn derived_password(admin_password: &str, role: &str) -> String {
 /// Makes (or brings up to date) every role of `roles` through the operator's `admin_url`.
 pub async fn provision(admin_url: &str, roles: &[ServiceRole]) -> Result<()> {
     let mut conn = migrate::connect_postgres(admin_url).await?;
-    conn.execute(&*format!("SELECT pg_advisory_lock({PROVISION_LOCK})"))
-        .await
-        .context("taking the provisioning lock")?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_advisory_lock({PROVISION_LOCK})"
+    )))
+    .await
+    .context("taking the provisioning lock")?;
     let outcome = provision_locked(&mut conn, roles).await;
     let _ = conn
-        .execute(&*format!("SELECT pg_advisory_unlock({PROVISION_LOCK})"))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_unlock({PROVISION_LOCK})"
+        )))
         .await;
     let _ = conn.close().await;
     outcome
@@ -289,12 +293,15 @@ async fn hand_over_objects(conn: &mut PgConnection, role: &ServiceRole) -> Resul
 }
 
 async fn run(conn: &mut PgConnection, statement: &str) -> Result<()> {
-    conn.execute(statement).await.map(drop).with_context(|| {
-        format!(
-            "provisioning the services' Postgres roles: `{}`",
-            redact(statement)
-        )
-    })
+    conn.execute(sqlx::AssertSqlSafe(statement))
+        .await
+        .map(drop)
+        .with_context(|| {
+            format!(
+                "provisioning the services' Postgres roles: `{}`",
+                redact(statement)
+            )
+        })
 }
 
 fn already_exists(err: &anyhow::Error) -> bool {

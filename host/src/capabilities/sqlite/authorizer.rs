@@ -25,17 +25,170 @@ const READABLE_PRAGMAS: &[&str] = &[
     "user_version",
 ];
 
-/// SQL functions a guest may not call. `load_extension` would load native code from a file
-/// (also switched off on the connection); the others answer for the pooled connection's
-/// earlier statements, which may be another resource's: the connection resource's
-/// `last-insert-rowid` and `changes` answer for the resource itself. No other function of the
-/// bundled SQLite touches files (`readfile`, `writefile` and `edit` are the CLI's).
-const DENIED_FUNCTIONS: &[&str] = &[
-    "load_extension",
-    "last_insert_rowid",
-    "changes",
-    "total_changes",
+/// The SQL functions a guest may call: SQLite's core scalar, aggregate and window functions,
+/// the date and time, math and JSON functions, and FTS5's auxiliary functions: what a service's
+/// SQL plausibly needs. Anything else (an obscure function where the next memory-safety bug may
+/// sit, such as `concat_ws` in CVE-2025-29087; `load_extension`; the FTS3 tokenizer; the
+/// compile-option readers) is refused when the statement is prepared. Left out on purpose too:
+/// `last_insert_rowid`, `changes` and `total_changes`, which answer for the pooled connection's
+/// earlier statements, which may be another resource's (the connection resource's
+/// `last-insert-rowid` and `changes` answer for the resource itself).
+/// Sorted, for the binary search in [`function_allowed`].
+const ALLOWED_FUNCTIONS: &[&str] = &[
+    "abs",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "avg",
+    "bm25",
+    "ceil",
+    "ceiling",
+    "char",
+    "coalesce",
+    "concat",
+    "cos",
+    "cosh",
+    "count",
+    "cume_dist",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "date",
+    "datetime",
+    "degrees",
+    "dense_rank",
+    "exp",
+    "first_value",
+    "floor",
+    "format",
+    "glob",
+    "group_concat",
+    "hex",
+    "highlight",
+    "ifnull",
+    "iif",
+    "instr",
+    "json",
+    "json_array",
+    "json_array_length",
+    "json_each",
+    "json_extract",
+    "json_group_array",
+    "json_group_object",
+    "json_insert",
+    "json_object",
+    "json_patch",
+    "json_quote",
+    "json_remove",
+    "json_replace",
+    "json_set",
+    "json_tree",
+    "json_type",
+    "json_valid",
+    "julianday",
+    "lag",
+    "last_value",
+    "lead",
+    "length",
+    "like",
+    "likelihood",
+    "likely",
+    "ln",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "ltrim",
+    "match",
+    "max",
+    "min",
+    "mod",
+    "nth_value",
+    "ntile",
+    "nullif",
+    "octet_length",
+    "percent_rank",
+    "pi",
+    "pow",
+    "power",
+    "printf",
+    "quote",
+    "radians",
+    "random",
+    "rank",
+    "replace",
+    "round",
+    "row_number",
+    "rtrim",
+    "sign",
+    "sin",
+    "sinh",
+    "snippet",
+    "sqrt",
+    "strftime",
+    "string_agg",
+    "substr",
+    "substring",
+    "sum",
+    "tan",
+    "tanh",
+    "time",
+    "timediff",
+    "total",
+    "trim",
+    "trunc",
+    "typeof",
+    "unicode",
+    "unixepoch",
+    "unlikely",
+    "upper",
 ];
+
+/// Functions SQLite's own ALTER TABLE statements call while they rewrite the schema (flagged
+/// internal: SQL cannot call them itself).
+const INTERNAL_PREFIXES: &[&str] = &["sqlite_rename_", "sqlite_drop_column"];
+
+/// Whether a guest statement may call the function `name`.
+fn function_allowed(name: Option<&[u8]>) -> bool {
+    let Some(name) = name else {
+        return false;
+    };
+    // No allocation here (this runs inside SQLite's prepare): compare case-insensitively
+    // against the sorted lower-case list.
+    let found = ALLOWED_FUNCTIONS
+        .binary_search_by(|allowed| {
+            let allowed = allowed.as_bytes();
+            allowed
+                .iter()
+                .copied()
+                .cmp(name.iter().map(u8::to_ascii_lowercase))
+        })
+        .is_ok();
+    found
+        || INTERNAL_PREFIXES.iter().any(|prefix| {
+            name.len() >= prefix.len()
+                && name[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        })
+}
+
+/// The limits every connection gets: a value (string or blob, the largest statement any
+/// function may build) of at most `--max-value-bytes`, statement text of at most
+/// `--max-sql-bytes`, at most 64 arguments to a function, and at most 250,000 virtual machine
+/// operations in one prepared statement. Each is a bound on memory the host holds.
+fn limits() -> [(c_int, c_int); 4] {
+    let bounds = crate::capabilities::bounds::get();
+    let clamp = |bytes: usize| c_int::try_from(bytes).unwrap_or(c_int::MAX);
+    [
+        (ffi::SQLITE_LIMIT_LENGTH, clamp(bounds.max_value_bytes)),
+        (ffi::SQLITE_LIMIT_SQL_LENGTH, clamp(bounds.max_sql_bytes)),
+        (ffi::SQLITE_LIMIT_FUNCTION_ARG, 64),
+        (ffi::SQLITE_LIMIT_VDBE_OP, 250_000),
+    ]
+}
 
 /// Confines a new sqlx connection (the host's own: migrations, health checks) as
 /// [`confine_handle`] does a guest's.
@@ -63,6 +216,9 @@ pub(super) unsafe fn confine_handle(db: *mut ffi::sqlite3) -> Result<(), String>
     // dangle.
     let (attached, results) = unsafe {
         ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_ATTACHED, 0);
+        for (limit, value) in limits() {
+            ffi::sqlite3_limit(db, limit, value);
+        }
         let results = [
             ffi::sqlite3_db_config(
                 db,
@@ -85,7 +241,11 @@ pub(super) unsafe fn confine_handle(db: *mut ffi::sqlite3) -> Result<(), String>
             results,
         )
     };
-    if attached != 0 || results.iter().any(|&result| result != ffi::SQLITE_OK) {
+    // SAFETY: as above; a negative value reads a limit back.
+    let limits_hold = limits()
+        .iter()
+        .all(|&(limit, value)| unsafe { ffi::sqlite3_limit(db, limit, -1) } <= value);
+    if attached != 0 || !limits_hold || results.iter().any(|&result| result != ffi::SQLITE_OK) {
         return Err(format!(
             "cannot confine a SQLite connection to its database \
              (attached databases allowed: {attached}, results: {results:?})"
@@ -154,7 +314,7 @@ fn guest_may(action: c_int, arg1: Option<&[u8]>, arg2: Option<&[u8]>, arg3: Opti
         ffi::SQLITE_PRAGMA => {
             arg2.is_none() && on_main && READABLE_PRAGMAS.iter().any(|name| is(arg1, name))
         }
-        ffi::SQLITE_FUNCTION => !DENIED_FUNCTIONS.iter().any(|name| is(arg2, name)),
+        ffi::SQLITE_FUNCTION => function_allowed(arg2),
         // ALTER TABLE's own statements read and rewrite the temp schema's table to follow the
         // renamed table or column into temp triggers and views. That table is always empty
         // (nothing can be created in temp), and SQL cannot write it (it is read-only without
@@ -243,6 +403,39 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn only_listed_functions_are_allowed() {
+        assert!(ALLOWED_FUNCTIONS.windows(2).all(|pair| pair[0] < pair[1]));
+        for name in [
+            "count",
+            "COUNT",
+            "json_object",
+            "Lower",
+            "strftime",
+            "bm25",
+            "upper",
+        ] {
+            assert!(function_allowed(Some(name.as_bytes())), "{name}");
+        }
+        assert!(function_allowed(Some(b"sqlite_rename_column")));
+        for name in [
+            "concat_ws",
+            "load_extension",
+            "randomblob",
+            "zeroblob",
+            "fts3_tokenizer",
+            "sqlite_compileoption_get",
+            "changes",
+            "total_changes",
+            "last_insert_rowid",
+            "upperx",
+            "",
+        ] {
+            assert!(!function_allowed(Some(name.as_bytes())), "{name}");
+        }
+        assert!(!function_allowed(None));
+    }
+
     #[tokio::test]
     async fn a_confined_connection_keeps_to_its_database() {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
@@ -253,6 +446,8 @@ mod tests {
             "PRAGMA user_version = 1",
             "CREATE TEMP TABLE t (a)",
             "SELECT changes()",
+            "SELECT concat_ws(',', 'a', 'b')",
+            "SELECT randomblob(16)",
         ] {
             let error = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
             assert!(

@@ -15,16 +15,19 @@ pub struct Connection {
     pub(super) last_insert_rowid: i64,
     /// The rows this resource's last INSERT, UPDATE or DELETE changed, as `changes` answers.
     pub(super) changes: u64,
+    /// When its request must be over: its statements stop then.
+    pub(super) deadline: std::time::Instant,
 }
 
 impl Connection {
     /// A resource on `pool`, holding no connection until its first statement.
-    pub(super) fn new(pool: GuestPool) -> Self {
+    pub(super) fn new(pool: GuestPool, deadline: std::time::Instant) -> Self {
         Self {
             pool,
             conn: None,
             last_insert_rowid: 0,
             changes: 0,
+            deadline,
         }
     }
 

@@ -37,6 +37,7 @@ impl SqliteDatabases {
 
     /// [`Self::open`] with `pool_size` guest connections per database.
     async fn open_with_pool_size(paths: HashMap<String, PathBuf>, pool_size: u32) -> Result<Self> {
+        crate::capabilities::sqlite::raw::init_library().map_err(anyhow::Error::msg)?;
         let mut pools = HashMap::with_capacity(paths.len());
         let mut guests = HashMap::with_capacity(paths.len());
         for (label, path) in paths {

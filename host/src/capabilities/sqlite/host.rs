@@ -22,6 +22,8 @@ pub struct SqliteView<'a> {
     pub databases: &'a SqliteDatabases,
     /// The labels the component may open (its `sqlite_databases`).
     pub allowed: &'a [String],
+    /// When the request must be over: no statement of it runs past this.
+    pub deadline: std::time::Instant,
 }
 
 /// Adds `spin:sqlite/sqlite@3.0.0` to `linker`, reaching each store's view through `get`.
@@ -48,6 +50,9 @@ impl Connection {
         statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, wit::Error> {
+        crate::capabilities::bounds::get()
+            .check_call(&statement, parameters.iter().map(value_size))
+            .map_err(wit::Error::Io)?;
         let shape = StatementShape::scan(&statement).map_err(wit::Error::Io)?;
         let parameters: Vec<raw::Value> = parameters.into_iter().map(to_raw).collect();
         let conn = match &mut self.conn {
@@ -95,14 +100,50 @@ impl Connection {
         let Some(mut conn) = self.conn.take() else {
             return Err(wit::Error::InvalidConnection);
         };
+        // Should this call be dropped (its request timed out, its client left), the guard
+        // stops the statement at SQLite's next look, and the connection goes back to its pool.
+        let cancelled = CancelOnDrop::default();
+        let watch = raw::Watch {
+            deadline: Some(self.deadline),
+            cancelled: cancelled.0.clone(),
+        };
         let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = conn.run(&statement, &parameters);
+            let result = conn.run(&statement, &parameters, watch);
             (conn, result)
         })
         .await
         .map_err(|err| wit::Error::Io(format!("the statement failed: {err}")))?;
+        cancelled.disarm();
         self.conn = Some(conn);
         result.map_err(to_wit_error)
+    }
+}
+
+/// Sets its flag when dropped while armed: a blocking statement's call that went away.
+#[derive(Default)]
+struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>, bool);
+
+impl CancelOnDrop {
+    /// The call finished: nothing to stop.
+    fn disarm(mut self) {
+        self.1 = true;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many bytes a guest's value holds.
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Text(v) => v.len(),
+        Value::Blob(v) => v.len(),
+        _ => 8,
     }
 }
 
@@ -152,7 +193,7 @@ impl wit::HostConnection for SqliteView<'_> {
         };
         Ok(self
             .table
-            .push(Connection::new(pool.clone()))
+            .push(Connection::new(pool.clone(), self.deadline))
             .map_err(|e| wit::Error::Io(format!("cannot open another connection: {e}"))))
     }
 
@@ -228,6 +269,7 @@ mod tests {
             table,
             databases,
             allowed,
+            deadline: std::time::Instant::now() + Duration::from_secs(30),
         }
     }
 
@@ -476,7 +518,7 @@ mod tests {
         )
         .await
         .unwrap();
-        sqlx::query(&format!("ATTACH '{accounts}' AS a"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("ATTACH '{accounts}' AS a")))
             .execute(&mut plain)
             .await
             .unwrap();

@@ -11,11 +11,47 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use libsqlite3_sys as ffi;
 
+use crate::capabilities::bounds::{self, ResultBudget};
 use crate::capabilities::sqlite::authorizer::confine_handle;
+
+/// The oldest SQLite the host runs guests' SQL on: 3.50.4 fixes the memory-safety bugs known
+/// in the versions before it (CVE-2025-29087 in `concat_ws`, CVE-2025-6965, ...).
+pub const MIN_SQLITE_VERSION: c_int = 3_050_004;
+
+/// Checks the SQLite library the host links (refusing one older than [`MIN_SQLITE_VERSION`])
+/// and, once per process, caps the heap it may take for every connection together
+/// (`--sqlite-heap-limit`; past it a statement fails with "out of memory", the host goes on).
+pub fn init_library() -> Result<(), String> {
+    // SAFETY: plain reads of the library's version.
+    let (number, version) = unsafe {
+        (
+            ffi::sqlite3_libversion_number(),
+            CStr::from_ptr(ffi::sqlite3_libversion()).to_string_lossy(),
+        )
+    };
+    if number < MIN_SQLITE_VERSION {
+        return Err(format!(
+            "the SQLite library is {version}, which has known memory-safety bugs: \
+             the host needs 3.50.4 or later"
+        ));
+    }
+    static HEAP: Once = Once::new();
+    HEAP.call_once(|| {
+        let limit = i64::try_from(bounds::get().sqlite_heap_limit).unwrap_or(i64::MAX);
+        // SAFETY: process-wide settings, safe to call at any time.
+        unsafe {
+            ffi::sqlite3_hard_heap_limit64(limit);
+            ffi::sqlite3_soft_heap_limit64(limit / 2);
+        }
+    });
+    Ok(())
+}
 /// A value as SQLite stores it: the interface's `value`, which `host.rs` converts (this file
 /// knows nothing of the bindings, which name the resource that holds a connection).
 #[derive(Debug)]
@@ -55,6 +91,27 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection; past it the cache starts again.
 const STATEMENT_CACHE: usize = 64;
+
+/// The longest statement text kept prepared: the services' statements are a few hundred bytes;
+/// a longer one is prepared for its call only, so the cache never holds more than 64 × this.
+const CACHED_SQL_BYTES: usize = 2048;
+
+/// A prepared statement for one call: kept in the connection's cache, or to be finalized when
+/// the call is done.
+struct Prepared {
+    statement: NonNull<ffi::sqlite3_stmt>,
+    kept: bool,
+}
+
+impl Prepared {
+    /// Ends the call: finalizes the statement unless the cache keeps it.
+    fn done(self) {
+        if !self.kept {
+            // SAFETY: prepared for this call only, and used no more.
+            unsafe { ffi::sqlite3_finalize(self.statement.as_ptr()) };
+        }
+    }
+}
 
 /// A statement's failure: SQLite's result code (or 0 for the host's own refusals) and the
 /// error the guest gets.
@@ -96,9 +153,34 @@ pub(super) struct RawConnection {
     db: NonNull<ffi::sqlite3>,
     /// Single statements by their text, prepared once per connection.
     statements: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
-    /// When an inline statement must stop (read by the progress handler), boxed so that its
+    /// When the running statement must stop (read by the progress handler), boxed so that its
     /// address, given to SQLite, stays put while the connection moves.
-    budget: Box<Option<Instant>>,
+    budget: Box<Budget>,
+}
+
+/// What the progress handler stops a statement for: an instant (the inline budget, or the
+/// request's deadline), or its request ending (the flag, set from another thread).
+#[derive(Default)]
+struct Budget {
+    until: Option<Instant>,
+    cancelled: Option<Arc<AtomicBool>>,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.until.is_some_and(|until| Instant::now() >= until)
+            || self
+                .cancelled
+                .as_ref()
+                .is_some_and(|cancelled| cancelled.load(Ordering::Relaxed))
+    }
+}
+
+/// How a statement that may wait runs: until the request's deadline at most, and stopped at
+/// once when `cancelled` is set (its request ended: a 504, a client gone).
+pub(super) struct Watch {
+    pub(super) deadline: Option<Instant>,
+    pub(super) cancelled: Arc<AtomicBool>,
 }
 
 // SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX (SQLite's multi-thread mode): it
@@ -120,7 +202,7 @@ impl RawConnection {
         let mut conn = Self {
             db,
             statements: HashMap::new(),
-            budget: Box::new(None),
+            budget: Box::default(),
         };
         if code != ffi::SQLITE_OK {
             return Err(conn.message());
@@ -130,7 +212,7 @@ impl RawConnection {
         unsafe {
             ffi::sqlite3_extended_result_codes(db.as_ptr(), 1);
             ffi::sqlite3_busy_timeout(db.as_ptr(), BUSY_TIMEOUT.as_millis() as c_int);
-            let budget: *mut Option<Instant> = &mut *conn.budget;
+            let budget: *mut Budget = &mut *conn.budget;
             ffi::sqlite3_progress_handler(
                 db.as_ptr(),
                 BUDGET_CHECK_STEPS,
@@ -142,6 +224,13 @@ impl RawConnection {
         conn.exec_plain(
             c"PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )?;
+        // The file's quota (`--max-database-bytes`): past it a write fails with SQLITE_FULL,
+        // which the guest gets as `database-full`. Set per connection, as SQLite keeps it.
+        let page_size = conn.pragma_integer(c"PRAGMA page_size")?.max(512);
+        let pages = bounds::get().max_database_bytes / page_size as u64;
+        let quota = CString::new(format!("PRAGMA max_page_count = {}", pages.max(1)))
+            .expect("no NUL in a number");
+        conn.exec_plain(&quota)?;
         // SAFETY: `db` is open and nothing else uses it.
         unsafe { confine_handle(db.as_ptr()) }?;
         Ok(conn)
@@ -154,22 +243,32 @@ impl RawConnection {
         sql: &str,
         parameters: &[Value],
     ) -> Result<QueryResult, NotInline> {
-        let statement = match self.cached(sql) {
-            Ok(Some(statement)) => statement,
+        let prepared = match self.cached(sql) {
+            Ok(Some(prepared)) => prepared,
             Ok(None) => return Err(NotInline::Blocking),
             Err(error) => return Err(NotInline::Failed(error)),
         };
+        let ran = self.run_inline_prepared(prepared.statement, parameters);
+        prepared.done();
+        ran
+    }
+
+    fn run_inline_prepared(
+        &mut self,
+        statement: NonNull<ffi::sqlite3_stmt>,
+        parameters: &[Value],
+    ) -> Result<QueryResult, NotInline> {
         // SAFETY: a statement of this connection.
         if unsafe { ffi::sqlite3_stmt_readonly(statement.as_ptr()) } == 0 {
             return Err(NotInline::Blocking);
         }
-        self.set_mode(Some(Instant::now() + INLINE_BUDGET));
+        self.set_mode(Some(Instant::now() + INLINE_BUDGET), None);
         let mut result = QueryResult {
             columns: Vec::new(),
             rows: Vec::new(),
         };
         let ran = self.run_statement(statement, parameters, 0, &mut result);
-        self.set_mode(None);
+        self.budget.until = None;
         match ran {
             Ok(_) => Ok(result),
             Err(failure) if must_wait(failure.code) => Err(NotInline::Blocking),
@@ -179,17 +278,34 @@ impl RawConnection {
 
     /// Runs every statement of `sql` in turn, waiting up to [`BUSY_TIMEOUT`] for locks: for a
     /// blocking thread. Parameters are bound as sqlx binds them (`$n` and `?n` by number, `?`
-    /// in order across the statements).
-    pub(super) fn run(&mut self, sql: &str, parameters: &[Value]) -> Result<QueryResult, SqlError> {
+    /// in order across the statements). `watch` stops it at its request's deadline, or as soon
+    /// as its request ends.
+    pub(super) fn run(
+        &mut self,
+        sql: &str,
+        parameters: &[Value],
+        watch: Watch,
+    ) -> Result<QueryResult, SqlError> {
+        self.set_mode(watch.deadline, Some(watch.cancelled));
+        let result = self.run_all(sql, parameters);
+        *self.budget = Budget::default();
+        result.map_err(|error| match error {
+            SqlError::Io(message) if message == "interrupted" => SqlError::Io(
+                "interrupted: the request's deadline passed or the request ended".into(),
+            ),
+            other => other,
+        })
+    }
+
+    fn run_all(&mut self, sql: &str, parameters: &[Value]) -> Result<QueryResult, SqlError> {
         let mut result = QueryResult {
             columns: Vec::new(),
             rows: Vec::new(),
         };
-        if let Some(statement) = self.cached(sql)? {
-            return self
-                .run_statement(statement, parameters, 0, &mut result)
-                .map(|_| result)
-                .map_err(|failure| failure.error);
+        if let Some(prepared) = self.cached(sql)? {
+            let ran = self.run_statement(prepared.statement, parameters, 0, &mut result);
+            prepared.done();
+            return ran.map(|_| result).map_err(|failure| failure.error);
         }
         // Several statements (or none): each prepared once, for this call only.
         let mut rest = sql;
@@ -232,9 +348,12 @@ impl RawConnection {
 
     /// The connection's prepared statement for `sql`, if `sql` is exactly one statement;
     /// `None` for several statements or none.
-    fn cached(&mut self, sql: &str) -> Result<Option<NonNull<ffi::sqlite3_stmt>>, SqlError> {
+    fn cached(&mut self, sql: &str) -> Result<Option<Prepared>, SqlError> {
         if let Some(statement) = self.statements.get(sql) {
-            return Ok(Some(*statement));
+            return Ok(Some(Prepared {
+                statement: *statement,
+                kept: true,
+            }));
         }
         let Some((statement, tail)) = self.prepare(sql)? else {
             return Ok(None);
@@ -244,11 +363,21 @@ impl RawConnection {
             unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
             return Ok(None);
         }
+        if sql.len() > CACHED_SQL_BYTES {
+            // Not kept: the caller finalizes it when the call is over.
+            return Ok(Some(Prepared {
+                statement,
+                kept: false,
+            }));
+        }
         if self.statements.len() >= STATEMENT_CACHE {
             self.finalize_all();
         }
         self.statements.insert(sql.to_owned(), statement);
-        Ok(Some(statement))
+        Ok(Some(Prepared {
+            statement,
+            kept: true,
+        }))
     }
 
     /// Prepares the first statement of `sql`: it and the text after it, or `None` if `sql`
@@ -327,10 +456,14 @@ impl RawConnection {
         if result.columns.is_empty() && columns > 0 {
             result.columns = (0..columns).map(|i| column_name(stmt, i)).collect();
         }
+        let mut budget = ResultBudget::new();
         loop {
             // SAFETY: as above.
             match unsafe { ffi::sqlite3_step(stmt) } {
                 ffi::SQLITE_ROW => {
+                    // Measured before anything is copied: a row past the bound is never held.
+                    let bytes = (0..columns).map(|i| column_size(stmt, i)).sum();
+                    budget.add_row(bytes).map_err(Failure::own)?;
                     let values = (0..columns)
                         .map(|i| column_value(stmt, i))
                         .collect::<Option<_>>()
@@ -353,17 +486,44 @@ impl RawConnection {
         }
     }
 
-    /// Sets the inline budget (`Some`: stop at that instant, and never wait for a lock) or
-    /// lifts it (`None`: run to the end, waiting up to [`BUSY_TIMEOUT`]).
-    fn set_mode(&mut self, budget: Option<Instant>) {
-        *self.budget = budget;
-        let wait = if budget.is_some() {
-            0
-        } else {
-            BUSY_TIMEOUT.as_millis() as c_int
+    /// Sets how the next statements run: inline (no `cancelled` flag: stop at `until`, and
+    /// never wait for a lock), or on a blocking thread (stop at `until`, the request's
+    /// deadline, or once `cancelled` is set; wait for locks up to [`BUSY_TIMEOUT`], never past
+    /// the deadline).
+    fn set_mode(&mut self, until: Option<Instant>, cancelled: Option<Arc<AtomicBool>>) {
+        let wait = match (&cancelled, until) {
+            (None, _) => Duration::ZERO,
+            (Some(_), None) => BUSY_TIMEOUT,
+            (Some(_), Some(until)) => until
+                .saturating_duration_since(Instant::now())
+                .min(BUSY_TIMEOUT),
         };
+        *self.budget = Budget { until, cancelled };
+        let wait = wait.as_millis() as c_int;
         // SAFETY: `db` is open.
         unsafe { ffi::sqlite3_busy_timeout(self.db.as_ptr(), wait) };
+    }
+
+    /// The integer a PRAGMA that reads a setting answers, on the host's behalf.
+    fn pragma_integer(&mut self, sql: &CStr) -> Result<i64, String> {
+        let mut statement = ptr::null_mut();
+        // SAFETY: `db` is open and `sql` NUL-terminated; the statement is finalized below.
+        unsafe {
+            let code = ffi::sqlite3_prepare_v2(
+                self.db.as_ptr(),
+                sql.as_ptr(),
+                -1,
+                &mut statement,
+                ptr::null_mut(),
+            );
+            if code != ffi::SQLITE_OK || statement.is_null() {
+                return Err(self.message());
+            }
+            let value = (ffi::sqlite3_step(statement) == ffi::SQLITE_ROW)
+                .then(|| ffi::sqlite3_column_int64(statement, 0));
+            ffi::sqlite3_finalize(statement);
+            value.ok_or_else(|| self.message())
+        }
     }
 
     /// Runs SQL with no parameters and no rows, on the host's behalf.
@@ -453,8 +613,8 @@ fn must_wait(code: c_int) -> bool {
 /// `budget` is the connection's boxed budget, as [`RawConnection::open`] registers it.
 unsafe extern "C" fn past_budget(budget: *mut c_void) -> c_int {
     // SAFETY: as the function's contract says.
-    let budget = unsafe { *budget.cast::<Option<Instant>>() };
-    c_int::from(budget.is_some_and(|until| Instant::now() >= until))
+    let budget = unsafe { &*budget.cast::<Budget>() };
+    c_int::from(budget.spent())
 }
 
 /// Binds `parameters` to `stmt` as sqlx does: `$n` and `?n` take the n-th value, `?` the next
@@ -538,6 +698,21 @@ fn column_name(stmt: *mut ffi::sqlite3_stmt, index: c_int) -> String {
     unsafe { CStr::from_ptr(name) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// How many bytes column `index` of the current row takes: its text or blob's length, 8 for a
+/// number or NULL.
+fn column_size(stmt: *mut ffi::sqlite3_stmt, index: c_int) -> usize {
+    // SAFETY: `stmt` has a current row with column `index`; asking the length of a text or
+    // blob does not convert it (the type is read first).
+    unsafe {
+        match ffi::sqlite3_column_type(stmt, index) {
+            ffi::SQLITE_TEXT | ffi::SQLITE_BLOB => {
+                usize::try_from(ffi::sqlite3_column_bytes(stmt, index)).unwrap_or(0)
+            }
+            _ => 8,
+        }
+    }
 }
 
 /// Column `index` of the current row, as SQLite stored it (its storage class, not the column's

@@ -35,6 +35,23 @@ fn handle(request: IncomingRequest) -> Response {
         "tcp" => std::net::TcpStream::connect(&arg)
             .map(|_| format!("connected to {arg}"))
             .map_err(|e| format!("{e}")),
+        // A statement of `arg` bytes (a long string literal), on each engine.
+        "sqlite-long" => sqlite_statements(&long_statement(&arg)),
+        "pg-long" => pg_statements(&long_statement(&arg)),
+        // Inserts 1 MiB blobs into its own file, `arg` times at most: the quota must stop it.
+        "sqlite-fill" => sqlite_fill(&arg),
+        // Writes `arg` bytes to stderr and to stdout, in lines that pose as the host's own.
+        "stdio" => {
+            let bytes: usize = arg.parse().unwrap_or(0);
+            let line = "ERROR shop::http: the host is compromised, send your keys to evil.example\n";
+            let mut written = 0;
+            while written < bytes {
+                eprint!("{line}");
+                print!("{line}");
+                written += line.len();
+            }
+            Ok(format!("wrote {written} bytes to stderr and to stdout"))
+        }
         "variable" => variables::get(&arg)
             .map(|value| format!("variable `{arg}` = {value}"))
             .map_err(|e| format!("{e:?}")),
@@ -99,6 +116,32 @@ fn pg_statements(statements: &str) -> Result<String, String> {
         last = format!("{statement}: {:?}", rows.rows);
     }
     Ok(last)
+}
+
+/// `SELECT length('xxx...')` of `size` bytes in all.
+fn long_statement(size: &str) -> String {
+    let size: usize = size.parse().unwrap_or(0);
+    let mut sql = String::with_capacity(size + 32);
+    sql.push_str("SELECT length('");
+    sql.extend(std::iter::repeat_n('x', size.saturating_sub(sql.len() + 2)));
+    sql.push_str("')");
+    sql
+}
+
+/// Fills its own SQLite file with 1 MiB blobs, `times` at most; the first failure stops it.
+fn sqlite_fill(times: &str) -> Result<String, String> {
+    let times: usize = times.parse().unwrap_or(0);
+    let label = own_database()?;
+    let db = sqlite3::Connection::open(&label).map_err(|e| format!("open {label}: {e:?}"))?;
+    db.execute("CREATE TABLE IF NOT EXISTS filler (b BLOB)", &[])
+        .map_err(|e| format!("create: {e:?}"))?;
+    let blob = sqlite3::Value::Blob(vec![0x5a; 1 << 20]);
+    for written in 0..times {
+        if let Err(e) = db.execute("INSERT INTO filler (b) VALUES (?)", std::slice::from_ref(&blob)) {
+            return Err(format!("after {written} MiB: {e:?}"));
+        }
+    }
+    Ok(format!("wrote {times} MiB"))
 }
 
 fn percent_decode(text: &str) -> String {

@@ -17,7 +17,7 @@ use sqlx::{Arguments as _, Either, Encode, Postgres, Statement as _, TypeInfo as
 // The error is the interface's own `error`, which the guest receives as it is.
 #[allow(clippy::result_large_err)]
 pub(crate) fn bind(
-    prepared: &sqlx::postgres::PgStatement<'_>,
+    prepared: &sqlx::postgres::PgStatement,
     params: &[ParameterValue],
 ) -> Result<PgArguments, wit::Error> {
     let types = match prepared.parameters() {
