@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::e2e;
 use crate::helpers::*;
 
 /// Set by `.ci/run`: without Chromium these tests fail instead of skipping.
@@ -193,6 +194,7 @@ async fn staff_run_the_shop(engine: Engine) {
     browser.open(&format!("{}/admin/", host.base));
     browser.sign_in(&host.staff, STAFF_PASSWORD);
     browser.wait_for_text("whoami", &format!("Signed in as {}", host.staff));
+    browser.settled();
     browser.wait_for(
         "the product list",
         &format!("!!document.querySelector({})", q("products-table")),
@@ -231,6 +233,7 @@ async fn staff_run_the_shop(engine: Engine) {
     browser.type_into(&tid("field-stock"), "5");
     browser.click(&tid("product-save"));
     let created = browser.wait_for_text("flash", "Created product #");
+    browser.settled();
     let product_id: i64 = created
         .trim_start_matches("Created product #")
         .split(' ')
@@ -254,9 +257,9 @@ async fn staff_run_the_shop(engine: Engine) {
 
     // --- Find, sort, edit ------------------------------------------------------------------
     browser.type_into(&tid("product-search-input"), &tag);
-    browser.click(&tid("product-search-submit"));
+    browser.follow(&tid("product-search-submit"));
     browser.wait_for_rows("product-name", 2);
-    browser.click(&tid("sort-price"));
+    browser.follow(&tid("sort-price"));
     browser.wait_for(
         "ascending prices",
         &format!(
@@ -264,7 +267,7 @@ async fn staff_run_the_shop(engine: Engine) {
             cells_are("product-price", &["3.00", "24.50"])
         ),
     );
-    browser.click(&tid("sort-price"));
+    browser.follow(&tid("sort-price"));
     browser.wait_for(
         "descending prices",
         &format!(
@@ -279,6 +282,7 @@ async fn staff_run_the_shop(engine: Engine) {
     browser.type_into(&tid("field-price"), "26.00");
     browser.click(&tid("product-save"));
     browser.wait_for_text("flash", &format!("Saved product #{product_id}"));
+    browser.settled();
     browser.wait_for(
         "the edited row",
         &format!(
@@ -311,7 +315,7 @@ async fn staff_run_the_shop(engine: Engine) {
     );
     assert_eq!(app.stock_of(product_id).await, 7);
 
-    browser.click(&tid("nav-orders"));
+    browser.follow(&tid("nav-orders"));
     browser.choose(&tid("order-status-filter"), "pending");
     let card = |id: i64| format!("[data-testid=order][data-id=\"{id}\"]");
     browser.wait_for(
@@ -323,13 +327,13 @@ async fn staff_run_the_shop(engine: Engine) {
     );
     let text = browser.text(&card(first_id));
     for expected in [
-        &format!("Order #{first_id}"),
-        "52.00",
-        &kettle,
-        &format!("#{ann_id}"),
+        format!("Order #{first_id}"),
+        "52.00".to_owned(),
+        kettle.clone(),
+        format!("#{ann_id}"),
     ] {
         assert!(
-            text.contains(expected.as_str()),
+            text.contains(&expected),
             "order card lacks {expected:?}:\n{text}"
         );
     }
@@ -424,18 +428,18 @@ async fn staff_run_the_shop(engine: Engine) {
         10,
         "the cancelled order's stock is back"
     );
-    browser.click(&tid("nav-products"));
+    browser.follow(&tid("nav-products"));
     browser.type_into(&tid("product-search-input"), &kettle);
-    browser.click(&tid("product-search-submit"));
+    browser.follow(&tid("product-search-submit"));
     browser.wait_for(
         "the stock back in the list",
         &cells_are("product-stock", &["10"]),
     );
 
     // --- Customers: make Ann staff, then deactivate her -------------------------------------
-    browser.click(&tid("nav-customers"));
+    browser.follow(&tid("nav-customers"));
     browser.type_into(&tid("customer-search-input"), &ann);
-    browser.click(&tid("customer-search-submit"));
+    browser.follow(&tid("customer-search-submit"));
     browser.wait_for_rows("customer-username", 1);
     assert_eq!(browser.text(&tid("customer-username")), ann);
     browser.click(&tid("customer-toggle-staff"));
@@ -469,7 +473,7 @@ async fn staff_run_the_shop(engine: Engine) {
         old.body
     );
     // Her orders, one click away.
-    browser.click(&tid("customer-orders"));
+    browser.follow(&tid("customer-orders"));
     browser.wait_for("Ann's orders", &format!("document.querySelector({})?.innerText.includes('user #{ann_id}') && document.querySelectorAll({}).length === 1 && !!document.querySelector('{}')", q("orders-of-user"), q("order"), card(first_id)));
     // The staff users API names the customer.
     browser.wait_for_text_in(
@@ -479,11 +483,11 @@ async fn staff_run_the_shop(engine: Engine) {
     );
 
     // --- History: per object, then everything merged ---------------------------------------
-    browser.click(&tid("nav-products"));
+    browser.follow(&tid("nav-products"));
     browser.type_into(&tid("product-search-input"), &kettle);
-    browser.click(&tid("product-search-submit"));
+    browser.follow(&tid("product-search-submit"));
     browser.wait_for_rows("product-name", 1);
-    browser.click(&tid("product-history"));
+    browser.follow(&tid("product-history"));
     browser.wait_for_text(
         "history-title",
         &format!("History of product #{product_id}"),
@@ -512,7 +516,7 @@ async fn staff_run_the_shop(engine: Engine) {
         "{entries:#?}"
     );
 
-    browser.click(&tid("history-all"));
+    browser.follow(&tid("history-all"));
     browser.wait_for(
         "the merged feed",
         &format!(
@@ -1122,6 +1126,22 @@ impl Browser {
         }
     }
 
+    /// Waits until the console's view shows the current route, drawn to the end.
+    fn settled(&self) {
+        self.wait_for(
+            "the view to show the current route",
+            "(() => { const v = document.querySelector('[data-testid=view]'); \
+             return v.getAttribute('aria-busy') === 'false' && v.dataset.route === location.hash; })()",
+        );
+    }
+
+    /// Clicks something that changes the route (a link, a search, a sort) and waits for the
+    /// new view.
+    fn follow(&self, selector: &str) {
+        self.click(selector);
+        self.settled();
+    }
+
     /// Clicks into a text field, selects what is there and types `text` over it.
     fn type_into(&self, selector: &str, text: &str) {
         self.click(selector);
@@ -1151,6 +1171,7 @@ impl Browser {
             "(() => {{ const el = document.querySelector({literal}); el.value = {value}; \
              el.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
         ));
+        self.settled();
     }
 
     /// The rows of the history table on the page.

@@ -283,10 +283,14 @@
   // Each render takes a ticket; an older render that finishes late does not draw.
   let ticket = 0;
 
+  // The view says when it is being drawn (`aria-busy`) and which route it shows
+  // (`data-route`), for assistive technology and for the browser test alike.
   async function render() {
     if (!session.user) return;
     const mine = ++ticket;
     const route = currentRoute();
+    const frame = $("view");
+    frame.setAttribute("aria-busy", "true");
     const views = { products, orders, customers, history };
     const view = views[route.name];
     if (!view) {
@@ -298,7 +302,9 @@
     }
     const content = await view(route.params);
     if (mine !== ticket || !session.user) return;
-    $("view").replaceChildren(content);
+    frame.replaceChildren(content);
+    frame.dataset.route = location.hash;
+    frame.setAttribute("aria-busy", "false");
   }
 
   // -------------------------------------------------------------------------------------------
