@@ -691,6 +691,7 @@
 
   function value(v) {
     if (v === null || v === undefined) return "—";
+    if (v === "") return "(empty)";
     return typeof v === "object" ? JSON.stringify(v) : String(v);
   }
 
