@@ -294,6 +294,34 @@ async fn staff_run_the_shop(engine: Engine) {
     assert_eq!(app.stock_of(product_id).await, 12);
     browser.screenshot("products");
 
+    // Deleting takes a second click: "Keep" keeps it, "Confirm delete" deletes it.
+    let cup_id = cup.body["id"].as_i64().unwrap();
+    let cup_row = format!("[data-testid=product-row][data-id=\"{cup_id}\"]");
+    browser.click(&format!("{cup_row} {}", tid("product-delete")));
+    browser.wait_for_text_in(&cup_row, "product-delete-confirm", "Confirm delete");
+    assert!(browser
+        .text(&cup_row)
+        .contains(&format!("Delete “Console cup {tag}”?")));
+    browser.click(&format!("{cup_row} {}", tid("product-delete-keep")));
+    browser.wait_for_text_in(&cup_row, "product-delete", "Delete");
+    assert_eq!(
+        app.get(&format!("/api/products/{cup_id}/"), None)
+            .await
+            .status,
+        200
+    );
+    browser.click(&format!("{cup_row} {}", tid("product-delete")));
+    browser.click(&format!("{cup_row} {}", tid("product-delete-confirm")));
+    browser.wait_for_text("flash", &format!("Deleted product #{cup_id}"));
+    browser.settled();
+    browser.wait_for_rows("product-row", 1);
+    assert_eq!(
+        app.get(&format!("/api/products/{cup_id}/"), None)
+            .await
+            .status,
+        404
+    );
+
     // --- Two customers order it; one order is delivered, the other cancelled -----------------
     let (ann, ann_id) = register(&app, "console_ann").await;
     let (bob, _) = register(&app, "console_bob").await;
