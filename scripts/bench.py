@@ -78,7 +78,7 @@ def build(baseline=False):
     subprocess.run(["cargo", "build", "--release", "-p", "shop"], cwd=ROOT, check=True)
     if baseline:
         subprocess.run(["cargo", "build", "--release", "-p", "native-baseline"], cwd=ROOT, check=True)
-    components = ["-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders", "-p", "docs"]
+    components = ["-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders", "-p", "docs", "-p", "console"]
     subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip2", *components], cwd=ROOT, check=True)
 
 

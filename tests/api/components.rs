@@ -112,15 +112,28 @@ fn orders_imports_inventory_carts_and_profiles() {
 fn docs_needs_nothing_but_wasi_and_exports_only_its_handler() {
     // It compiles the services' descriptions, not their code: no database, no variables, no
     // link to another service, and none of the services' exports.
-    let (imports, exports) = world_of("docs");
+    assert_capability_free("docs");
+}
+
+#[test]
+fn console_needs_nothing_but_wasi_and_exports_only_its_handler() {
+    // The staff console serves its page; the page calls the API with the staff member's own
+    // token. So it has no database, no variables and no link to a service.
+    assert_capability_free("console");
+}
+
+/// A component that imports nothing but WASI 0.2 and exports only the HTTP handler.
+#[track_caller]
+fn assert_capability_free(name: &str) {
+    let (imports, exports) = world_of(name);
     let odd: Vec<&String> = imports
         .iter()
         .filter(|i| !(i.starts_with("wasi:") && i.contains("@0.2.")))
         .collect();
-    assert!(odd.is_empty(), "docs: unexpected imports {odd:?}");
+    assert!(odd.is_empty(), "{name}: unexpected imports {odd:?}");
     assert_eq!(
         exports,
         ["wasi:http/incoming-handler@0.2.0"],
-        "docs: {exports:?}"
+        "{name}: {exports:?}"
     );
 }

@@ -8,6 +8,7 @@ mod checkout_cuts;
 mod client_addr;
 mod cluster;
 mod components;
+mod console;
 mod containment;
 mod database_down;
 mod deploy;
