@@ -112,6 +112,8 @@ impl AppArgs {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start: the size of `Up`'s many flags costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the app's HTTP triggers.
     Up {

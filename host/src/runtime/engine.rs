@@ -332,7 +332,7 @@ fn cache_key(path: &Path) -> Result<[u8; 32]> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key)
         .map_err(|e| anyhow::anyhow!("no randomness for the cache key: {e}"))?;
-    crate::config::secrets::write_private(path, &key)?;
+    crate::config::secrets::write_private(path, key)?;
     Ok(key)
 }
 
