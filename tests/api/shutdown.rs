@@ -21,7 +21,10 @@ async fn sigterm_answers_every_accepted_request_then_exits_0() {
     // Every one of the requests must be admitted: this tests shutdown, not the admission bound.
     let admitted = (2 * REQUESTS).to_string();
     cmd.args(["up", "--listen", "127.0.0.1:0", "--shutdown-timeout", "20s"])
-        .args(["--max-concurrent-requests", &admitted]);
+        .args(["--max-concurrent-requests", &admitted])
+        // All from one address: its own bound would turn some away.
+        .args(["--max-requests-per-client", &admitted])
+        .args(["--max-connections-per-client", &admitted]);
     let host = spawn_serving(cmd, &workdir, &manifest);
     wait_healthy(&host.base);
 

@@ -76,8 +76,9 @@ impl Admitted {
 }
 
 /// The methods the host passes to a guest: RFC 9110's, as written there (method names are
-/// case-sensitive: `post` is another method, not `POST`), less `CONNECT` and `TRACE`, which no
-/// route serves. Anything else is answered 501 before a guest or a bound sees it, so that every
+/// case-sensitive: `post` is another method, not `POST`), less `CONNECT` (a tunnel, never a
+/// route's). `TRACE` goes to the route's guest, which answers 405 with the `Allow` header of
+/// the route's methods. Anything else is answered 405 before a guest or a bound sees it, so that every
 /// method-based decision (the hashing bound, the registration throttle, the guests' routers)
 /// sees canonical methods only.
 pub const KNOWN_METHODS: &[Method] = &[
@@ -88,6 +89,7 @@ pub const KNOWN_METHODS: &[Method] = &[
     Method::PATCH,
     Method::DELETE,
     Method::OPTIONS,
+    Method::TRACE,
 ];
 
 /// Whether `method` is one of [`KNOWN_METHODS`].
@@ -299,12 +301,13 @@ mod tests {
     #[test]
     fn only_the_password_routes_hash() {
         assert!(hashes_password(&Method::POST, "/api/accounts/login/"));
-        // Any spelling of POST is bounded, should one get past the edge's 501.
+        // Any spelling of POST is bounded, should one get past the edge's 405.
         let lower = Method::from_bytes(b"post").unwrap();
         assert!(hashes_password(&lower, "/api/accounts/register/"));
         assert!(!is_known_method(&lower));
         assert!(is_known_method(&Method::PATCH));
-        assert!(!is_known_method(&Method::TRACE));
+        assert!(is_known_method(&Method::TRACE));
+        assert!(!is_known_method(&Method::CONNECT));
         assert!(hashes_password(&Method::POST, "/api/accounts/register/"));
         assert!(!hashes_password(&Method::OPTIONS, "/api/accounts/login/"));
         assert!(!hashes_password(

@@ -73,13 +73,21 @@ pub fn not_found() -> Response<ResponseBody> {
     json(StatusCode::NOT_FOUND, r#"{"detail":"Not found."}"#)
 }
 
-/// 501 to a method outside the host's set (see `admission::KNOWN_METHODS`): method names are
-/// case-sensitive, so a lower-case `post` is an unknown method, not a POST.
+/// 405 to a method outside the host's set (see `admission::KNOWN_METHODS`), in DRF's words
+/// (the contract's "405 wrong method", whatever the route): method names are case-sensitive,
+/// so a lower-case `post` is an unknown method, not a POST, and no route allows it.
 pub fn method_not_implemented(method: &http::Method) -> Response<ResponseBody> {
     // The method is the client's text: shown escaped, and cut short.
     let shown: String = method.as_str().chars().take(32).collect();
-    let body = serde_json::json!({ "detail": format!("Method \"{shown}\" not implemented.") });
-    json(StatusCode::NOT_IMPLEMENTED, body.to_string())
+    let body = serde_json::json!({ "detail": format!("Method \"{shown}\" not allowed.") });
+    let mut response = json(StatusCode::METHOD_NOT_ALLOWED, body.to_string());
+    // RFC 9110 wants the methods the target allows; the host knows only the set it passes on
+    // (each route's own 405 narrows it), which is where a client can go from here.
+    response.headers_mut().insert(
+        http::header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    response
 }
 
 /// 429 with `Retry-After: retry_after` seconds, in DRF's words.
