@@ -5,11 +5,18 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Serialize, Serializer};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 
-/// The columns the service selects, in its order.
-const COLUMNS: &str = "id, name, description, price_cents, stock, created_at, updated_at";
+pub mod postgres;
+pub mod sqlite;
+pub mod sqlx_sqlite;
+
+/// The service's statements (the same text on SQLite and Postgres), the columns in its order.
+const FIND: &str = "SELECT id, name, description, price_cents, stock, created_at, updated_at \
+                    FROM products WHERE id = $1";
+const COUNT: &str = "SELECT COUNT(*) AS total FROM products WHERE 1 = 1";
+const LIST: &str = "SELECT id, name, description, price_cents, stock, created_at, updated_at \
+                    FROM products WHERE 1 = 1 ORDER BY id ASC LIMIT $1 OFFSET $2";
 
 /// A product as the API shows it: the fields in the service's order.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +33,7 @@ pub struct Product {
 /// An amount stored as cents, shown as a string with two decimals (`"12.50"`), as
 /// `shop_guest::money::Money` serializes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Money(i64);
+pub struct Money(pub i64);
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,7 +60,7 @@ const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 impl Timestamp {
     /// Parses RFC 3339 text (any offset, any fraction), or SQLite's offset-less forms, into
     /// UTC cut to microseconds.
-    fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Option<Self> {
         let instant = match DateTime::parse_from_rfc3339(text) {
             Ok(instant) => instant.with_timezone(&Utc),
             Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
@@ -65,6 +72,14 @@ impl Timestamp {
         Some(Self(
             DateTime::from_timestamp_micros(micros).unwrap_or(instant),
         ))
+    }
+
+    /// Postgres' binary `TIMESTAMP` (microseconds since 2000-01-01, no zone), read as UTC as
+    /// the host hands it to the guests.
+    pub fn from_postgres_micros(micros: i64) -> Option<Self> {
+        const UNIX_TO_2000_MICROS: i64 = 946_684_800_000_000;
+        let unix = micros.checked_add(UNIX_TO_2000_MICROS)?;
+        DateTime::from_timestamp_micros(unix).map(Self)
     }
 }
 
@@ -80,60 +95,49 @@ impl Serialize for Timestamp {
     }
 }
 
-fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    Timestamp::parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: format!("not a timestamp: {text:?}").into(),
-    })
+/// The error of a read, reported (a 500 and a log line), never matched.
+pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The products table on one database, through one driver: where the reads go.
+#[derive(Clone)]
+pub enum Catalogue {
+    /// SQLite through its C API (rusqlite): a read-only connection per worker thread, the read
+    /// done on that thread (the fastest native way to read the file).
+    Sqlite(sqlite::Reader),
+    /// SQLite through sqlx's pool (its worker thread per connection, a channel each way).
+    SqlxSqlite(SqlitePool),
+    /// Postgres through sqlx's pool.
+    Postgres(PgPool),
 }
 
-fn product(row: &SqliteRow) -> Result<Product, sqlx::Error> {
-    Ok(Product {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        price: Money(row.try_get("price_cents")?),
-        stock: row.try_get("stock")?,
-        created_at: timestamp(row, "created_at")?,
-        updated_at: timestamp(row, "updated_at")?,
-    })
-}
+impl Catalogue {
+    /// One product by id.
+    pub async fn find(&self, id: i64) -> Result<Option<Product>, ReadError> {
+        match self {
+            Self::Sqlite(reader) => reader.find(id),
+            Self::SqlxSqlite(pool) => Ok(sqlx_sqlite::find(pool, id).await?),
+            Self::Postgres(pool) => Ok(postgres::find(pool, id).await?),
+        }
+    }
 
-/// One product by id.
-pub async fn find(pool: &SqlitePool, id: i64) -> Result<Option<Product>, sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM products WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .as_ref()
-    .map(product)
-    .transpose()
-}
+    /// How many products there are (the service's count with no filter).
+    pub async fn count(&self) -> Result<u64, ReadError> {
+        let total = match self {
+            Self::Sqlite(reader) => reader.count()?,
+            Self::SqlxSqlite(pool) => sqlx_sqlite::count(pool).await?,
+            Self::Postgres(pool) => postgres::count(pool).await?,
+        };
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
 
-/// How many products there are (the service's count with no filter).
-pub async fn count(pool: &SqlitePool) -> Result<u64, sqlx::Error> {
-    let total: i64 = sqlx::query("SELECT COUNT(*) AS total FROM products WHERE 1 = 1")
-        .fetch_one(pool)
-        .await?
-        .try_get("total")?;
-    Ok(u64::try_from(total).unwrap_or(0))
-}
-
-/// One page of products in id order (the service's list with no filter and no ordering).
-pub async fn list(pool: &SqlitePool, limit: i64, offset: i64) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM products WHERE 1 = 1 ORDER BY id ASC LIMIT $1 OFFSET $2"
-    )))
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(product)
-    .collect()
+    /// One page of products in id order (the service's list with no filter and no ordering).
+    pub async fn list(&self, limit: i64, offset: i64) -> Result<Vec<Product>, ReadError> {
+        match self {
+            Self::Sqlite(reader) => reader.list(limit, offset),
+            Self::SqlxSqlite(pool) => Ok(sqlx_sqlite::list(pool, limit, offset).await?),
+            Self::Postgres(pool) => Ok(postgres::list(pool, limit, offset).await?),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,5 +170,16 @@ mod tests {
             Some("2026-11-25T13:00:00.000000Z")
         );
         assert_eq!(shown("yesterday"), None);
+    }
+
+    #[test]
+    fn postgres_timestamps_count_from_2000() {
+        let shown = |micros| Timestamp::from_postgres_micros(micros).map(|t| t.to_string());
+        assert_eq!(shown(0).as_deref(), Some("2000-01-01T00:00:00.000000Z"));
+        assert_eq!(
+            shown(848_926_800_123_456).as_deref(),
+            Some("2026-11-25T13:00:00.123456Z")
+        );
+        assert_eq!(shown(i64::MAX), None);
     }
 }

@@ -1,14 +1,21 @@
 //! `native-baseline`: the products service's two reads, `GET /api/products/{id}/` and
 //! `GET /api/products/?page_size=N&page=M`, answered by a plain native server from the same
-//! SQLite file with the same SQL and the same JSON.
+//! database (the SQLite file, or the service's Postgres schema) with the same SQL and the same
+//! JSON.
 //!
 //! Bench tooling, not part of the product: `scripts/bench.py --baseline` runs it beside the shop
 //! host on the host's own products database and reports the ratio of the two, which says what
 //! the Wasm components and their runtime cost on this machine whatever the machine is.
 //!
 //! ```text
-//! native-baseline --database .shop/products.db --listen 127.0.0.1:0
+//! native-baseline --database .shop/products.db [--driver rusqlite|sqlx] --listen 127.0.0.1:0
+//! native-baseline --database-url 'postgres://shop_products@127.0.0.1/shop?options=-c%20search_path%3Dproducts'
 //! ```
+//!
+//! On SQLite the default driver is rusqlite (SQLite's C API, a read-only connection per worker
+//! thread, the read on that thread): the fastest native way to serve these reads, so the ratio
+//! is against the real limit. `--driver sqlx` reads through sqlx's pool as the host does.
+//! Postgres is read through sqlx's pool, the host's driver.
 //!
 //! It prints `Serving http://ADDR` on stdout once it listens, as the host does.
 
@@ -30,14 +37,15 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 
+use crate::catalogue::Catalogue;
 use crate::paging::PageRequest;
 
-/// Connections in the pool: the host's per database file (`POOL_SIZE` in
-/// host/src/capabilities/sqlite/mod.rs).
+/// Connections in a sqlx pool: the host's per SQLite file (`POOL_SIZE` in
+/// host/src/capabilities/sqlite/mod.rs) and per Postgres service (`POSTGRES_POOL_SIZE`).
 const POOL_SIZE: u32 = 16;
 /// How long a statement waits for another connection's write lock (the host's).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,16 +59,37 @@ const READ_METHODS: &str = "GET, HEAD";
 
 /// What the command line asks for.
 struct Options {
-    database: PathBuf,
+    database: Database,
     listen: SocketAddr,
 }
 
-const USAGE: &str = "usage: native-baseline --database PATH [--listen 127.0.0.1:0]";
+/// Where the products are, and how to read them.
+#[derive(Debug, PartialEq, Eq)]
+enum Database {
+    /// A SQLite file, through `driver`.
+    Sqlite { path: PathBuf, driver: Driver },
+    /// A Postgres URL whose `search_path` reaches the products table (sqlx).
+    Postgres { url: String },
+}
+
+/// The SQLite driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    Rusqlite,
+    Sqlx,
+}
+
+const USAGE: &str = "usage: native-baseline (--database PATH [--driver rusqlite|sqlx] | \
+                     --database-url postgres://...) [--listen 127.0.0.1:0]";
 
 impl Options {
-    /// Reads `--database PATH` (required) and `--listen ADDR` (default `127.0.0.1:0`).
+    /// Reads `--database PATH` (SQLite, with `--driver`: rusqlite by default) or
+    /// `--database-url URL` (Postgres), one of them required, and `--listen ADDR` (default
+    /// `127.0.0.1:0`).
     fn from_args(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut database = None;
+        let mut path = None;
+        let mut url = None;
+        let mut driver = None;
         let mut listen = SocketAddr::from(([127, 0, 0, 1], 0));
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
@@ -74,7 +103,15 @@ impl Options {
                     .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
             };
             match name.as_str() {
-                "--database" => database = Some(PathBuf::from(value()?)),
+                "--database" => path = Some(PathBuf::from(value()?)),
+                "--database-url" => url = Some(value()?),
+                "--driver" => {
+                    driver = Some(match value()?.as_str() {
+                        "rusqlite" => Driver::Rusqlite,
+                        "sqlx" => Driver::Sqlx,
+                        other => return Err(format!("unknown driver {other}\n{USAGE}")),
+                    })
+                }
                 "--listen" => {
                     let text = value()?;
                     listen = text
@@ -85,7 +122,22 @@ impl Options {
                 other => return Err(format!("unknown argument {other}\n{USAGE}")),
             }
         }
-        let database = database.ok_or_else(|| format!("--database is required\n{USAGE}"))?;
+        let database = match (path, url, driver) {
+            (Some(path), None, driver) => Database::Sqlite {
+                path,
+                driver: driver.unwrap_or(Driver::Rusqlite),
+            },
+            (None, Some(url), None | Some(Driver::Sqlx)) => Database::Postgres { url },
+            (None, Some(_), Some(_)) => {
+                return Err(format!("Postgres is read with sqlx only\n{USAGE}"))
+            }
+            (Some(_), Some(_), _) => {
+                return Err(format!("--database or --database-url, not both\n{USAGE}"))
+            }
+            (None, None, _) => {
+                return Err(format!("--database or --database-url is required\n{USAGE}"))
+            }
+        };
         Ok(Self { database, listen })
     }
 }
@@ -105,9 +157,9 @@ async fn main() {
     }
 }
 
-/// Opens the pool, listens, prints the address and serves until the process is stopped.
+/// Opens the database, listens, prints the address and serves until the process is stopped.
 async fn run(options: Options) -> Result<(), String> {
-    let pool = open_pool(&options.database).await?;
+    let catalogue = open_catalogue(&options.database).await?;
     let listener = TcpListener::bind(options.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
@@ -131,10 +183,10 @@ async fn run(options: Options) -> Result<(), String> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let pool = pool.clone();
+        let catalogue = catalogue.clone();
         let service = service_fn(move |request| {
-            let pool = pool.clone();
-            async move { Ok::<_, Infallible>(handle(&pool, request, local).await) }
+            let catalogue = catalogue.clone();
+            async move { Ok::<_, Infallible>(handle(&catalogue, request, local).await) }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
@@ -143,9 +195,31 @@ async fn run(options: Options) -> Result<(), String> {
     }
 }
 
-/// A pool on an existing database file, with the host's settings (WAL, `synchronous=NORMAL`,
-/// busy timeout, foreign keys). It only reads; the file is not created if missing.
-async fn open_pool(path: &std::path::Path) -> Result<SqlitePool, String> {
+/// The products table through the driver asked for; a SQLite file is not created if missing.
+async fn open_catalogue(database: &Database) -> Result<Catalogue, String> {
+    match database {
+        Database::Sqlite {
+            path,
+            driver: Driver::Rusqlite,
+        } => catalogue::sqlite::Reader::open(path).map(Catalogue::Sqlite),
+        Database::Sqlite {
+            path,
+            driver: Driver::Sqlx,
+        } => open_sqlx_sqlite(path).await.map(Catalogue::SqlxSqlite),
+        Database::Postgres { url } => PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .connect(url)
+            .await
+            .map(Catalogue::Postgres)
+            .map_err(|e| format!("cannot connect to Postgres: {e}")),
+    }
+}
+
+/// A sqlx pool on an existing database file, with the host's settings (WAL,
+/// `synchronous=NORMAL`, busy timeout, foreign keys). It only reads.
+async fn open_sqlx_sqlite(path: &std::path::Path) -> Result<sqlx::SqlitePool, String> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
@@ -213,11 +287,11 @@ impl Failure {
 
 /// Routes one request: path first (404), then method (405), then the read.
 async fn handle(
-    pool: &SqlitePool,
+    catalogue: &Catalogue,
     request: Request<Incoming>,
     local: SocketAddr,
 ) -> Response<Full<Bytes>> {
-    let mut response = match route(pool, &request, local).await {
+    let mut response = match route(catalogue, &request, local).await {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(failure) => {
             let mut response = json_response(failure.status, failure.body);
@@ -246,7 +320,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
 
 /// The JSON body of a 200, or why not.
 async fn route(
-    pool: &SqlitePool,
+    catalogue: &Catalogue,
     request: &Request<Incoming>,
     local: SocketAddr,
 ) -> Result<Vec<u8>, Failure> {
@@ -260,8 +334,8 @@ async fn route(
         )
     };
     match segments.as_slice() {
-        ["api", "products"] if read => list(pool, request, local).await,
-        ["api", "products", id] if read => retrieve(pool, id).await,
+        ["api", "products"] if read => list(catalogue, request, local).await,
+        ["api", "products", id] if read => retrieve(catalogue, id).await,
         ["api", "products"] | ["api", "products", _] => Err(not_allowed()),
         _ => Err(Failure::not_found()),
     }
@@ -269,7 +343,7 @@ async fn route(
 
 /// `GET /api/products/?page_size=N&page=M`: the count, then one page in id order.
 async fn list(
-    pool: &SqlitePool,
+    catalogue: &Catalogue,
     request: &Request<Incoming>,
     local: SocketAddr,
 ) -> Result<Vec<u8>, Failure> {
@@ -287,9 +361,10 @@ async fn list(
         ));
     }
     let pages = PageRequest::from_query(&query)?;
-    let count = catalogue::count(pool).await.map_err(Failure::internal)?;
+    let count = catalogue.count().await.map_err(Failure::internal)?;
     let window = pages.window_for(count)?;
-    let products = catalogue::list(pool, window.limit(), window.offset())
+    let products = catalogue
+        .list(window.limit(), window.offset())
         .await
         .map_err(Failure::internal)?;
     // The URL as the host hands it to the guests (`spin-full-url`): the Host header, else the
@@ -306,9 +381,10 @@ async fn list(
 }
 
 /// `GET /api/products/{id}/`.
-async fn retrieve(pool: &SqlitePool, id: &str) -> Result<Vec<u8>, Failure> {
+async fn retrieve(catalogue: &Catalogue, id: &str) -> Result<Vec<u8>, Failure> {
     let id = parse_id(id).ok_or_else(Failure::not_found)?;
-    let product = catalogue::find(pool, id)
+    let product = catalogue
+        .find(id)
         .await
         .map_err(Failure::internal)?
         .ok_or_else(Failure::not_found)?;
@@ -354,15 +430,47 @@ mod tests {
     }
 
     #[test]
-    fn options_need_a_database() {
+    fn options_need_one_database() {
         let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         let options = Options::from_args(
             args(&["--database", "p.db", "--listen=127.0.0.1:8080"]).into_iter(),
         )
         .unwrap();
-        assert_eq!(options.database, PathBuf::from("p.db"));
+        assert_eq!(
+            options.database,
+            Database::Sqlite {
+                path: PathBuf::from("p.db"),
+                driver: Driver::Rusqlite
+            }
+        );
         assert_eq!(options.listen.port(), 8080);
-        assert!(Options::from_args(args(&["--listen", "127.0.0.1:0"]).into_iter()).is_err());
-        assert!(Options::from_args(args(&["--bogus"]).into_iter()).is_err());
+        let sqlx =
+            Options::from_args(args(&["--database", "p.db", "--driver", "sqlx"]).into_iter());
+        assert_eq!(
+            sqlx.unwrap().database,
+            Database::Sqlite {
+                path: PathBuf::from("p.db"),
+                driver: Driver::Sqlx
+            }
+        );
+        let postgres = Options::from_args(args(&["--database-url", "postgres://h/d"]).into_iter());
+        assert_eq!(
+            postgres.unwrap().database,
+            Database::Postgres {
+                url: "postgres://h/d".to_owned()
+            }
+        );
+        for invalid in [
+            &["--listen", "127.0.0.1:0"][..],
+            &["--bogus"],
+            &["--database", "p.db", "--database-url", "postgres://h/d"],
+            &["--database-url", "postgres://h/d", "--driver", "rusqlite"],
+            &["--database", "p.db", "--driver", "odbc"],
+        ] {
+            assert!(
+                Options::from_args(args(invalid).into_iter()).is_err(),
+                "{invalid:?}"
+            );
+        }
     }
 }
