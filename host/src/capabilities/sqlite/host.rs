@@ -59,17 +59,28 @@ impl Connection {
             Some(conn) => conn,
             slot @ None => slot.insert(self.pool.acquire().await.map_err(to_wit_error)?),
         };
+        // A writer waits for its turn here, in line, not in SQLite's sleeping busy handler.
+        if shape.takes_write_lock {
+            conn.take_write_turn(self.deadline)
+                .await
+                .map_err(to_wit_error)?;
+        }
         let inline = !shape.controls_transaction && !shape.modifies_rows;
         let ran = if inline {
             conn.run_inline(&statement, &parameters)
         } else {
             Err(NotInline::Blocking)
         };
-        let result = match ran {
-            Ok(result) => result,
-            Err(NotInline::Failed(error)) => return Err(to_wit_error(error)),
-            Err(NotInline::Blocking) => self.run_blocking(statement, parameters).await?,
+        let ran = match ran {
+            Ok(result) => Ok(result),
+            Err(NotInline::Failed(error)) => Err(to_wit_error(error)),
+            Err(NotInline::Blocking) => self.run_blocking(statement, parameters).await,
         };
+        // The turn passes on once the statement left no transaction open, failed or not.
+        if let Some(conn) = &mut self.conn {
+            conn.end_write_turn_if_done();
+        }
+        let result = ran?;
         // The pooled connection served other resources before: its counters reflect this
         // resource only after a statement of this resource that sets them.
         if let (Some(conn), true) = (&self.conn, shape.modifies_rows) {
@@ -848,6 +859,143 @@ mod tests {
         wit::HostConnection::drop(&mut second, waiter)
             .await
             .unwrap();
+    }
+
+    /// Writers to one database wait in line for their turn, first come first served, for as
+    /// long as their requests may: past SQLite's own busy timeout, which a writer waiting in
+    /// SQLite's busy handler would have failed at. Readers do not wait.
+    #[tokio::test]
+    async fn writers_wait_in_line_past_the_busy_timeout_in_order() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let allowed = vec!["products".to_string()];
+        let mut tables: Vec<ResourceTable> = (0..5).map(|_| ResourceTable::new()).collect();
+        let mut views: Vec<SqliteView<'_>> = tables
+            .iter_mut()
+            .map(|table| view(table, &databases, &allowed))
+            .collect();
+        let mut conns = Vec::new();
+        for view in &mut views {
+            conns.push(open(view).await);
+        }
+        let (holder_view, rest) = views.split_first_mut().unwrap();
+        let (reader_view, waiter_views) = rest.split_first_mut().unwrap();
+        let holder = &conns[0];
+        exec(holder_view, holder, "CREATE TABLE t (a)", vec![])
+            .await
+            .unwrap();
+        exec(holder_view, holder, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        exec(holder_view, holder, "INSERT INTO t VALUES (0)", vec![])
+            .await
+            .unwrap();
+        let [first, second, third] = waiter_views else {
+            unreachable!()
+        };
+        // Each waiter holds its connection before the line forms: the line is what is tested.
+        for (view, conn) in [&mut *first, &mut *second, &mut *third]
+            .into_iter()
+            .zip(&conns[2..])
+        {
+            integer(view, conn, "SELECT 1").await;
+        }
+        let statements: Vec<String> = (1..=3)
+            .map(|n| format!("INSERT INTO t VALUES ({n})"))
+            .collect();
+        let (one, two, three, read, committed) = tokio::join!(
+            exec(first, &conns[2], &statements[0], vec![]),
+            exec(second, &conns[3], &statements[1], vec![]),
+            exec(third, &conns[4], &statements[2], vec![]),
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                integer(reader_view, &conns[1], "SELECT count(*) FROM t").await
+            },
+            async {
+                tokio::time::sleep(raw::BUSY_TIMEOUT + Duration::from_millis(500)).await;
+                exec(holder_view, holder, "COMMIT", vec![]).await
+            }
+        );
+        committed.unwrap();
+        for waited in [one, two, three] {
+            waited.unwrap();
+        }
+        assert_eq!(read, 0, "a reader saw the last commit without waiting");
+        let order = exec(
+            reader_view,
+            &conns[1],
+            "SELECT a FROM t ORDER BY rowid",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let order: Vec<i64> = order
+            .rows
+            .iter()
+            .map(|row| match row.values[0] {
+                Value::Integer(n) => n,
+                ref other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![0, 1, 2, 3],
+            "the writers took their turns in the order they came"
+        );
+    }
+
+    /// A writer whose request's deadline passes in the line fails as SQLite's busy statement
+    /// does, holds no turn afterwards, and the holder and later writers go on.
+    #[tokio::test]
+    async fn a_writer_leaves_the_line_at_its_deadline() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let allowed = vec!["products".to_string()];
+        let (mut first_table, mut second_table) = (ResourceTable::new(), ResourceTable::new());
+        let mut first = view(&mut first_table, &databases, &allowed);
+        let mut second = view(&mut second_table, &databases, &allowed);
+        let holder = open(&mut first).await;
+        exec(&mut first, &holder, "CREATE TABLE t (a)", vec![])
+            .await
+            .unwrap();
+        exec(&mut first, &holder, "BEGIN IMMEDIATE", vec![])
+            .await
+            .unwrap();
+        second.deadline = std::time::Instant::now() + Duration::from_millis(300);
+        let late = open(&mut second).await;
+        match exec(&mut second, &late, "INSERT INTO t VALUES (1)", vec![]).await {
+            Err(wit::Error::Io(message)) => assert!(message.starts_with("database is locked")),
+            other => panic!("the late writer was not refused: {other:?}"),
+        }
+        assert!(!second
+            .table
+            .get(&late)
+            .unwrap()
+            .conn
+            .as_ref()
+            .unwrap()
+            .has_write_turn());
+        exec(&mut first, &holder, "INSERT INTO t VALUES (2)", vec![])
+            .await
+            .unwrap();
+        exec(&mut first, &holder, "COMMIT", vec![]).await.unwrap();
+        assert!(!first
+            .table
+            .get(&holder)
+            .unwrap()
+            .conn
+            .as_ref()
+            .unwrap()
+            .has_write_turn());
+        second.deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let next = open(&mut second).await;
+        exec(&mut second, &next, "INSERT INTO t VALUES (3)", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            integer(&mut second, &next, "SELECT count(*) FROM t").await,
+            2
+        );
     }
 
     /// Parameters bind as they did through sqlx: `$n` and `?n` by number, `?` in order (across

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::capabilities::sqlite::raw::{RawConnection, SqlError};
 
@@ -24,6 +24,11 @@ struct Shared {
     idle: Mutex<Vec<RawConnection>>,
     /// One permit per connection the pool may have: taken while a resource holds one.
     permits: Arc<Semaphore>,
+    /// The database's write turn: one connection at a time writes, from its first write to the
+    /// end of its transaction; the others wait in line here (first come, first served, without
+    /// a thread) instead of in SQLite's busy handler, which sleeps in growing steps. The line
+    /// is bounded: each connection in it holds one of the pool's permits.
+    write_turn: Arc<TurnLock<()>>,
 }
 
 impl std::fmt::Debug for GuestPool {
@@ -42,6 +47,7 @@ impl GuestPool {
                 path,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(size.max(1) as usize)),
+                write_turn: Arc::new(TurnLock::new(())),
             }),
         }
     }
@@ -74,6 +80,7 @@ impl GuestPool {
         Ok(PooledConnection {
             conn: Some(conn),
             shared: self.shared.clone(),
+            write_turn: None,
             _permit: permit,
         })
     }
@@ -83,7 +90,44 @@ impl GuestPool {
 pub(super) struct PooledConnection {
     conn: Option<RawConnection>,
     shared: Arc<Shared>,
+    /// The database's write turn while this connection writes. A field, so it is given up only
+    /// after `Drop::drop` has rolled back what the connection left open.
+    write_turn: Option<OwnedMutexGuard<()>>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl PooledConnection {
+    /// Waits for the database's write turn (in line, until `deadline`), unless this connection
+    /// has it already. Past the deadline the statement fails as SQLite's busy one does.
+    pub(super) async fn take_write_turn(&mut self, deadline: Instant) -> Result<(), SqlError> {
+        if self.write_turn.is_some() {
+            return Ok(());
+        }
+        let line = self.shared.write_turn.clone().lock_owned();
+        let turn = tokio::time::timeout_at(deadline.into(), line)
+            .await
+            .map_err(|_| {
+                SqlError::Io(
+                    "database is locked: other writers held it until the request's deadline".into(),
+                )
+            })?;
+        self.write_turn = Some(turn);
+        Ok(())
+    }
+
+    /// Gives the write turn to the next in line once no transaction is open on the connection
+    /// (after an autocommitted write, a COMMIT, a ROLLBACK, or a failure that ended it).
+    pub(super) fn end_write_turn_if_done(&mut self) {
+        if self.write_turn.is_some() && !self.in_transaction() {
+            self.write_turn = None;
+        }
+    }
+
+    /// Whether the connection holds the database's write turn.
+    #[cfg(test)]
+    pub(super) fn has_write_turn(&self) -> bool {
+        self.write_turn.is_some()
+    }
 }
 
 impl std::ops::Deref for PooledConnection {

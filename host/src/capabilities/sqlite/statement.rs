@@ -22,6 +22,11 @@ pub(super) struct StatementShape {
     /// It starts with BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT or RELEASE: it may take or give
     /// up the write lock, or commit (and so checkpoint), which the host never does inline.
     pub(super) controls_transaction: bool,
+    /// It may take the database's write lock: INSERT, UPDATE, DELETE or REPLACE anywhere in it
+    /// (a trigger, a CTE, a second statement), `BEGIN IMMEDIATE` or `EXCLUSIVE`, or a schema
+    /// change. It errs on the side of "writes" (a `replace()` call counts), which costs only a
+    /// turn in the database's line of writers.
+    pub(super) takes_write_lock: bool,
 }
 
 impl StatementShape {
@@ -32,6 +37,7 @@ impl StatementShape {
         let mut words = 0usize;
         let mut closing_words = true;
         let mut dml_word = false;
+        let mut locking_begin = false;
         let only_words = sql_scan::try_scan(sql, &sql_scan::SQLITE, |token| {
             let word = match token {
                 Token::Word(word) => word,
@@ -59,6 +65,9 @@ impl StatementShape {
             if is("UPDATE") || is("DELETE") {
                 dml_word = true;
             }
+            if is("IMMEDIATE") || is("EXCLUSIVE") {
+                locking_begin = true;
+            }
             Ok(())
         })?;
         let first = |keywords: &[&str]| {
@@ -73,6 +82,9 @@ impl StatementShape {
         shape.modifies_rows =
             first(&["INSERT", "UPDATE", "DELETE", "REPLACE"]) || (first(&["WITH"]) && dml_word);
         shape.may_insert &= shape.modifies_rows;
+        shape.takes_write_lock = dml_word
+            || (shape.opens_transaction && locking_begin)
+            || first(&["CREATE", "DROP", "ALTER", "REINDEX", "VACUUM", "ANALYZE"]);
         Ok(shape)
     }
 }
@@ -99,6 +111,32 @@ mod tests {
     fn shape(sql: &str) -> StatementShape {
         StatementShape::scan(sql).unwrap()
     }
+    #[test]
+    fn scan_finds_what_takes_the_write_lock() {
+        for writes in [
+            "BEGIN IMMEDIATE",
+            "begin exclusive transaction",
+            "INSERT INTO t VALUES (1)",
+            "WITH x AS (SELECT 1) UPDATE t SET a = 1",
+            "SELECT 1; DELETE FROM t",
+            "REPLACE INTO t VALUES (1)",
+            "CREATE TABLE t (a)",
+        ] {
+            assert!(shape(writes).takes_write_lock, "{writes}");
+        }
+        for reads in [
+            "BEGIN",
+            "BEGIN DEFERRED",
+            "COMMIT",
+            "ROLLBACK",
+            "SELECT 'INSERT' FROM t -- UPDATE",
+            "SELECT \"delete\" FROM t",
+            "PRAGMA user_version",
+        ] {
+            assert!(!shape(reads).takes_write_lock, "{reads}");
+        }
+    }
+
     #[test]
     fn scan_finds_transactions() {
         assert!(shape("BEGIN IMMEDIATE").opens_transaction);
