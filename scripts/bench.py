@@ -1,25 +1,42 @@
 #!/usr/bin/env python3
-"""Benchmark the shop on the release host: seed products, drive GET detail and GET list with wrk.
+"""Benchmark the shop on the release host: seed products, drive it with wrk, print what it did.
 
     python3 scripts/bench.py                 # every scenario, SQLite and Postgres
     python3 scripts/bench.py --engine sqlite --duration 5 --scenario products
+    python3 scripts/bench.py --no-build --engine postgres --scenario orders --duration 5
+    python3 scripts/bench.py --no-build --engine both --scenario products --baseline --duration 5
+    python3 scripts/bench.py --no-build --scenario orders --compare-binary /tmp/shop-before --rounds 2
 
-Scenarios: `products` (GET detail and list over 1,000 products, wrk at 32 connections), `login`
-(Argon2id logins: sequential latency, then wrk at 4 connections), `orders` (16 buyer threads, each
-filling a cart and placing an order in a loop: orders/s and p50/p99 of the placement).
+Scenarios:
+- `products`: GET detail and list over 1,000 products, wrk -t2 at 32 connections.
+- `login`: Argon2id logins: sequential latency, then wrk at 4 connections.
+- `orders`: the checkout. 16 buyers (real users, registered and logged in through the API), each a
+  wrk thread with one connection (wrk -t16 -c16, scripts/bench_orders.lua), looping "add product A
+  to the cart, add product B, place the order" (two POST /api/carts/add_item/, one POST
+  /api/orders/), so a buyer's requests never overlap. Reports orders/s (201s to POST /api/orders/
+  counted by the script), requests/s and p50/p99 of a request (wrk --latency: all three kinds), and
+  failed requests (non-2xx and socket errors). Afterwards the shop's own count of orders (GET
+  /api/orders/ as staff) and product A's stock must agree with what wrk counted, or the run fails.
 
-Prints requests/s, p50/p99 latency (from wrk --latency) and the host's RSS for each run.
+Each run starts a fresh host (its own SQLite files, or a fresh Postgres database) with a staff
+user made by `shop createsuperuser`; every token is a real user's, from POST /api/accounts/login/.
+Prints requests/s, p50/p99 latency (from wrk --latency), failures and the host's RSS.
 
-`--baseline` (products scenario, SQLite): after the host's runs, starts tools/native-baseline (a
-plain native server answering the same two reads from the same SQL) on the host's own products
-database, checks that it answers as the host does, runs the same two wrk loads against it and
-prints host/native ratios: absolute figures depend on the machine, the ratio much less.
-Needs `wrk` (Debian package), `openssl` (for the Ed25519 key that signs the bench's tokens) and,
+`--compare-binary PATH` (e.g. an earlier build of target/release/shop): every scenario also runs
+on that host, in the same run, alternating which goes first over `--rounds`, and the table
+`host / compare` gives the ratio of the two (means over the rounds).
+
+`--baseline` (products scenario): after the host's runs, starts tools/native-baseline (a plain
+native server answering the same two reads from the same SQL: rusqlite on the host's SQLite file,
+sqlx on its products schema on Postgres), checks that it answers as the host does, runs the same
+two wrk loads against it and prints host/native ratios: absolute figures depend on the machine,
+the ratio much less.
+Needs `wrk` (Debian package), `openssl` (for the Ed25519 key pair the host signs tokens with) and,
 for Postgres, `psql` and a server (SHOP_BENCH_POSTGRES).
 """
 import argparse
 import atexit
-import base64
+import collections
 import functools
 import json
 import os
@@ -33,63 +50,69 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The host under test (`--host-binary`: e.g. an earlier build, to compare two in one run).
+# The host under test (`--host-binary`), and the one compared with it (`--compare-binary`).
 HOST_BINARY = os.path.join(ROOT, "target/release/shop")
 # The native baseline of `--baseline` (tools/native-baseline: bench tooling, not the product).
 BASELINE_BINARY = os.path.join(ROOT, "target/release/native-baseline")
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+# The checkout's load: one wrk thread and connection per buyer.
+ORDERS_SCRIPT = os.path.join(ROOT, "scripts/bench_orders.lua")
+BUYERS = 16
+# Enough of products A and B for every order any run can place.
+ORDER_STOCK = 2_000_000_000
+# The staff user each host gets from `shop createsuperuser`, and every bench user's password.
+STAFF = "benchstaff"
+PASSWORD = "bench-password-123"
+MANIFEST = os.path.join(ROOT, "spin.toml")
 
 
 @functools.lru_cache(maxsize=None)
 def jwt_keys():
-    """The bench's Ed25519 key pair, made once per run: (key file, private PEM, public PEM)."""
+    """The Ed25519 key pair the hosts sign and check tokens with, made once per run: (private PEM, public PEM)."""
     folder = tempfile.mkdtemp(prefix="shop-bench-key-")
     atexit.register(shutil.rmtree, folder, True)
     key = os.path.join(folder, "jwt.key")
     subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", key], check=True)
     public = subprocess.run(["openssl", "pkey", "-in", key, "-pubout"], check=True, capture_output=True, text=True).stdout
     with open(key) as f:
-        return key, f.read(), public
+        return f.read(), public
 
 
-def sign_token(claims) -> str:
-    """An EdDSA JWT of `claims`, signed as the accounts service signs (with the bench's key)."""
-    header = b64(json.dumps({"alg": "EdDSA", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    key = jwt_keys()[0]
-    with tempfile.TemporaryDirectory() as folder:
-        message, signature = os.path.join(folder, "message"), os.path.join(folder, "signature")
-        with open(message, "w") as f:
-            f.write(f"{header}.{body}")
-        subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", key, "-rawin", "-in", message, "-out", signature], check=True)
-        with open(signature, "rb") as f:
-            return f"{header}.{body}.{b64(f.read())}"
+def host_env():
+    private_key, public_key = jwt_keys()
+    return dict(os.environ, SPIN_VARIABLE_JWT_PRIVATE_KEY=private_key, SPIN_VARIABLE_JWT_PUBLIC_KEY=public_key,
+                RUST_LOG=os.environ.get("RUST_LOG", "info"))
 
 
-def staff_token() -> str:
-    now = int(time.time())
-    return sign_token({"sub": "1", "iat": now, "exp": now + 3600, "jti": "bench", "token_type": "access", "is_staff": True})
+@functools.lru_cache(maxsize=None)
+def up_flags(binary):
+    """The flags `binary up` knows (an earlier build may lack the newer ones)."""
+    out = subprocess.run([binary, "up", "--help"], capture_output=True, text=True).stdout
+    return set(re.findall(r"--[a-z][a-z-]+", out))
 
 
 def build(baseline=False):
-    subprocess.run(["cargo", "build", "--release", "-p", "shop"], cwd=ROOT, check=True)
+    # With --tests: the features the workspace's tests build with, so this reuses their build
+    # (plain `-p shop` unifies differently and rebuilds wasmtime); it makes target/release/shop.
+    subprocess.run(["cargo", "build", "--release", "--tests", "-p", "shop"], cwd=ROOT, check=True)
     if baseline:
         subprocess.run(["cargo", "build", "--release", "-p", "native-baseline"], cwd=ROOT, check=True)
     components = ["-p", "products", "-p", "accounts", "-p", "cart", "-p", "orders", "-p", "docs", "-p", "console"]
     subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip2", *components], cwd=ROOT, check=True)
 
 
-def start_host(extra, workdir):
-    _, private_key, public_key = jwt_keys()
-    env = dict(os.environ, SPIN_VARIABLE_JWT_PRIVATE_KEY=private_key, SPIN_VARIABLE_JWT_PUBLIC_KEY=public_key,
-               RUST_LOG=os.environ.get("RUST_LOG", "info"))
+def start_host(binary, app_args, workdir):
+    """`binary up` in `workdir` with a staff user made first: (process, base URL, staff token)."""
+    env = host_env()
+    subprocess.run([binary, "createsuperuser", "--manifest", MANIFEST, *app_args, "--username", STAFF,
+                    "--email", "staff@bench.example.com"], cwd=workdir, env=dict(env, SHOP_SUPERUSER_PASSWORD=PASSWORD),
+                   check=True, stdout=subprocess.DEVNULL)
+    extra = []
+    if "--registrations-per-client" in up_flags(binary):
+        # The bench registers all its buyers from one address.
+        extra = ["--registrations-per-client", "1000"]
     log = open(os.path.join(workdir, "host.log"), "w")
     proc = subprocess.Popen(
-        [HOST_BINARY, "up", "--manifest", os.path.join(ROOT, "spin.toml"),
-         "--listen", "127.0.0.1:0", *extra],
+        [binary, "up", "--manifest", MANIFEST, "--listen", "127.0.0.1:0", *app_args, *extra],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     for line in proc.stdout:
         m = re.match(r"\s*Serving (http://\S+)", line)
@@ -97,7 +120,8 @@ def start_host(extra, workdir):
             base = m.group(1).rstrip("/")
             # Drain the rest of stdout (per-request logs) so the host never blocks on a full pipe.
             subprocess.Popen(["cat"], stdin=proc.stdout, stdout=log)
-            return proc, base
+            staff = request("POST", f"{base}/api/accounts/login/", None, {"username": STAFF, "password": PASSWORD})["access"]
+            return proc, base, staff
     raise SystemExit(f"host did not start; see {workdir}/host.log")
 
 
@@ -112,14 +136,25 @@ def products_database(workdir):
     return os.path.join(workdir, path)
 
 
+def products_url(binary, app_args):
+    """The products service's own Postgres URL (its role, `search_path` its schema), as
+    `shop migrate --print-urls` gives it."""
+    out = subprocess.run([binary, "migrate", "--manifest", MANIFEST, *app_args, "--print-urls"], env=host_env(),
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^SPIN_VARIABLE_PRODUCTS_DATABASE=(\S+)$", out, re.M)
+    if not m:
+        raise SystemExit(f"shop migrate --print-urls named no products database:\n{out}")
+    return m.group(1)
+
+
 def start_baseline(database, workdir):
-    """tools/native-baseline on `database`: (process, base URL)."""
+    """tools/native-baseline on `database` (arguments: `--database FILE` or `--database-url URL`): (process, base URL)."""
     if not os.path.exists(BASELINE_BINARY):
         raise SystemExit(f"{BASELINE_BINARY} is missing: cargo build --release -p native-baseline (or run without --no-build)")
-    if not os.path.exists(database):
-        raise SystemExit(f"the host's products database is not at {database}; see runtime-config.toml")
+    if database[0] == "--database" and not os.path.exists(database[1]):
+        raise SystemExit(f"the host's products database is not at {database[1]}; see runtime-config.toml")
     log = open(os.path.join(workdir, "baseline.log"), "w")
-    proc = subprocess.Popen([BASELINE_BINARY, "--database", database, "--listen", "127.0.0.1:0"],
+    proc = subprocess.Popen([BASELINE_BINARY, *database, "--listen", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=log, text=True)
     line = proc.stdout.readline()
     m = re.match(r"\s*Serving (http://\S+)", line)
@@ -168,11 +203,10 @@ def request(method, url, token=None, body=None):
         return json.loads(res.read() or b"null")
 
 
-def seed(base, n):
-    token = staff_token()
+def seed(base, staff, n):
     ids = []
     for i in range(n):
-        p = request("POST", f"{base}/api/products/", token,
+        p = request("POST", f"{base}/api/products/", staff,
                     {"name": f"Bench product {i}", "description": "seeded for the benchmark", "price": f"{i % 500}.99", "stock": i % 50})
         ids.append(p["id"])
     return ids
@@ -193,11 +227,15 @@ def ms(seconds):
     return f"{seconds * 1000:.2f}ms"
 
 
+def row(label, run, orders=None):
+    """A table row of one load: label, req/s, orders/s, p50, p99, failed requests, socket errors."""
+    return (label, run["rps"], orders, run["p50"], run["p99"], run["failed"], run["socket"])
+
+
 def bench_login(base, args):
     user = f"bench{os.getpid()}"
-    password = "bench-password-123"
-    request("POST", f"{base}/api/accounts/register/", None, {"username": user, "email": f"{user}@example.com", "password": password})
-    body = {"username": user, "password": password}
+    request("POST", f"{base}/api/accounts/register/", None, {"username": user, "email": f"{user}@example.com", "password": PASSWORD})
+    body = {"username": user, "password": PASSWORD}
     times = []
     for _ in range(30):
         start = time.perf_counter()
@@ -207,63 +245,77 @@ def bench_login(base, args):
     with open(script, "w") as f:
         f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                 f"wrk.body = '{json.dumps(body)}'\n")
-    rps, p50, p99, non2xx, sock = wrk(f"{base}/api/accounts/login/", 4, args.duration, script)
-    return [("POST /api/accounts/login/ sequential", None, ms(percentile(times, 50)), ms(percentile(times, 99)), 0, ""),
-            ("POST /api/accounts/login/ (wrk -c4)", rps, p50, p99, non2xx, sock)]
+    run = wrk(f"{base}/api/accounts/login/", 2, 4, args.duration, script)
+    return [("POST /api/accounts/login/ sequential", None, None, ms(percentile(times, 50)), ms(percentile(times, 99)), 0, ""),
+            row("POST /api/accounts/login/ (wrk -c4)", run)]
 
 
-def bench_orders(base, args):
-    import http.client
-    import threading
-    token = staff_token()
-    product = request("POST", f"{base}/api/products/", token, {"name": "Bench order item", "price": "12.34", "stock": 2_000_000_000})
-    pid = product["id"]
-    host, port = base.removeprefix("http://").split(":")
-    latencies, failures = [], []
-    lock = threading.Lock()
-    deadline = time.perf_counter() + args.duration
-
-    def buyer(n):
-        conn = http.client.HTTPConnection(host, int(port))
-        user_token = user_token_for(10_000_000 + os.getpid() * 100 + n)
-        headers = {"Authorization": f"Bearer {user_token}", "Content-Type": "application/json"}
-        mine = []
-        while time.perf_counter() < deadline:
-            conn.request("POST", "/api/carts/add_item/", json.dumps({"product_id": pid, "quantity": 1}), headers)
-            res = conn.getresponse(); res.read()
-            start = time.perf_counter()
-            conn.request("POST", "/api/orders/", json.dumps({"shipping_address": "1 Bench Road"}), headers)
-            res = conn.getresponse(); res.read()
-            elapsed = time.perf_counter() - start
-            (mine if res.status == 201 else failures).append(elapsed if res.status == 201 else res.status)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=buyer, args=(n,)) for n in range(16)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
-    return [("POST /api/orders/ (16 buyers)", len(latencies) / wall, ms(percentile(latencies, 50)), ms(percentile(latencies, 99)), len(failures), "")]
+def buyer_token(base, n):
+    """A real user's access token: registered, then logged in, through the API."""
+    user = f"buyer{n}_{os.getpid()}_{time.monotonic_ns()}"
+    request("POST", f"{base}/api/accounts/register/", None, {"username": user, "email": f"{user}@bench.example.com", "password": PASSWORD})
+    return request("POST", f"{base}/api/accounts/login/", None, {"username": user, "password": PASSWORD})["access"]
 
 
-def user_token_for(user_id):
-    now = int(time.time())
-    return sign_token({"sub": str(user_id), "iat": now, "exp": now + 3600, "jti": f"b{user_id}", "token_type": "access", "is_staff": False})
+def bench_orders(base, staff, args):
+    """The checkout: 16 buyers placing orders through scripts/bench_orders.lua, counted by wrk and
+    checked against the shop's own count of orders and product A's stock."""
+    a, b = (request("POST", f"{base}/api/products/", staff,
+                    {"name": f"Bench order item {name}", "price": "12.34", "stock": ORDER_STOCK})["id"] for name in "AB")
+    tokens = [buyer_token(base, n) for n in range(BUYERS)]
+    env = dict(os.environ, BENCH_TOKENS=",".join(tokens), BENCH_PRODUCTS=f"{a},{b}")
+    run = wrk(f"{base}/", BUYERS, BUYERS, args.duration, ORDERS_SCRIPT, env=env)
+    counted = re.search(r"^buyers (\d+) orders (\d+) failed (\d+) seconds ([\d.]+)$", run["stdout"], re.M)
+    if not counted or int(counted.group(1)) != BUYERS:
+        raise SystemExit(f"scripts/bench_orders.lua did not report {BUYERS} buyers:\n{run['stdout']}")
+    orders, non2xx, seconds = int(counted.group(2)), int(counted.group(3)), float(counted.group(4))
+    failed = non2xx + run["socket_errors"]
+    held = shop_orders(base, staff)
+    taken = ORDER_STOCK - request("GET", f"{base}/api/products/{a}/")["stock"]
+    # A buyer's last order may be in flight when wrk stops (placed, not counted), and one wrk gave
+    # up on (a timeout) may still be placed: at most one per buyer, plus the timeouts. Without a
+    # failure every order counted took one of product A, and no more were taken than placed.
+    if not orders <= held <= orders + BUYERS + run["timeouts"] or (failed == 0 and not orders <= taken <= held):
+        raise SystemExit(f"the shop's count does not match wrk's: wrk counted {orders} orders ({failed} failed requests), "
+                         f"the shop holds {held} orders and {taken} of product A were taken")
+    late = ""
+    if held > orders:
+        newest = request("GET", f"{base}/api/orders/?page_size={min(100, held - orders)}", staff)["results"]
+        late = " (" + ", ".join(f"{n} {status}" for status, n in sorted(collections.Counter(o["status"] for o in newest).items())) + ")"
+    print(f"orders: wrk counted {orders}, the shop holds {held}: {held - orders} placed as wrk stopped{late}; "
+          f"{taken} of product A taken", file=sys.stderr)
+    if non2xx != run["non2xx"]:
+        print(f"note: the script counted {non2xx} non-2xx answers, wrk {run['non2xx']} non-2xx/3xx", file=sys.stderr)
+    return [row(f"checkout request ({BUYERS} buyers)", run, orders / seconds)]
 
 
-def wrk(url, connections, duration, script=None):
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+def shop_orders(base, staff):
+    """How many orders the shop holds, once the requests still in flight have finished."""
+    count, last = None, -1
+    for _ in range(50):
+        count = request("GET", f"{base}/api/orders/?page_size=1", staff)["count"]
+        if count == last:
+            return count
+        last = count
+        time.sleep(0.2)
+    return count
+
+
+def wrk(url, threads, connections, duration, script=None, env=None):
+    """One wrk run: req/s, p50, p99, failed requests (non-2xx/3xx answers and socket errors), its stdout."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script:
         cmd += ["-s", script]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, env=env).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return rps, lat.get("50"), lat.get("99"), int(errors.group(1)) if errors else 0, socket_errors.group(1) if socket_errors else ""
+    socket = re.search(r"Socket errors: (.*)", out)
+    socket_counts = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", socket.group(1))) if socket else {}
+    non2xx = int(errors.group(1)) if errors else 0
+    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "non2xx": non2xx,
+            "socket_errors": sum(socket_counts.values()), "timeouts": socket_counts.get("timeout", 0),
+            "failed": non2xx + sum(socket_counts.values()), "socket": socket.group(1) if socket else "", "stdout": out}
 
 
 def fresh_postgres():
@@ -275,7 +327,7 @@ def fresh_postgres():
 
 
 def product_loads(base, workdir, args, ids):
-    """The products scenario's two wrk runs against `base`: rows (label, req/s, p50, p99, non-2xx, socket errors)."""
+    """The products scenario's two wrk runs against `base`: rows as `row` makes them."""
     lo, hi = min(ids), max(ids)
     script = os.path.join(workdir, "detail.lua")
     with open(script, "w") as f:
@@ -283,46 +335,48 @@ def product_loads(base, workdir, args, ids):
     rows = []
     for label, url, s in [("GET /api/products/{id}/", f"{base}/api/products/", script),
                           ("GET /api/products/?page_size=20", f"{base}/api/products/?page_size=20", None)]:
-        rps, p50, p99, non2xx, sock = wrk(url, args.connections, args.duration, s)
-        rows.append((label, rps, p50, p99, non2xx, sock))
+        rows.append(row(label, wrk(url, 2, args.connections, args.duration, s)))
     return rows
 
 
-def bench_baseline(base, workdir, args, ids):
+def bench_baseline(base, workdir, args, ids, database):
     """The native baseline on the host's products database: checked against the host, then the
-    same loads; rows as bench_engine's (engine "native")."""
-    proc, native = start_baseline(products_database(workdir), workdir)
+    same loads; rows as `row` makes them, with the baseline's RSS."""
+    proc, native = start_baseline(database, workdir)
     try:
         check_same_answers(base, native, ids)
         rows = product_loads(native, workdir, args, ids)
         rss, hwm = rss_kib(proc.pid)
-        return [("native", *row, rss, hwm) for row in rows]
+        return [(*r, rss, hwm) for r in rows]
     finally:
         proc.terminate()
         proc.wait()
 
 
-def bench_engine(engine, args):
-    """The scenarios on one engine: (host rows, native baseline rows)."""
+def bench_engine(engine, args, system, binary):
+    """The scenarios on one engine, on a fresh host `binary`: rows (engine, system, label, req/s,
+    orders/s, p50, p99, failed, socket errors, RSS KiB, peak KiB), the native baseline's included."""
     workdir = tempfile.mkdtemp(prefix=f"shop-bench-{engine}-")
-    extra, cleanup = [], (lambda: None)
+    app_args, cleanup = [], (lambda: None)
     if engine == "postgres":
         url, cleanup = fresh_postgres()
-        extra = ["--database-url", url]
-    proc, base = start_host(extra, workdir)
+        app_args = ["--database-url", url]
+    proc, base, staff = start_host(binary, app_args, workdir)
     try:
         rows, baseline = [], []
         if args.scenario in ("products", "all"):
-            ids = seed(base, args.products)
+            ids = seed(base, staff, args.products)
             rows += product_loads(base, workdir, args, ids)
-            if args.baseline and engine == "sqlite":
-                baseline = bench_baseline(base, workdir, args, ids)
+            if args.baseline and system == "host":
+                database = (["--database-url", products_url(binary, app_args)] if engine == "postgres"
+                            else ["--database", products_database(workdir)])
+                baseline = bench_baseline(base, workdir, args, ids, database)
         if args.scenario in ("login", "all"):
             rows += bench_login(base, args)
         if args.scenario in ("orders", "all"):
-            rows += bench_orders(base, args)
+            rows += bench_orders(base, staff, args)
         rss, hwm = rss_kib(proc.pid)
-        return [(engine, *row, rss, hwm) for row in rows], baseline
+        return [(engine, system, *r, rss, hwm) for r in rows] + [(engine, "native", *r) for r in baseline]
     finally:
         proc.terminate()
         proc.wait()
@@ -338,18 +392,34 @@ def latency_ms(text):
     return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)]
 
 
-def print_ratios(host_rows, native_rows):
-    """Host and native side by side, per request, with host/native for req/s and p99."""
-    native = {label: (rps, p99) for _, label, rps, _, p99, *_ in native_rows}
-    print("\nshop host vs native baseline on the same SQLite file, same wrk loads (ratio = host / native)")
-    print(f"{'request':38} {'host req/s':>10} {'native':>9} {'ratio':>6}   {'host p99':>9} {'native':>9} {'ratio':>6}")
-    for engine, label, rps, _, p99, *_ in host_rows:
-        if engine != "sqlite" or label not in native:
-            continue
-        native_rps, native_p99 = native[label]
-        host_ms, native_ms = latency_ms(p99), latency_ms(native_p99)
-        p99_ratio = f"{host_ms / native_ms:6.2f}" if host_ms and native_ms else f"{'-':>6}"
-        print(f"{label:38} {rps:10.0f} {native_rps:9.0f} {rps / native_rps:6.2f}   {p99:>9} {native_p99:>9} {p99_ratio}")
+def mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def print_ratios(rows, left, right, title):
+    """`left` and `right` side by side per engine and request (means over rounds), with
+    left/right for req/s (orders/s for the checkout) and p99."""
+    keys = []
+    for engine, system, label, *_ in rows:
+        if system == left and (engine, label) not in keys:
+            keys.append((engine, label))
+    found = [(k, [r for r in rows if r[1] == left and (r[0], r[2]) == k], [r for r in rows if r[1] == right and (r[0], r[2]) == k])
+             for k in keys]
+    found = [f for f in found if f[1] and f[2]]
+    if not found:
+        return
+    print(f"\n{title} (ratio = {left} / {right}; req/s, or orders/s for the checkout)")
+    print(f"{'engine':9} {'request':38} {left + ' /s':>11} {right:>9} {'ratio':>6}   {left + ' p99':>9} {right:>9} {'ratio':>6}")
+    for (engine, label), mine, theirs in found:
+        pick = lambda r: r[4] if r[4] is not None else r[3]
+        rate, other = mean(pick(r) for r in mine), mean(pick(r) for r in theirs)
+        p99, other_p99 = mean(latency_ms(r[6]) for r in mine), mean(latency_ms(r[6]) for r in theirs)
+        rate_ratio = f"{rate / other:6.2f}" if rate and other else f"{'-':>6}"
+        p99_ratio = f"{p99 / other_p99:6.2f}" if p99 and other_p99 else f"{'-':>6}"
+        shown = lambda v: f"{v:.0f}" if v is not None else "-"
+        shown_ms = lambda v: f"{v:.2f}ms" if v is not None else "-"
+        print(f"{engine:9} {label:38} {shown(rate):>11} {shown(other):>9} {rate_ratio}   {shown_ms(p99):>9} {shown_ms(other_p99):>9} {p99_ratio}")
 
 
 def main():
@@ -361,33 +431,47 @@ def main():
     ap.add_argument("--scenario", choices=["products", "login", "orders", "all"], default="all")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--host-binary", help="the shop binary to run (default: target/release/shop); implies --no-build")
+    ap.add_argument("--compare-binary", metavar="PATH",
+                    help="a second shop binary (e.g. an earlier build) run beside the first in the same run, with the ratio of the two")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="with --compare-binary: runs of each binary per engine, alternating which goes first (default 1)")
     ap.add_argument("--baseline", action="store_true",
-                    help="products on SQLite: also run tools/native-baseline on the host's database and print host/native ratios")
+                    help="products: also run tools/native-baseline on the host's products database and print host/native ratios")
     args = ap.parse_args()
+    host = os.path.abspath(args.host_binary) if args.host_binary else HOST_BINARY
     if args.host_binary:
-        global HOST_BINARY
-        HOST_BINARY = os.path.abspath(args.host_binary)
         args.no_build = True
+    binaries = [("host", host)]
+    if args.compare_binary:
+        compare = os.path.abspath(args.compare_binary)
+        if not os.access(compare, os.X_OK):
+            sys.exit(f"--compare-binary {compare} is not an executable")
+        binaries.append(("compare", compare))
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
-    if args.baseline and (args.engine == "postgres" or args.scenario not in ("products", "all")):
-        sys.exit("--baseline compares the products scenario on SQLite: use --engine sqlite (or both) and --scenario products (or all)")
+    if args.baseline and args.scenario not in ("products", "all"):
+        sys.exit("--baseline compares the products scenario: use --scenario products (or all)")
     if not args.no_build:
         build(baseline=args.baseline)
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
-    rows, native_rows = [], []
+    rows = []
     for engine in engines:
-        host_rows, baseline_rows = bench_engine(engine, args)
-        rows += host_rows
-        native_rows += baseline_rows
-    print(f"\n{args.duration}s per run, load generator and host on this machine ({os.cpu_count()} cores); RSS of the host after the engine's runs"
-          + ("; native: tools/native-baseline on the host's SQLite file, its RSS after its runs" if native_rows else ""))
-    print(f"{'engine':9} {'request':38} {'req/s':>9} {'p50':>9} {'p99':>9} {'failed':>7} {'RSS MiB':>8} {'peak MiB':>8}")
-    for engine, label, rps, p50, p99, failed, sock, rss, hwm in rows + native_rows:
+        for turn in range(args.rounds if args.compare_binary else 1):
+            for system, binary in (binaries if turn % 2 == 0 else binaries[::-1]):
+                rows += bench_engine(engine, args, system, binary)
+    print(f"\n{args.duration}s per run, load generator and host on this machine ({os.cpu_count()} cores); RSS of the host after the engine's runs")
+    for system, binary in binaries:
+        print(f"{system}: {binary}")
+    if any(r[1] == "native" for r in rows):
+        print("native: tools/native-baseline on the host's products database (rusqlite on SQLite, sqlx on Postgres), its RSS after its runs")
+    print(f"{'engine':9} {'system':8} {'request':38} {'req/s':>9} {'orders/s':>9} {'p50':>9} {'p99':>9} {'failed':>7} {'RSS MiB':>8} {'peak MiB':>8}")
+    for engine, system, label, rps, orders, p50, p99, failed, sock, rss, hwm in rows:
         rate = f"{rps:9.0f}" if rps is not None else f"{'-':>9}"
-        print(f"{engine:9} {label:38} {rate} {p50:>9} {p99:>9} {failed:7d} {rss / 1024:8.1f} {hwm / 1024:8.1f}" + (f"  socket errors: {sock}" if sock else ""))
-    if native_rows:
-        print_ratios(rows, native_rows)
+        placed = f"{orders:9.0f}" if orders is not None else f"{'-':>9}"
+        print(f"{engine:9} {system:8} {label:38} {rate} {placed} {p50:>9} {p99:>9} {failed:7d} {rss / 1024:8.1f} {hwm / 1024:8.1f}"
+              + (f"  socket errors: {sock}" if sock else ""))
+    print_ratios(rows, "host", "native", "shop host vs native baseline on the same database, same wrk loads")
+    print_ratios(rows, "host", "compare", "host vs compare binary, same loads, same run")
 
 
 if __name__ == "__main__":
