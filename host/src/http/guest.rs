@@ -59,6 +59,7 @@ pub async fn call_component(
     // run, so most requests end here with no task spawned and no thread woken. A guest still
     // running when this ends (streaming its body, or its client gone) goes on in a task of its
     // own, as `Unfinished` says.
+    let id_for_count = id.clone();
     let mut guest = Unfinished {
         id: id.clone(),
         deadline,
@@ -66,6 +67,7 @@ pub async fn call_component(
             async move {
                 // The permits count guest instances: they go when the store does.
                 let _admitted = admitted;
+                metrics().instance_made(&id_for_count);
                 let proxy = version.pre.instantiate_async(&mut store).await?;
                 proxy
                     .wasi_http_incoming_handler()

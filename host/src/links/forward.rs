@@ -295,6 +295,7 @@ async fn instantiate<T: LinkHost>(
     let mut linked_store = caller_state.provider_store(store.engine(), provider.config.clone());
     // The whole request, through every link, meets one version of each component.
     linked_store.data_mut().linked_mut().draw = caller_state.linked().draw;
+    crate::telemetry::metrics().instance_made(id);
     match provider.pre.instantiate_async(&mut linked_store).await {
         Ok(instance) => Ok(LinkedInstance {
             provider,

@@ -65,6 +65,8 @@ pub struct Metrics {
     link_duration: HistogramVec,
     pool_size: IntGaugeVec,
     pool_idle: IntGaugeVec,
+    instances: IntCounterVec,
+    statements: IntCounterVec,
     /// The resolved handles, by component, then full version.
     versions: RwLock<HashMap<String, HashMap<String, Arc<VersionMetrics>>>>,
 }
@@ -155,6 +157,19 @@ impl Metrics {
                 "shop_database_pool_idle_connections",
                 "Idle connections in each service's database pool.",
             ),
+            instances: counter(
+                &registry,
+                "shop_instances_total",
+                "Component instances made, for requests and for link calls, by component.",
+                &["component"],
+            ),
+            statements: counter(
+                &registry,
+                "shop_database_statements_total",
+                "Statements the guests ran, by engine, database and kind (read, write, or \
+                 transaction control).",
+                &["engine", "database", "kind"],
+            ),
             registry,
             versions: RwLock::default(),
         };
@@ -224,6 +239,55 @@ impl Metrics {
             tracing::error!("cannot encode the metrics: {err}");
         }
         String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+/// The statement counters of one database, resolved once for a pool or a connection.
+#[derive(Clone)]
+pub struct StatementCounters {
+    read: IntCounter,
+    write: IntCounter,
+    control: IntCounter,
+}
+
+impl StatementCounters {
+    /// Counts one statement by its first word: transaction control (BEGIN, COMMIT...), a write
+    /// (INSERT, UPDATE, DELETE, REPLACE, MERGE), or else a read.
+    pub fn count(&self, statement: &str) {
+        let word = super::spans::first_word(statement);
+        let is = |words: &[&str]| words.iter().any(|w| word.eq_ignore_ascii_case(w));
+        if is(&[
+            "BEGIN",
+            "START",
+            "COMMIT",
+            "END",
+            "ROLLBACK",
+            "SAVEPOINT",
+            "RELEASE",
+        ]) {
+            self.control.inc();
+        } else if is(&["INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE"]) {
+            self.write.inc();
+        } else {
+            self.read.inc();
+        }
+    }
+}
+
+impl Metrics {
+    /// The statement counters of `database` on `engine`.
+    pub fn statements(&self, engine: &str, database: &str) -> StatementCounters {
+        let kind = |kind: &str| self.statements.with_label_values(&[engine, database, kind]);
+        StatementCounters {
+            read: kind("read"),
+            write: kind("write"),
+            control: kind("transaction"),
+        }
+    }
+
+    /// Counts an instance of `component` made.
+    pub fn instance_made(&self, component: &str) {
+        self.instances.with_label_values(&[component]).inc();
     }
 }
 

@@ -84,7 +84,7 @@ pub fn statement_span(engine: &'static str, statement: &str) -> Span {
 }
 
 /// The statement's first word (`SELECT`, `INSERT`, `BEGIN`...), as written.
-fn first_word(statement: &str) -> &str {
+pub(super) fn first_word(statement: &str) -> &str {
     let statement = statement.trim_start();
     let end = statement
         .find(|c: char| !c.is_ascii_alphabetic())

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::capabilities::postgres::pools::{reset_session, Heal};
 use crate::capabilities::postgres::transactions::closes_transaction;
 
+use crate::telemetry::{metrics, StatementCounters};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use sqlx::Postgres;
@@ -32,12 +33,18 @@ pub struct Connection {
     /// The statement running now and when it started: still set when the resource goes means
     /// its request ended in the middle of it (a deadline, a client gone).
     pub(crate) in_flight: Option<(String, Instant)>,
+    /// The database's statement counters, labelled with the address's role.
+    pub(crate) statements: StatementCounters,
 }
 
 impl Connection {
     /// A connection that takes one from `pool` on its first statement.
     pub(crate) fn new(pool: PgPool, address: String, heal: Option<Heal>) -> Self {
+        let role = url::Url::parse(&address)
+            .map(|url| url.username().to_owned())
+            .unwrap_or_default();
         Self {
+            statements: metrics().statements("postgres", &role),
             pool,
             address,
             heal,

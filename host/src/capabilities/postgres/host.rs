@@ -57,6 +57,7 @@ impl Connection {
         &mut self,
         statement: &str,
     ) -> Result<&mut PoolConnection<Postgres>, wit::Error> {
+        self.statements.count(statement);
         if opens_transaction(statement) {
             self.transaction_may_be_open = true;
         }

@@ -73,7 +73,7 @@ impl SqliteDatabases {
                     )
                 })?;
             // Opened after the sqlx pool, which made the file and set WAL on it.
-            guests.insert(label.clone(), GuestPool::new(path, pool_size));
+            guests.insert(label.clone(), GuestPool::new(&label, path, pool_size));
             pools.insert(label, pool);
         }
         Ok(Self { pools, guests })

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::capabilities::sqlite::raw::{RawConnection, SqlError};
+use crate::telemetry::{metrics, StatementCounters};
 
 /// How long a guest waits for a free connection before its statement fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +30,8 @@ struct Shared {
     /// a thread) instead of in SQLite's busy handler, which sleeps in growing steps. The line
     /// is bounded: each connection in it holds one of the pool's permits.
     write_turn: Arc<TurnLock<()>>,
+    /// The database's statement counters (`shop_database_statements_total`).
+    statements: StatementCounters,
 }
 
 impl std::fmt::Debug for GuestPool {
@@ -40,14 +43,16 @@ impl std::fmt::Debug for GuestPool {
 }
 
 impl GuestPool {
-    /// A pool of at most `size` connections to the file at `path`, opened as they are needed.
-    pub(super) fn new(path: PathBuf, size: u32) -> Self {
+    /// A pool of at most `size` connections to the file at `path` (the database `label`),
+    /// opened as they are needed.
+    pub(super) fn new(label: &str, path: PathBuf, size: u32) -> Self {
         Self {
             shared: Arc::new(Shared {
                 path,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(size.max(1) as usize)),
                 write_turn: Arc::new(TurnLock::new(())),
+                statements: metrics().statements("sqlite", label),
             }),
         }
     }
@@ -94,6 +99,13 @@ pub(super) struct PooledConnection {
     /// after `Drop::drop` has rolled back what the connection left open.
     write_turn: Option<OwnedMutexGuard<()>>,
     _permit: OwnedSemaphorePermit,
+}
+
+impl GuestPool {
+    /// Counts a statement run on the database.
+    pub(super) fn count(&self, statement: &str) {
+        self.shared.statements.count(statement);
+    }
 }
 
 impl PooledConnection {
