@@ -66,9 +66,12 @@ impl Connection {
                 .await
                 .map_err(to_wit_error)?;
         }
-        let inline = !shape.controls_transaction && !shape.modifies_rows;
+        // With the write turn, nothing else of the host holds the lock: writes, BEGIN and
+        // COMMIT run inline too (a lock another process holds sends them to a blocking thread).
+        let writer = conn.has_write_turn();
+        let inline = writer || (!shape.controls_transaction && !shape.modifies_rows);
         let ran = if inline {
-            conn.run_inline(&statement, &parameters)
+            conn.run_inline(&statement, &parameters, writer)
         } else {
             Err(NotInline::Blocking)
         };

@@ -2,6 +2,7 @@
 //! one guest resource at a time and given back with no transaction open.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,45 @@ struct Shared {
     write_turn: Arc<TurnLock<()>>,
     /// The database's statement counters (`shop_database_statements_total`).
     statements: StatementCounters,
+    /// Set while a checkpoint runs, so that one runs at a time.
+    checkpointing: AtomicBool,
+    /// The connection checkpoints run on, opened with the first.
+    checkpointer: Mutex<Option<RawConnection>>,
+}
+
+/// How long the WAL may grow before a checkpoint copies it into the file (SQLite's own default
+/// for its automatic checkpoint, in frames of one page).
+const CHECKPOINT_FRAMES: i32 = 1000;
+
+impl Shared {
+    /// Checkpoints the database on a blocking thread, unless a checkpoint runs already.
+    fn checkpoint_in_background(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.clone();
+        runtime.spawn_blocking(move || {
+            let mut checkpointer = shared
+                .checkpointer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if checkpointer.is_none() {
+                match RawConnection::open(&shared.path) {
+                    Ok(conn) => *checkpointer = Some(conn),
+                    Err(error) => tracing::warn!(%error, "cannot open a connection to checkpoint"),
+                }
+            }
+            if let Some(conn) = checkpointer.as_mut() {
+                if let Err(error) = conn.checkpoint() {
+                    tracing::warn!(%error, path = %shared.path.display(), "a WAL checkpoint failed");
+                }
+            }
+            shared.checkpointing.store(false, Ordering::Release);
+        });
+    }
 }
 
 impl std::fmt::Debug for GuestPool {
@@ -53,6 +93,8 @@ impl GuestPool {
                 permits: Arc::new(Semaphore::new(size.max(1) as usize)),
                 write_turn: Arc::new(TurnLock::new(())),
                 statements: metrics().statements("sqlite", label),
+                checkpointing: AtomicBool::new(false),
+                checkpointer: Mutex::new(None),
             }),
         }
     }
@@ -128,15 +170,18 @@ impl PooledConnection {
     }
 
     /// Gives the write turn to the next in line once no transaction is open on the connection
-    /// (after an autocommitted write, a COMMIT, a ROLLBACK, or a failure that ended it).
+    /// (after an autocommitted write, a COMMIT, a ROLLBACK, or a failure that ended it); then,
+    /// if the WAL has grown long, checkpoints it in the background.
     pub(super) fn end_write_turn_if_done(&mut self) {
         if self.write_turn.is_some() && !self.in_transaction() {
             self.write_turn = None;
+            if self.wal_frames() >= CHECKPOINT_FRAMES {
+                self.shared.checkpoint_in_background();
+            }
         }
     }
 
-    /// Whether the connection holds the database's write turn.
-    #[cfg(test)]
+    /// Whether the connection holds the database's write turn: its writes may run inline.
     pub(super) fn has_write_turn(&self) -> bool {
         self.write_turn.is_some()
     }

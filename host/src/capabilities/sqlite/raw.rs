@@ -1,7 +1,10 @@
 //! A guest's SQLite connection on SQLite's C API, with no worker thread between the guest and
 //! the database: a statement that only reads runs on the calling thread, within a short time
-//! budget and without waiting for a lock; anything else runs where waiting costs nothing
-//! (`pool.rs` moves the connection to a blocking thread for it).
+//! budget and without waiting for a lock, and so does a write of a connection that holds its
+//! database's write turn (`pool.rs`: no other connection of the host can hold the lock then);
+//! anything else runs where waiting costs nothing (`host.rs` moves the connection to a
+//! blocking thread for it). Commits never checkpoint: the WAL is checkpointed off the
+//! requests' path, on a blocking thread, once it has grown (`pool.rs`).
 //!
 //! Profiled on GET /api/products/{id}/: with sqlx's SQLite driver every statement, and the
 //! ping when a connection went back to its pool, was a round trip to the connection's worker
@@ -11,7 +14,7 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::path::Path;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -156,6 +159,9 @@ pub(super) struct RawConnection {
     /// When the running statement must stop (read by the progress handler), boxed so that its
     /// address, given to SQLite, stays put while the connection moves.
     budget: Box<Budget>,
+    /// The frames in the WAL after this connection's last commit (set by the WAL hook, boxed
+    /// for the same reason).
+    wal_frames: Box<AtomicI32>,
 }
 
 /// What the progress handler stops a statement for: an instant (the inline budget, or the
@@ -203,6 +209,7 @@ impl RawConnection {
             db,
             statements: HashMap::new(),
             budget: Box::default(),
+            wal_frames: Box::default(),
         };
         if code != ffi::SQLITE_OK {
             return Err(conn.message());
@@ -219,6 +226,11 @@ impl RawConnection {
                 Some(past_budget),
                 budget.cast(),
             );
+            // In place of SQLite's automatic checkpoint (a commit past 1,000 frames would copy
+            // them into the file and sync it, on whichever thread committed): the hook only
+            // notes the WAL's length, and the pool checkpoints off the requests' path.
+            let frames: *const AtomicI32 = &*conn.wal_frames;
+            ffi::sqlite3_wal_hook(db.as_ptr(), Some(note_wal_frames), frames.cast_mut().cast());
         }
         // Before the confinement, which refuses PRAGMAs that set something.
         conn.exec_plain(
@@ -236,19 +248,21 @@ impl RawConnection {
         Ok(conn)
     }
 
-    /// Runs `sql` on the calling thread if it is one statement that only reads and it needs
-    /// no lock it would wait for, within [`INLINE_BUDGET`].
+    /// Runs `sql` on the calling thread if it is one statement, it needs no lock it would wait
+    /// for, and it only reads or `may_write` (the connection holds its database's write turn),
+    /// within [`INLINE_BUDGET`].
     pub(super) fn run_inline(
         &mut self,
         sql: &str,
         parameters: &[Value],
+        may_write: bool,
     ) -> Result<QueryResult, NotInline> {
         let prepared = match self.cached(sql) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => return Err(NotInline::Blocking),
             Err(error) => return Err(NotInline::Failed(error)),
         };
-        let ran = self.run_inline_prepared(prepared.statement, parameters);
+        let ran = self.run_inline_prepared(prepared.statement, parameters, may_write);
         prepared.done();
         ran
     }
@@ -257,11 +271,14 @@ impl RawConnection {
         &mut self,
         statement: NonNull<ffi::sqlite3_stmt>,
         parameters: &[Value],
+        may_write: bool,
     ) -> Result<QueryResult, NotInline> {
         // SAFETY: a statement of this connection.
-        if unsafe { ffi::sqlite3_stmt_readonly(statement.as_ptr()) } == 0 {
+        let reads_only = unsafe { ffi::sqlite3_stmt_readonly(statement.as_ptr()) } != 0;
+        if !reads_only && !may_write {
             return Err(NotInline::Blocking);
         }
+        let in_transaction = self.in_transaction();
         self.set_mode(Some(Instant::now() + INLINE_BUDGET), None);
         let mut result = QueryResult {
             columns: Vec::new(),
@@ -271,8 +288,49 @@ impl RawConnection {
         self.budget.until = None;
         match ran {
             Ok(_) => Ok(result),
+            // A write SQLite stopped inside a transaction may take the whole transaction with
+            // it: run again, it would run outside the transaction its guest believes open.
+            Err(failure)
+                if must_wait(failure.code)
+                    && !reads_only
+                    && in_transaction
+                    && !self.in_transaction() =>
+            {
+                Err(NotInline::Failed(SqlError::Io(
+                    "interrupted: the statement ran past its time on the request's thread, \
+                     and SQLite rolled its transaction back"
+                        .into(),
+                )))
+            }
+            // Stopped before it changed anything that stays: it runs again where it may wait.
             Err(failure) if must_wait(failure.code) => Err(NotInline::Blocking),
             Err(failure) => Err(NotInline::Failed(failure.error)),
+        }
+    }
+
+    /// The frames in the database's WAL after this connection's last commit.
+    pub(super) fn wal_frames(&self) -> i32 {
+        self.wal_frames.load(Ordering::Relaxed)
+    }
+
+    /// Copies what the WAL holds into the database file as far as no reader still needs it,
+    /// waiting for no one (SQLite's PASSIVE checkpoint): for a blocking thread. It runs on the
+    /// C API, not as a statement, so the connection's confinement (which refuses the PRAGMA)
+    /// does not stand in its way.
+    pub(super) fn checkpoint(&mut self) -> Result<(), String> {
+        // SAFETY: `db` is open; "main" is NUL-terminated; the counts are not asked for.
+        let code = unsafe {
+            ffi::sqlite3_wal_checkpoint_v2(
+                self.db.as_ptr(),
+                c"main".as_ptr(),
+                ffi::SQLITE_CHECKPOINT_PASSIVE,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        match code {
+            ffi::SQLITE_OK | ffi::SQLITE_BUSY => Ok(()),
+            _ => Err(self.message()),
         }
     }
 
@@ -615,6 +673,22 @@ unsafe extern "C" fn past_budget(budget: *mut c_void) -> c_int {
     // SAFETY: as the function's contract says.
     let budget = unsafe { &*budget.cast::<Budget>() };
     c_int::from(budget.spent())
+}
+
+/// SQLite's WAL hook: notes the WAL's length after a commit, and checkpoints nothing.
+///
+/// # Safety
+///
+/// `frames` is the connection's boxed counter, as [`RawConnection::open`] registers it.
+unsafe extern "C" fn note_wal_frames(
+    frames: *mut c_void,
+    _db: *mut ffi::sqlite3,
+    _database: *const std::ffi::c_char,
+    count: c_int,
+) -> c_int {
+    // SAFETY: as the function's contract says.
+    unsafe { &*frames.cast::<AtomicI32>() }.store(count, Ordering::Relaxed);
+    ffi::SQLITE_OK
 }
 
 /// Binds `parameters` to `stmt` as sqlx does: `$n` and `?n` take the n-th value, `?` the next
