@@ -77,10 +77,14 @@ def jwt_keys():
         return f.read(), public
 
 
+# The admin API's token: the orders scenario reads the host's /metrics through it.
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+
+
 def host_env():
     private_key, public_key = jwt_keys()
     return dict(os.environ, SPIN_VARIABLE_JWT_PRIVATE_KEY=private_key, SPIN_VARIABLE_JWT_PUBLIC_KEY=public_key,
-                RUST_LOG=os.environ.get("RUST_LOG", "info"))
+                RUST_LOG=os.environ.get("RUST_LOG", "info"), SHOP_ADMIN_TOKEN=ADMIN_TOKEN)
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,9 +116,14 @@ def start_host(binary, app_args, workdir):
         extra = ["--registrations-per-client", "1000"]
     log = open(os.path.join(workdir, "host.log"), "w")
     proc = subprocess.Popen(
-        [binary, "up", "--manifest", MANIFEST, "--listen", "127.0.0.1:0", *app_args, *extra],
+        [binary, "up", "--manifest", MANIFEST, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+         *app_args, *extra],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    proc.admin = None
     for line in proc.stdout:
+        admin = re.match(r"\s*Admin API on (http://[^/\s]+)", line)
+        if admin:
+            proc.admin = admin.group(1)
         m = re.match(r"\s*Serving (http://\S+)", line)
         if m:
             base = m.group(1).rstrip("/")
@@ -212,6 +221,46 @@ def seed(base, staff, n):
     return ids
 
 
+def host_counts(proc):
+    """What the host has done so far: its CPU seconds, and from its /metrics the instances made,
+    statements run and link calls, as {(metric, labels): value}."""
+    with open(f"/proc/{proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    counts = {("cpu seconds", ""): (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")}
+    if proc.admin:
+        req = urllib.request.Request(f"{proc.admin}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as res:
+            text = res.read().decode()
+        for name, labels, value in re.findall(
+                r"^(shop_instances_total|shop_database_statements_total|shop_link_calls_total)\{([^}]*)\} (\S+)$", text, re.M):
+            counts[(name, labels)] = float(value)
+    return counts
+
+
+def print_order_costs(before, after, orders):
+    """What one order cost the host: CPU, instances, statements by database and kind, link calls
+    (per order of the loop: two cart additions and the placement, with their link calls)."""
+    if not orders:
+        return
+    delta = {key: after[key] - before.get(key, 0) for key in after}
+    per = lambda key: delta.get(key, 0) / orders  # noqa: E731
+    label = lambda labels, name: dict(re.findall(r'(\w+)="([^"]*)"', labels)).get(name, "")  # noqa: E731
+    lines = [f"host CPU {per(('cpu seconds', '')) * 1e6:.0f} us"]
+    groups = {"instances": "shop_instances_total", "statements": "shop_database_statements_total",
+              "link calls": "shop_link_calls_total"}
+    for title, metric in groups.items():
+        keys = sorted(k for k in delta if k[0] == metric and delta[k])
+        total = sum(per(k) for k in keys)
+        if metric == "shop_instances_total":
+            parts = [f"{label(k[1], 'component')} {per(k):.1f}" for k in keys]
+        elif metric == "shop_database_statements_total":
+            parts = [f"{label(k[1], 'database')} {label(k[1], 'kind')} {per(k):.1f}" for k in keys]
+        else:
+            parts = [f"{label(k[1], 'from')}->{label(k[1], 'to')} {per(k):.1f}" for k in keys]
+        lines.append(f"{title} {total:.1f}" + (f" ({', '.join(parts)})" if parts else ""))
+    print("per order: " + "; ".join(lines), file=sys.stderr)
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         fields = dict(line.split(":", 1) for line in f)
@@ -257,14 +306,16 @@ def buyer_token(base, n):
     return request("POST", f"{base}/api/accounts/login/", None, {"username": user, "password": PASSWORD})["access"]
 
 
-def bench_orders(base, staff, args):
+def bench_orders(base, staff, args, proc=None):
     """The checkout: 16 buyers placing orders through scripts/bench_orders.lua, counted by wrk and
     checked against the shop's own count of orders and product A's stock."""
     a, b = (request("POST", f"{base}/api/products/", staff,
                     {"name": f"Bench order item {name}", "price": "12.34", "stock": ORDER_STOCK})["id"] for name in "AB")
     tokens = [buyer_token(base, n) for n in range(BUYERS)]
     env = dict(os.environ, BENCH_TOKENS=",".join(tokens), BENCH_PRODUCTS=f"{a},{b}")
+    before = host_counts(proc) if proc else {}
     run = wrk(f"{base}/", BUYERS, BUYERS, args.duration, ORDERS_SCRIPT, env=env)
+    after = host_counts(proc) if proc else {}
     counted = re.search(r"^buyers (\d+) orders (\d+) failed (\d+) seconds ([\d.]+)$", run["stdout"], re.M)
     if not counted or int(counted.group(1)) != BUYERS:
         raise SystemExit(f"scripts/bench_orders.lua did not report {BUYERS} buyers:\n{run['stdout']}")
@@ -284,6 +335,8 @@ def bench_orders(base, staff, args):
         late = " (" + ", ".join(f"{n} {status}" for status, n in sorted(collections.Counter(o["status"] for o in newest).items())) + ")"
     print(f"orders: wrk counted {orders}, the shop holds {held}: {held - orders} placed as wrk stopped{late}; "
           f"{taken} of product A taken", file=sys.stderr)
+    if proc:
+        print_order_costs(before, after, held)
     if non2xx != run["non2xx"]:
         print(f"note: the script counted {non2xx} non-2xx answers, wrk {run['non2xx']} non-2xx/3xx", file=sys.stderr)
     return [row(f"checkout request ({BUYERS} buyers)", run, orders / seconds)]
@@ -306,7 +359,10 @@ def wrk(url, threads, connections, duration, script=None, env=None):
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if script:
         cmd += ["-s", script]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, env=env).stdout
+    ran = subprocess.run(cmd + [url], capture_output=True, text=True, check=True, env=env)
+    out = ran.stdout
+    if ran.stderr.strip():
+        print(ran.stderr.strip(), file=sys.stderr)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -374,7 +430,7 @@ def bench_engine(engine, args, system, binary):
         if args.scenario in ("login", "all"):
             rows += bench_login(base, args)
         if args.scenario in ("orders", "all"):
-            rows += bench_orders(base, staff, args)
+            rows += bench_orders(base, staff, args, proc)
         rss, hwm = rss_kib(proc.pid)
         return [(engine, system, *r, rss, hwm) for r in rows] + [(engine, "native", *r) for r in baseline]
     finally:

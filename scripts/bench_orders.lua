@@ -59,6 +59,9 @@ end
 function response(status, headers, body)
   if status < 200 or status > 299 then
     failed = failed + 1
+    if failed <= 3 then
+      io.stderr:write(string.format("failed: step %d answered %d: %s\n", step, status, string.sub(body or "", 1, 300)))
+    end
   elseif step == #steps and status == 201 then
     orders = orders + 1
   end

@@ -33,7 +33,8 @@ def report(data, sort, limit):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--read", choices=["detail", "list"], default="detail")
+    ap.add_argument("--read", choices=["detail", "list", "orders"], default="detail",
+                    help="a catalogue read, or `orders`: the checkout loop of bench.py --scenario orders")
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--host-binary", default=bench.HOST_BINARY)
     ap.add_argument("--output", default="perf-shop.data")
@@ -41,9 +42,17 @@ def main():
     bench.HOST_BINARY = os.path.abspath(args.host_binary)
     os.environ["SHOP_WASM_PROFILER"] = "perfmap"
     workdir = tempfile.mkdtemp(prefix="shop-profile-")
-    proc, base = bench.start_host([], workdir)
+    proc, base, staff = bench.start_host(bench.HOST_BINARY, [], workdir)
     try:
-        ids = bench.seed(base, 1000)
+        if args.read == "orders":
+            # The buyers' registration (Argon2id) is sampled too: a few percent of the run.
+            perf = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-o", args.output, "-p", str(proc.pid)],
+                                    stderr=subprocess.DEVNULL)
+            print(bench.bench_orders(base, staff, args, proc))
+            perf.send_signal(2)
+            perf.wait()
+            return report_all(args)
+        ids = bench.seed(base, staff, 1000)
         script = os.path.join(workdir, "detail.lua")
         with open(script, "w") as f:
             f.write(f'request = function()\n  return wrk.format("GET", "/api/products/" .. math.random({min(ids)}, {max(ids)}) .. "/")\nend\n')
@@ -59,6 +68,10 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
+    report_all(args)
+
+
+def report_all(args):
     report(args.output, "comm", 6)
     report(args.output, "dso", 8)
     report(args.output, "sym", 30)
