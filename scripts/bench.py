@@ -323,18 +323,19 @@ def bench_orders(base, staff, args, proc=None):
     failed = non2xx + run["socket_errors"]
     held = shop_orders(base, staff)
     taken = ORDER_STOCK - request("GET", f"{base}/api/products/{a}/")["stock"]
+    taken_b = ORDER_STOCK - request("GET", f"{base}/api/products/{b}/")["stock"]
     # A buyer's last order may be in flight when wrk stops (placed, not counted), and one wrk gave
     # up on (a timeout) may still be placed: at most one per buyer, plus the timeouts. Without a
-    # failure every order counted took one of product A, and no more were taken than placed.
-    if not orders <= held <= orders + BUYERS + run["timeouts"] or (failed == 0 and not orders <= taken <= held):
+    # failure every order holds one A and one B, each taken from the stock exactly once.
+    if not orders <= held <= orders + BUYERS + run["timeouts"] or (failed == 0 and not taken == taken_b == held):
         raise SystemExit(f"the shop's count does not match wrk's: wrk counted {orders} orders ({failed} failed requests), "
-                         f"the shop holds {held} orders and {taken} of product A were taken")
+                         f"the shop holds {held} orders, {taken} of product A and {taken_b} of B were taken")
     late = ""
     if held > orders:
         newest = request("GET", f"{base}/api/orders/?page_size={min(100, held - orders)}", staff)["results"]
         late = " (" + ", ".join(f"{n} {status}" for status, n in sorted(collections.Counter(o["status"] for o in newest).items())) + ")"
     print(f"orders: wrk counted {orders}, the shop holds {held}: {held - orders} placed as wrk stopped{late}; "
-          f"{taken} of product A taken", file=sys.stderr)
+          f"{taken} of product A and {taken_b} of B taken", file=sys.stderr)
     if proc:
         print_order_costs(before, after, held)
     if non2xx != run["non2xx"]:

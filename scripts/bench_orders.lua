@@ -51,20 +51,22 @@ function init(args)
   failed = 0
 end
 
+-- The step advances on the answer, not here: wrk calls request() once more on the first thread
+-- before the run (to check the script), which must not skip that buyer's first step.
 function request()
-  step = step % #steps + 1
-  return steps[step]
+  return steps[step + 1]
 end
 
 function response(status, headers, body)
   if status < 200 or status > 299 then
     failed = failed + 1
     if failed <= 3 then
-      io.stderr:write(string.format("failed: step %d answered %d: %s\n", step, status, string.sub(body or "", 1, 300)))
+      io.stderr:write(string.format("failed: step %d answered %d: %s\n", step + 1, status, string.sub(body or "", 1, 300)))
     end
-  elseif step == #steps and status == 201 then
+  elseif step + 1 == #steps and status == 201 then
     orders = orders + 1
   end
+  step = (step + 1) % #steps
 end
 
 function done(summary, latency, requests)
