@@ -948,6 +948,58 @@ mod tests {
         );
     }
 
+    /// Commits do not checkpoint (they would copy the WAL into the file and sync it on the
+    /// request's thread): once the WAL passes its length, the pool checkpoints it on a blocking
+    /// thread, and the next commit starts the WAL over.
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_off_the_requests_path() {
+        let dir = TempDir::new();
+        let databases = databases(&dir).await;
+        let allowed = vec!["products".to_string()];
+        let mut table = ResourceTable::new();
+        let mut view = view(&mut table, &databases, &allowed);
+        let conn = open(&mut view).await;
+        exec(&mut view, &conn, "CREATE TABLE t (a TEXT)", vec![])
+            .await
+            .unwrap();
+        let frames = |view: &SqliteView<'_>| {
+            view.table
+                .get(&conn)
+                .unwrap()
+                .conn
+                .as_ref()
+                .unwrap()
+                .wal_frames()
+        };
+        let row = || vec![Value::Text("x".repeat(6000))];
+        let mut grown = 0;
+        for _ in 0..2000 {
+            exec(&mut view, &conn, "INSERT INTO t VALUES ($1)", row())
+                .await
+                .unwrap();
+            grown = grown.max(frames(&view));
+            if grown >= 1000 {
+                break;
+            }
+        }
+        assert!(grown >= 1000, "the WAL grew to {grown} frames only");
+        let started = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            exec(&mut view, &conn, "INSERT INTO t VALUES ($1)", row())
+                .await
+                .unwrap();
+            if frames(&view) < 100 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the WAL was not checkpointed: {} frames",
+                frames(&view)
+            );
+        }
+    }
+
     /// A writer whose request's deadline passes in the line fails as SQLite's busy statement
     /// does, holds no turn afterwards, and the holder and later writers go on.
     #[tokio::test]
