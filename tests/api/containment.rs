@@ -267,11 +267,30 @@ async fn a_hostile_service_cannot_crash_starve_or_outlive_its_request_on_postgre
         "an advisory lock outlived its request"
     );
 
-    // Places where two roles could meet: large objects, other schemas' statistics.
+    // A transaction a request leaves open, with a transaction advisory lock on another
+    // service's key, ends with the request, also behind COMMIT AND CHAIN (which opens the next
+    // one at once): the connection's reset rolls it back even where it is only a ROLLBACK.
+    host.attempt(
+        "pg",
+        "BEGIN;; SELECT pg_advisory_xact_lock(hashtextextended('reservation:x', 0))::text AS l;; \
+         COMMIT AND CHAIN;; SELECT pg_advisory_xact_lock(hashtextextended('reservation:y', 0))::text AS l",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        "0",
+        "a transaction advisory lock outlived its request"
+    );
+
+    // Places where two roles could meet: large objects, other schemas' statistics, advisory
+    // locks that outlive a transaction.
     for statement in [
         "SELECT lo_from_bytea(0, 'x')::text AS o",
         "SELECT lo_create(0)::text AS o",
         "SELECT relname::text AS t, n_live_tup AS n FROM pg_stat_user_tables",
+        "SELECT pg_advisory_lock(1)::text AS l",
+        "SELECT pg_try_advisory_lock_shared(1, 2)::text AS l",
     ] {
         host.assert_refused("pg", statement, &["permission denied"])
             .await;

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::capabilities::postgres::pools::{reset_session, Heal};
+use crate::capabilities::postgres::pools::{reset_session, roll_back, Heal, SessionLocks};
 use crate::capabilities::postgres::transactions::closes_transaction;
 
 use crate::telemetry::{metrics, StatementCounters};
@@ -35,16 +35,24 @@ pub struct Connection {
     pub(crate) in_flight: Option<(String, Instant)>,
     /// The database's statement counters, labelled with the address's role.
     pub(crate) statements: StatementCounters,
+    /// Whether its role may take session advisory locks, which decides how it is reset.
+    pub(crate) session_locks: SessionLocks,
 }
 
 impl Connection {
     /// A connection that takes one from `pool` on its first statement.
-    pub(crate) fn new(pool: PgPool, address: String, heal: Option<Heal>) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        address: String,
+        heal: Option<Heal>,
+        session_locks: SessionLocks,
+    ) -> Self {
         let role = url::Url::parse(&address)
             .map(|url| url.username().to_owned())
             .unwrap_or_default();
         Self {
             statements: metrics().statements("postgres", &role),
+            session_locks,
             pool,
             address,
             heal,
@@ -105,11 +113,24 @@ impl Drop for Connection {
             runtime.spawn(cancel_on_server(pool, statement, started));
             return;
         }
+        let revoked = self.session_locks == SessionLocks::Revoked;
+        if revoked && !self.session_may_change && !self.transaction_may_be_open {
+            // Nothing of the request stays in the session: back to the pool as it is.
+            return;
+        }
+        let whole = !revoked || self.session_may_change;
         runtime.spawn(async move {
             let mut conn = conn;
             // What one request left in its session (a transaction, settings, advisory locks,
-            // cursors, temporary tables) must not reach the next request.
-            if !reset_session(&mut conn).await {
+            // cursors, temporary tables) must not reach the next request. Where the role can
+            // take no session advisory lock, a transaction left open is all another service
+            // could meet (its transaction advisory locks): a ROLLBACK ends it.
+            let reset = if whole {
+                reset_session(&mut conn).await
+            } else {
+                roll_back(&mut conn).await
+            };
+            if !reset {
                 conn.close_on_drop();
             }
         });

@@ -238,7 +238,12 @@ impl wit::HostConnection for PostgresView<'_> {
         };
         Ok(self
             .table
-            .push(Connection::new(pool, address, self.pools.heal().cloned()))
+            .push(Connection::new(
+                pool,
+                address.clone(),
+                self.pools.heal().cloned(),
+                self.pools.session_locks(&address),
+            ))
             .map_err(|e| wit::Error::ConnectionFailed(format!("too many connections: {e}"))))
     }
 

@@ -108,15 +108,29 @@ pub async fn migrate_postgres(component: &str, url: &str, dir: &Path) -> Result<
         tracing::warn!(component, dir = %dir.display(), "no Postgres migrations");
         return Ok(());
     }
-    let migrator = Migrator::new(dir)
+    let mut migrator = Migrator::new(dir)
         .await
         .with_context(|| format!("reading the migrations in {}", dir.display()))?;
+    // Hosts starting together apply a service's migrations one at a time. sqlx's own locking
+    // takes a session advisory lock, which provisioning revokes from the services' roles
+    // (`provision.rs`): the lock here is a transaction advisory lock, held by a second
+    // connection's transaction for the whole run.
+    migrator.set_locking(false);
+    let mut turn = connect_postgres(url).await?;
+    sqlx::query("BEGIN").execute(&mut turn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("shop-migrations:{component}"))
+        .execute(&mut turn)
+        .await
+        .with_context(|| format!("waiting for the migrations of component `{component}`"))?;
     migrator.run(&mut conn).await.with_context(|| {
         format!(
             "applying the Postgres migrations of component `{component}` from {}",
             dir.display()
         )
     })?;
+    sqlx::query("COMMIT").execute(&mut turn).await?;
+    turn.close().await.ok();
     conn.close().await.ok();
     Ok(())
 }

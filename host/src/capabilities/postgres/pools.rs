@@ -50,7 +50,7 @@ pub(crate) async fn acquire(
 pub struct PostgresPools {
     max_connections: u32,
     acquire_timeout: Duration,
-    slots: [OnceLock<(Box<str>, PgPool)>; MAX_ADDRESSES],
+    slots: [OnceLock<(Box<str>, PgPool, SessionLocks)>; MAX_ADDRESSES],
     /// Serialises the making of new pools (never taken to look one up).
     making: tokio::sync::Mutex<()>,
     /// Sets a service role's password back, when the host provisioned the roles.
@@ -143,7 +143,7 @@ impl PostgresPools {
         // One direct attempt first: a wrong address or a server that is down fails at once,
         // where the pool would retry until its acquire timeout.
         let probe = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options);
-        let probe = match tokio::time::timeout(self.acquire_timeout, probe).await {
+        let mut probe = match tokio::time::timeout(self.acquire_timeout, probe).await {
             Err(_) => return Err(sqlx::Error::PoolTimedOut),
             Ok(Err(error)) if is_bad_password(&error) => match &self.heal {
                 Some(heal) if heal(address.to_owned()).await => {
@@ -153,6 +153,7 @@ impl PostgresPools {
             },
             Ok(outcome) => outcome?,
         };
+        let session_locks = session_locks(&mut probe).await;
         let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
@@ -163,7 +164,7 @@ impl PostgresPools {
             // Several hosts share one server's connection limit: give back what sits idle.
             .idle_timeout(Some(std::time::Duration::from_secs(30)))
             .connect_lazy_with(options);
-        let _ = slot.set((address.into(), pool.clone()));
+        let _ = slot.set((address.into(), pool.clone(), session_locks));
         Ok(pool)
     }
 
@@ -173,8 +174,17 @@ impl PostgresPools {
         self.slots
             .iter()
             .map_while(|slot| slot.get())
-            .find(|(known, _)| **known == *address)
-            .map(|(_, pool)| pool)
+            .find(|(known, _, _)| **known == *address)
+            .map(|(_, pool, _)| pool)
+    }
+
+    /// Whether the role of `address` may take session advisory locks (unknown: may).
+    pub(crate) fn session_locks(&self, address: &str) -> SessionLocks {
+        self.slots
+            .iter()
+            .map_while(|slot| slot.get())
+            .find(|(known, _, _)| **known == *address)
+            .map_or(SessionLocks::Granted, |(_, _, locks)| *locks)
     }
 }
 
@@ -184,6 +194,40 @@ impl PostgresPools {
 /// every request's connection is given back (off the request's path).
 const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; RESET ALL; UNLISTEN *; \
                              SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+
+/// Whether a service's role may take advisory locks that outlive a transaction: such a lock is
+/// database-wide (another service's keys included) and survives the request that took it unless
+/// the session is reset. Provisioning revokes those functions from PUBLIC where it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionLocks {
+    /// The role may: every connection is reset after every request.
+    Granted,
+    /// It may not: what a request leaves reaches only the service's own later requests, so a
+    /// connection is reset only where its statements may have left a transaction (ROLLBACK) or
+    /// session state (the whole reset).
+    Revoked,
+}
+
+/// What the role behind `conn` may do with session advisory locks.
+async fn session_locks(conn: &mut sqlx::PgConnection) -> SessionLocks {
+    let granted: Result<bool, _> = sqlx::query_scalar(
+        "SELECT coalesce(bool_or(has_function_privilege(p.oid, 'EXECUTE')), false) \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'pg_catalog' AND p.proname IN ('pg_advisory_lock', \
+         'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared')",
+    )
+    .fetch_one(conn)
+    .await;
+    match granted {
+        Ok(false) => SessionLocks::Revoked,
+        _ => SessionLocks::Granted,
+    }
+}
+
+/// Rolls back what a request left open; `false` (close it) when that fails.
+pub(crate) async fn roll_back(conn: &mut sqlx::PgConnection) -> bool {
+    conn.execute("ROLLBACK").await.is_ok()
+}
 
 /// Resets a connection before it returns to its pool; `false` (close it) when that fails.
 pub(crate) async fn reset_session(conn: &mut sqlx::PgConnection) -> bool {

@@ -304,13 +304,17 @@ async fn provision_locked(conn: &mut PgConnection, roles: &[ServiceRole]) -> Res
 }
 
 /// Functions and views through which two roles could meet outside their schemas: large
-/// objects (database-wide, readable by any role once granted), `pg_notify`, and the statistics
-/// views that show every schema's tables and row counts. No service uses them.
+/// objects (database-wide, readable by any role once granted), `pg_notify`, advisory locks that
+/// outlive a transaction (database-wide keys, held past the request that took them: the
+/// transaction-level ones stay, which products uses), and the statistics views that show every
+/// schema's tables and row counts. No service uses them.
 const MEETING_FUNCTIONS: &str = "SELECT p.oid::regprocedure::text FROM pg_proc p \
      JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pg_catalog' \
      AND (p.proname IN ('lo_creat', 'lo_create', 'lo_from_bytea', 'lo_put', 'lo_get', 'lo_open', \
      'lo_unlink', 'lo_truncate', 'lo_truncate64', 'lo_import', 'lo_export', 'loread', \
-     'lowrite', 'lo_lseek', 'lo_lseek64', 'lo_tell', 'lo_tell64', 'lo_close', 'pg_notify'))";
+     'lowrite', 'lo_lseek', 'lo_lseek64', 'lo_tell', 'lo_tell64', 'lo_close', 'pg_notify', \
+     'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', \
+     'pg_try_advisory_lock_shared'))";
 const MEETING_VIEWS: &[&str] = &[
     "pg_stat_all_tables",
     "pg_stat_user_tables",
