@@ -19,6 +19,7 @@ mod isolation;
 mod limits;
 mod metrics;
 mod module_graph;
+mod operator;
 mod orders;
 mod postgres_tls;
 mod products;

@@ -116,11 +116,7 @@ pub async fn migrate_postgres(component: &str, url: &str, dir: &Path) -> Result<
     // (`provision.rs`): the lock here is a transaction advisory lock, held by a second
     // connection's transaction for the whole run.
     migrator.set_locking(false);
-    let mut turn = connect_postgres(url).await?;
-    sqlx::query("BEGIN").execute(&mut turn).await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("shop-migrations:{component}"))
-        .execute(&mut turn)
+    let turn = HeldLock::take(url, lock_key(&format!("shop-migrations:{component}")))
         .await
         .with_context(|| format!("waiting for the migrations of component `{component}`"))?;
     migrator.run(&mut conn).await.with_context(|| {
@@ -129,10 +125,41 @@ pub async fn migrate_postgres(component: &str, url: &str, dir: &Path) -> Result<
             dir.display()
         )
     })?;
-    sqlx::query("COMMIT").execute(&mut turn).await?;
-    turn.close().await.ok();
+    turn.release().await;
     conn.close().await.ok();
     Ok(())
+}
+
+/// A transaction advisory lock held by a transaction on a connection of its own, for as long as
+/// some work elsewhere takes: that work is then serialized with every other holder's, across
+/// hosts. Session advisory locks, which would need no transaction, are revoked from PUBLIC at
+/// provisioning (`provision.rs`), and only a superuser operator keeps them.
+pub(crate) struct HeldLock(PgConnection);
+
+impl HeldLock {
+    /// Connects to `url` and waits for the lock `key`.
+    pub(crate) async fn take(url: &str, key: i64) -> Result<Self> {
+        let mut conn = connect_postgres(url).await?;
+        sqlx::query("BEGIN").execute(&mut conn).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut conn)
+            .await?;
+        Ok(Self(conn))
+    }
+
+    /// Ends the transaction, and with it the lock.
+    pub(crate) async fn release(mut self) {
+        let _ = sqlx::query("COMMIT").execute(&mut self.0).await;
+        let _ = self.0.close().await;
+    }
+}
+
+/// A lock key for `name`, the same in every host (the first 8 bytes of its SHA-256).
+fn lock_key(name: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 /// Creates `schema` unless it exists, tolerant of another host creating it at the same moment.

@@ -254,17 +254,14 @@ async fn set_password(conn: &mut PgConnection, role: &ServiceRole) -> Result<()>
 /// Makes (or brings up to date) every role of `roles` through the operator's `admin_url`.
 pub async fn provision(admin_url: &str, roles: &[ServiceRole]) -> Result<()> {
     let mut conn = migrate::connect_postgres(admin_url).await?;
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "SELECT pg_advisory_lock({PROVISION_LOCK})"
-    )))
-    .await
-    .context("taking the provisioning lock")?;
+    // A transaction lock held beside the work: a CREATEROLE operator loses the session locks
+    // once a superuser's provisioning has revoked them from PUBLIC. Same key as the session
+    // lock earlier hosts took, so that they and this one still wait for each other.
+    let turn = migrate::HeldLock::take(admin_url, PROVISION_LOCK)
+        .await
+        .context("taking the provisioning lock")?;
     let outcome = provision_locked(&mut conn, roles).await;
-    let _ = conn
-        .execute(sqlx::AssertSqlSafe(format!(
-            "SELECT pg_advisory_unlock({PROVISION_LOCK})"
-        )))
-        .await;
+    turn.release().await;
     let _ = conn.close().await;
     outcome
 }
