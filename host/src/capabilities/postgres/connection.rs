@@ -1,6 +1,7 @@
 //! A guest's connection resource: one pooled connection kept for the resource's whole life,
-//! rolled back and reset in the background when the resource goes away, or closed (and its
-//! statement cancelled on the server) when its request ended in the middle of a statement.
+//! rolled back or reset in the background when the resource goes away (as far as its
+//! statements may have left something), or closed (and its statement cancelled on the server)
+//! when its request ended in the middle of a statement.
 //!
 //! The statements themselves run in `host.rs`, which knows the interface's types: this module
 //! is what the bindings name as the `connection` resource, so it does not use them.
@@ -26,9 +27,10 @@ pub struct Connection {
     pub(crate) conn: Option<PoolConnection<Postgres>>,
     /// Set once a statement may have opened a transaction, cleared by a successful COMMIT.
     pub(crate) transaction_may_be_open: bool,
-    /// Set once a statement may have left state in the session. Every connection is reset
-    /// before it serves another request (the words of a statement cannot be trusted to tell:
-    /// `SELECT "pg_advisory_lock"(1)` hides in quotes); this only names the suspects in the log.
+    /// Set once a statement may have left state in the session (by its words). Where the role
+    /// may take session advisory locks, every connection gets the whole reset anyway (words
+    /// cannot be trusted to tell: `SELECT "pg_advisory_lock"(1)` hides in quotes); where it may
+    /// not, what a missed word leaves reaches only the service's own later requests.
     pub(crate) session_may_change: bool,
     /// The statement running now and when it started: still set when the resource goes means
     /// its request ended in the middle of it (a deadline, a client gone).
