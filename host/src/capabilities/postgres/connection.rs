@@ -6,6 +6,7 @@
 //! The statements themselves run in `host.rs`, which knows the interface's types: this module
 //! is what the bindings name as the `connection` resource, so it does not use them.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::capabilities::postgres::pools::{reset_session, roll_back, Heal, SessionLocks};
@@ -73,26 +74,46 @@ impl Connection {
     }
 }
 
+/// The backends this host cancelled lately, newest last: statements that many requests left
+/// at the same moment look alike, and each cancel must stop a different one.
+static CANCELLED: tokio::sync::Mutex<VecDeque<i32>> =
+    tokio::sync::Mutex::const_new(VecDeque::new());
+
+/// How many cancelled backends are remembered.
+const CANCELLED_KEPT: usize = 256;
+
 /// Cancels, on the server, the statement a request left running when it ended: the service's
-/// own backend that runs that text and started before it. Its role may cancel only its own
-/// backends, so at worst this stops an identical statement of the same service that has run
-/// at least as long.
+/// own backend that runs that text and started before it, not one this host cancelled lately
+/// (cancels run one at a time, so that two never pick the same). Its role may cancel only its
+/// own backends, so at worst this stops an identical statement of the same service that has
+/// run at least as long.
 async fn cancel_on_server(pool: PgPool, statement: String, started: Instant) {
+    let mut cancelled = CANCELLED.lock().await;
     let ran_for = started.elapsed().as_secs_f64();
-    let cancelled = sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) FROM (\
+    let recent: Vec<i32> = cancelled.iter().copied().collect();
+    let stopped = sqlx::query_scalar::<_, i32>(
+        "SELECT pid FROM (\
            SELECT pid FROM pg_stat_activity \
            WHERE usename = current_user AND datname = current_database() \
            AND pid <> pg_backend_pid() AND state = 'active' AND query = $1 \
            AND query_start <= clock_timestamp() - make_interval(secs => $2) \
-           ORDER BY query_start LIMIT 1) AS running",
+           AND NOT (pid = ANY($3)) \
+           ORDER BY query_start LIMIT 1) AS running WHERE pg_cancel_backend(pid)",
     )
     .bind(&statement)
     .bind(ran_for * 0.9)
-    .fetch_one(&pool)
+    .bind(&recent)
+    .fetch_optional(&pool)
     .await;
-    match cancelled {
-        Ok(n) => tracing::debug!(cancelled = n, "a statement outlived its request"),
+    match stopped {
+        Ok(Some(pid)) => {
+            if cancelled.len() >= CANCELLED_KEPT {
+                cancelled.pop_front();
+            }
+            cancelled.push_back(pid);
+            tracing::debug!(pid, "a statement outlived its request");
+        }
+        Ok(None) => tracing::debug!("a statement outlived its request; none left to cancel"),
         Err(error) => tracing::warn!(%error, "cannot cancel a statement that outlived its request"),
     }
 }
