@@ -162,6 +162,9 @@ pub(super) struct RawConnection {
     /// The frames in the WAL after this connection's last commit (set by the WAL hook, boxed
     /// for the same reason).
     wal_frames: Box<AtomicI32>,
+    /// The parameters of the running statement that borrow the guest's text or bytes, to be
+    /// unbound once it is reset (kept here so that a call allocates nothing for them).
+    borrowed: Vec<c_int>,
 }
 
 /// What the progress handler stops a statement for: an instant (the inline budget, or the
@@ -208,6 +211,7 @@ impl RawConnection {
         let mut conn = Self {
             db,
             statements: HashMap::new(),
+            borrowed: Vec::new(),
             budget: Box::default(),
             wal_frames: Box::default(),
         };
@@ -487,12 +491,19 @@ impl RawConnection {
         result: &mut QueryResult,
     ) -> Result<usize, Failure> {
         let stmt = statement.as_ptr();
-        let outcome = self.step_all(stmt, parameters, anonymous, result);
-        // SAFETY: a statement of this connection. Its error, if any, was read above.
+        let mut borrowed = std::mem::take(&mut self.borrowed);
+        let outcome = self.step_all(stmt, parameters, anonymous, result, &mut borrowed);
+        // SAFETY: a statement of this connection. Its error, if any, was read above. Only the
+        // values that borrow `parameters` are unbound: numbers stay bound (every call binds
+        // every parameter again), because SQLite re-prepares a statement whose plan read a
+        // parameter (a `LIMIT $n`) whenever that parameter goes from NULL to a number.
         unsafe {
             ffi::sqlite3_reset(stmt);
-            ffi::sqlite3_clear_bindings(stmt);
+            for index in borrowed.drain(..) {
+                ffi::sqlite3_bind_null(stmt, index);
+            }
         }
+        self.borrowed = borrowed;
         outcome
     }
 
@@ -502,8 +513,9 @@ impl RawConnection {
         parameters: &[Value],
         anonymous: usize,
         result: &mut QueryResult,
+        borrowed: &mut Vec<c_int>,
     ) -> Result<usize, Failure> {
-        let used = bind(stmt, parameters, anonymous).map_err(|failure| match failure {
+        let used = bind(stmt, parameters, anonymous, borrowed).map_err(|failure| match failure {
             BindFailure::Sqlite(code) => self.failure(code),
             BindFailure::Unsupported(name) => Failure::own(format!(
                 "parameter {name} is not supported: parameters are numbered ($1, ?1) or anonymous (?)"
@@ -694,10 +706,14 @@ unsafe extern "C" fn note_wal_frames(
 /// Binds `parameters` to `stmt` as sqlx does: `$n` and `?n` take the n-th value, `?` the next
 /// after `anonymous` earlier ones, a number past the values leaves NULL. Answers how many
 /// anonymous parameters the statement used.
+/// Binds every parameter of `stmt`: the guest's value at its position, or NULL past the values
+/// given. The indexes of the values bound by reference (texts and blobs, which borrow
+/// `parameters`) go to `borrowed`, to be unbound before `parameters` can go.
 fn bind(
     stmt: *mut ffi::sqlite3_stmt,
     parameters: &[Value],
     anonymous: usize,
+    borrowed: &mut Vec<c_int>,
 ) -> Result<usize, BindFailure> {
     let mut next = anonymous;
     // SAFETY: a prepared statement.
@@ -725,11 +741,14 @@ fn bind(
                 }
             }
         };
-        let Some(value) = parameters.get(position - 1) else {
-            break;
-        };
+        // A value bound by an earlier call stays until bound again: past the values given,
+        // NULL.
+        let value = parameters.get(position - 1).unwrap_or(&Value::Null);
+        if matches!(value, Value::Text(_) | Value::Blob(_)) {
+            borrowed.push(index);
+        }
         // SAFETY: `index` is a parameter of `stmt`; texts and blobs stay borrowed (static
-        // binding) until the statement is reset and its bindings cleared, which happens before
+        // binding) until the statement is reset and they are unbound, which happens before
         // `parameters` can go (see `run_statement`).
         let code = unsafe {
             match value {
@@ -819,5 +838,105 @@ fn column_value(stmt: *mut ffi::sqlite3_stmt, index: c_int) -> Option<Value> {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::sqlite::databases::tests::TempDir;
+
+    fn open(dir: &TempDir) -> RawConnection {
+        std::fs::create_dir_all(&dir.0).unwrap();
+        RawConnection::open(&dir.0.join("raw.db")).unwrap()
+    }
+
+    fn run(conn: &mut RawConnection, sql: &str, parameters: Vec<Value>) -> QueryResult {
+        let watch = Watch {
+            deadline: None,
+            cancelled: Arc::default(),
+        };
+        conn.run(sql, &parameters, watch).unwrap()
+    }
+
+    /// How often SQLite prepared the kept statement for `sql` again.
+    fn reprepared(conn: &RawConnection, sql: &str) -> c_int {
+        let statement = conn.statements[sql];
+        // SAFETY: a statement the connection keeps.
+        unsafe { ffi::sqlite3_stmt_status(statement.as_ptr(), ffi::SQLITE_STMTSTATUS_REPREPARE, 0) }
+    }
+
+    #[test]
+    fn a_kept_statement_whose_plan_reads_a_parameter_is_not_prepared_again_for_each_call() {
+        let dir = TempDir::new();
+        let mut conn = open(&dir);
+        run(
+            &mut conn,
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)",
+            vec![],
+        );
+        for id in 1..=5 {
+            run(
+                &mut conn,
+                "INSERT INTO t (id, name) VALUES ($1, $2)",
+                vec![Value::Integer(id), Value::Text(format!("n{id}"))],
+            );
+        }
+        let page = "SELECT id FROM t WHERE name <> $1 ORDER BY id LIMIT $2 OFFSET $3";
+        let mut first_call = 0;
+        for call in 0..4 {
+            let parameters = vec![
+                Value::Text("n1".into()),
+                Value::Integer(2),
+                Value::Integer(0),
+            ];
+            let result = run(&mut conn, page, parameters);
+            assert_eq!(result.rows.len(), 2);
+            if call == 0 {
+                // Its first binding may re-prepare it once: it was prepared with none.
+                first_call = reprepared(&conn, page);
+            }
+        }
+        assert_eq!(
+            reprepared(&conn, page),
+            first_call,
+            "a LIMIT bound to the same value again"
+        );
+        // Another value still gets SQLite's new plan for it, and the right rows.
+        let parameters = vec![
+            Value::Text("n1".into()),
+            Value::Integer(3),
+            Value::Integer(1),
+        ];
+        let result = run(&mut conn, page, parameters);
+        assert_eq!(result.rows.len(), 3);
+        assert!(matches!(result.rows[0][0], Value::Integer(3)));
+    }
+
+    #[test]
+    fn a_parameter_the_call_does_not_give_is_null_not_the_last_calls_value() {
+        let dir = TempDir::new();
+        let mut conn = open(&dir);
+        let echo = "SELECT $1 AS a, $2 AS b";
+        let first = run(
+            &mut conn,
+            echo,
+            vec![Value::Integer(7), Value::Text("secret".into())],
+        );
+        assert!(matches!(&first.rows[0][1], Value::Text(text) if text == "secret"));
+        let second = run(&mut conn, echo, vec![]);
+        assert!(
+            matches!(second.rows[0][0], Value::Null),
+            "{:?}",
+            second.rows
+        );
+        assert!(
+            matches!(second.rows[0][1], Value::Null),
+            "{:?}",
+            second.rows
+        );
+        let third = run(&mut conn, echo, vec![Value::Integer(8)]);
+        assert!(matches!(third.rows[0][0], Value::Integer(8)));
+        assert!(matches!(third.rows[0][1], Value::Null), "{:?}", third.rows);
     }
 }
