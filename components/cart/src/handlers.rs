@@ -35,7 +35,7 @@ pub fn add_item(request: &ApiRequest, user: User) -> Result<Response, ApiError> 
     let product = catalogue
         .product(add.product_id)
         .ok_or_else(|| domain::unknown_product(add.product_id))?;
-    let cart = db.transaction(|db| {
+    let (cart, lines) = db.transaction(|db| {
         // The upsert adds to whatever the line holds when it runs, and the check is on the
         // total it answers: a rollback leaves the line as it was.
         let quantity = storage::add_units(db, cart.id, add.product_id, add.quantity, now)?;
@@ -46,10 +46,10 @@ pub fn add_item(request: &ApiRequest, user: User) -> Result<Response, ApiError> 
             return Err(domain::above_stock(product));
         }
         let cart = storage::touch(db, cart.id, now)?;
-        check_total(db, &cart, &catalogue)?;
-        Ok(cart)
+        let lines = check_total(db, &cart, &catalogue)?;
+        Ok((cart, lines))
     })?;
-    answer(&db, &cart, &mut catalogue)
+    answer_with(&cart, &lines, &mut catalogue)
 }
 
 /// POST /api/carts/remove_item/: drops a line; 404 if the product is not in the cart.
@@ -76,7 +76,7 @@ pub fn update_quantity(request: &ApiRequest, user: User) -> Result<Response, Api
     let mut catalogue = Catalogue::default();
     let lines = storage::items(&db, cart.id)?;
     catalogue.look_up(product_ids(&lines).chain([change.product_id]))?;
-    let cart = db.transaction(|db| {
+    let (cart, lines) = db.transaction(|db| {
         if !storage::set_quantity(db, cart.id, change.product_id, change.quantity)? {
             return Err(domain::not_in_cart(change.product_id));
         }
@@ -87,10 +87,10 @@ pub fn update_quantity(request: &ApiRequest, user: User) -> Result<Response, Api
             return Err(domain::above_stock(product));
         }
         let cart = storage::touch(db, cart.id, now)?;
-        check_total(db, &cart, &catalogue)?;
-        Ok(cart)
+        let lines = check_total(db, &cart, &catalogue)?;
+        Ok((cart, lines))
     })?;
-    answer(&db, &cart, &mut catalogue)
+    answer_with(&cart, &lines, &mut catalogue)
 }
 
 /// Removes a product's line and stamps the cart; 404 if the product is not in it.
@@ -104,20 +104,29 @@ fn remove_line(db: &Db, cart: &Cart, product_id: i64, now: Timestamp) -> Result<
 }
 
 /// Refuses (400, and the caller's transaction rolls back) a change after which the cart's total
-/// would be beyond what it can hold, priced as `catalogue` knows its products.
-fn check_total(db: &Db, cart: &Cart, catalogue: &Catalogue) -> Result<(), ApiError> {
+/// would be beyond what it can hold, priced as `catalogue` knows its products; answers the
+/// cart's lines as the change left them.
+fn check_total(db: &Db, cart: &Cart, catalogue: &Catalogue) -> Result<Vec<CartItem>, ApiError> {
     let lines = storage::items(db, cart.id)?;
-    domain::price_cart(cart, &lines, |id| catalogue.product(id))
-        .map(|_| ())
-        .map_err(TotalTooLarge::refusal)
+    domain::price_cart(cart, &lines, |id| catalogue.product(id)).map_err(TotalTooLarge::refusal)?;
+    Ok(lines)
 }
 
 /// 200 with the cart as it is now, priced from the catalogue (looking up only the products
 /// `catalogue` does not know yet).
 fn answer(db: &Db, cart: &Cart, catalogue: &mut Catalogue) -> Result<Response, ApiError> {
-    let lines = storage::items(db, cart.id)?;
-    catalogue.look_up(product_ids(&lines))?;
-    let priced = domain::price_cart(cart, &lines, |id| catalogue.product(id))
+    answer_with(cart, &storage::items(db, cart.id)?, catalogue)
+}
+
+/// 200 with `cart` holding `lines` (as read in the transaction that changed them, which
+/// committed), priced from the catalogue.
+fn answer_with(
+    cart: &Cart,
+    lines: &[CartItem],
+    catalogue: &mut Catalogue,
+) -> Result<Response, ApiError> {
+    catalogue.look_up(product_ids(lines))?;
+    let priced = domain::price_cart(cart, lines, |id| catalogue.product(id))
         .map_err(TotalTooLarge::conflict)?;
     response::ok(&priced)
 }

@@ -162,26 +162,50 @@ pub fn insert(db: &Db, new: &NewOrder<'_>, now: Timestamp) -> Result<Option<Orde
             )?
             .ok_or_else(|| StorageError::Query("INSERT returned no row".to_owned()))?;
         let mut placed = order(&row)?;
-        for line in new.lines {
-            let row = db
-                .query_one(
-                    &format!(
-                        "INSERT INTO order_items (order_id, product_id, product_name, quantity, \
-                         price_cents) VALUES ($1, $2, $3, $4, $5) RETURNING {ITEM_COLUMNS}"
-                    ),
-                    &[
-                        Param::Int(placed.id),
-                        Param::Int(line.product_id),
-                        line.product_name.as_str().into(),
-                        Param::Int(line.quantity),
-                        Param::Int(line.price.cents()),
-                    ],
-                )?
-                .ok_or_else(|| StorageError::Query("INSERT returned no row".to_owned()))?;
-            placed.items.push(item(&row)?);
-        }
+        placed.items = insert_items(db, placed.id, new.lines)?;
         Ok(Some(placed))
     })
+}
+
+/// Writes the order's items in one statement (one row per line, in line order) and answers
+/// them as written, in that order.
+fn insert_items(
+    db: &Db,
+    order_id: i64,
+    lines: &[OrderLine],
+) -> Result<Vec<OrderItem>, StorageError> {
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut statement = Statement::new(
+        "INSERT INTO order_items (order_id, product_id, product_name, quantity, price_cents) \
+         VALUES ",
+    );
+    let order = statement.bind(order_id);
+    for (index, line) in lines.iter().enumerate() {
+        statement.push(if index == 0 { "(" } else { ", (" });
+        statement.push(&order).push(", ");
+        statement.push_bind(line.product_id).push(", ");
+        statement.push_bind(line.product_name.as_str()).push(", ");
+        statement.push_bind(line.quantity).push(", ");
+        statement.push_bind(line.price.cents()).push(")");
+    }
+    statement.push(&format!(" RETURNING {ITEM_COLUMNS}"));
+    let mut items = db
+        .query_statement(&statement)?
+        .iter()
+        .map(item)
+        .collect::<Result<Vec<_>, _>>()?;
+    if items.len() != lines.len() {
+        return Err(StorageError::Query(format!(
+            "INSERT of {} items returned {} rows",
+            lines.len(),
+            items.len()
+        )));
+    }
+    // RETURNING promises no order; ids rise in the order the rows were written.
+    items.sort_by_key(|item| item.id);
+    Ok(items)
 }
 
 /// A checkout that outlived the checkout expiry, or is being settled.
