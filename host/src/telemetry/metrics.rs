@@ -252,7 +252,8 @@ pub struct StatementCounters {
 
 impl StatementCounters {
     /// Counts one statement by its first word: transaction control (BEGIN, COMMIT...), a write
-    /// (INSERT, UPDATE, DELETE, REPLACE, MERGE), or else a read.
+    /// (INSERT, UPDATE, DELETE, REPLACE, MERGE, or a WITH whose words hold one of them), or
+    /// else a read.
     pub fn count(&self, statement: &str) {
         let word = super::spans::first_word(statement);
         let is = |words: &[&str]| words.iter().any(|w| word.eq_ignore_ascii_case(w));
@@ -266,12 +267,28 @@ impl StatementCounters {
             "RELEASE",
         ]) {
             self.control.inc();
-        } else if is(&["INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE"]) {
+        } else if is(WRITES) || (is(&["WITH"]) && writes_in_with(statement)) {
             self.write.inc();
         } else {
             self.read.inc();
         }
     }
+}
+
+/// The first words of a statement that writes.
+const WRITES: &[&str] = &["INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE"];
+
+/// Whether a statement that starts with WITH writes: a word of [`WRITES`] outside quotes and
+/// comments (`WITH taken AS (UPDATE ...) INSERT ...`).
+fn writes_in_with(statement: &str) -> bool {
+    use crate::capabilities::sql_scan::{self, Token};
+    let mut writes = false;
+    sql_scan::scan(statement, &sql_scan::POSTGRES, |token| {
+        if let Token::Word(word) = token {
+            writes |= WRITES.iter().any(|w| word.eq_ignore_ascii_case(w));
+        }
+    });
+    writes
 }
 
 impl Metrics {
@@ -425,5 +442,27 @@ mod tests {
         assert!(text.contains(
             "shop_database_pool_idle_connections{engine=\"sqlite\",service=\"unit-pool\"} 3"
         ));
+    }
+
+    #[test]
+    fn statements_are_counted_as_reads_writes_or_transaction_control() {
+        let counters = metrics().statements("unit-engine", "unit-counted");
+        for statement in [
+            "BEGIN",
+            "  commit",
+            "INSERT INTO t VALUES (1)",
+            "WITH taken AS (UPDATE p SET s = s - 1 RETURNING id) INSERT INTO r SELECT id FROM taken",
+            "WITH x AS (SELECT 1) SELECT 'update' FROM x -- delete",
+            "SELECT 1",
+        ] {
+            counters.count(statement);
+        }
+        let text = metrics().render([]);
+        for (kind, count) in [("transaction", 2), ("write", 2), ("read", 2)] {
+            let line = format!(
+                "shop_database_statements_total{{database=\"unit-counted\",engine=\"unit-engine\",kind=\"{kind}\"}} {count}"
+            );
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
     }
 }
