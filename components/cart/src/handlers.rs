@@ -155,11 +155,7 @@ pub fn clear_ordered(user_id: i64, ordered: &[(i64, i64)]) -> Result<(), String>
     let db = Db::open(crate::SERVICE).map_err(|e| e.to_string())?;
     let now = Timestamp::now();
     db.transaction(|db| {
-        let mut removed = false;
-        for &(product_id, quantity) in ordered {
-            removed |= storage::remove_ordered(db, user_id, product_id, quantity)?;
-        }
-        if removed {
+        if storage::remove_ordered(db, user_id, ordered)? {
             storage::touch_user_cart(db, user_id, now)?;
         }
         Ok::<(), StorageError>(())

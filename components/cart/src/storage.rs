@@ -2,7 +2,7 @@
 //! Every change is one statement the unique keys make safe under concurrency: no read of a
 //! quantity is ever written back.
 
-use shop_guest::storage::{Db, Param, Row, StorageError};
+use shop_guest::storage::{Db, Param, Row, Statement, StorageError};
 use shop_guest::time::Timestamp;
 
 use crate::domain::{Cart, CartItem};
@@ -131,23 +131,29 @@ pub fn remove(db: &Db, cart_id: i64, product_id: i64) -> Result<bool, StorageErr
     )? > 0)
 }
 
-/// Removes the user's line of a product only if it still holds `quantity` units (an order
-/// took exactly those); answers whether it did.
-pub fn remove_ordered(
-    db: &Db,
-    user_id: i64,
-    product_id: i64,
-    quantity: i64,
-) -> Result<bool, StorageError> {
-    Ok(db.execute(
-        "DELETE FROM cart_items WHERE cart_id = (SELECT id FROM carts WHERE user_id = $1) \
-         AND product_id = $2 AND quantity = $3",
-        &[
-            Param::Int(user_id),
-            Param::Int(product_id),
-            Param::Int(quantity),
-        ],
-    )? > 0)
+/// Removes, in one statement, each of the user's lines of an `ordered` product that still
+/// holds the `(product id, quantity)` units an order took (a line changed since keeps what it
+/// holds); answers whether any went.
+pub fn remove_ordered(db: &Db, user_id: i64, ordered: &[(i64, i64)]) -> Result<bool, StorageError> {
+    if ordered.is_empty() {
+        return Ok(false);
+    }
+    let mut statement = Statement::new(
+        "DELETE FROM cart_items WHERE cart_id = (SELECT id FROM carts WHERE user_id = ",
+    );
+    statement.push_bind(user_id).push(") AND (");
+    for (index, &(product_id, quantity)) in ordered.iter().enumerate() {
+        if index > 0 {
+            statement.push(" OR ");
+        }
+        statement.push("(product_id = ").push_bind(product_id);
+        statement
+            .push(" AND quantity = ")
+            .push_bind(quantity)
+            .push(")");
+    }
+    statement.push(")");
+    Ok(db.execute_statement(&statement)? > 0)
 }
 
 /// Stamps the user's cart as changed `now`, if the user has one.

@@ -649,6 +649,11 @@ impl Db {
         self.query(statement.sql(), statement.params())
     }
 
+    /// Runs a built statement that returns no rows; answers the rows it changed.
+    pub fn execute_statement(&self, statement: &Statement) -> Result<u64, StorageError> {
+        self.execute(statement.sql(), statement.params())
+    }
+
     /// The first row a statement returns, if any.
     pub fn query_one(&self, sql: &str, params: &[Param]) -> Result<Option<Row>, StorageError> {
         Ok(self.query(sql, params)?.into_iter().next())
