@@ -24,7 +24,10 @@ Prints requests/s, p50/p99 latency (from wrk --latency), failures and the host's
 
 `--compare-binary PATH` (e.g. an earlier build of target/release/shop): every scenario also runs
 on that host, in the same run, alternating which goes first over `--rounds`, and the table
-`host / compare` gives the ratio of the two (means over the rounds).
+`host / compare` gives the ratio of the two (means over the rounds). `--compare-manifest
+SPIN_TOML` runs the compared side on another build of the components too (a spin.toml whose
+`source` paths name them, e.g. a copy of the repository at an earlier commit, built); alone, it
+compares two builds of the components on the same host binary.
 
 `--baseline` (products scenario): after the host's runs, starts tools/native-baseline (a plain
 native server answering the same two reads from the same SQL: rusqlite on the host's SQLite file,
@@ -104,10 +107,10 @@ def build(baseline=False):
     subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip2", *components], cwd=ROOT, check=True)
 
 
-def start_host(binary, app_args, workdir):
+def start_host(binary, app_args, workdir, manifest=MANIFEST):
     """`binary up` in `workdir` with a staff user made first: (process, base URL, staff token)."""
     env = host_env()
-    subprocess.run([binary, "createsuperuser", "--manifest", MANIFEST, *app_args, "--username", STAFF,
+    subprocess.run([binary, "createsuperuser", "--manifest", manifest, *app_args, "--username", STAFF,
                     "--email", "staff@bench.example.com"], cwd=workdir, env=dict(env, SHOP_SUPERUSER_PASSWORD=PASSWORD),
                    check=True, stdout=subprocess.DEVNULL)
     extra = []
@@ -116,7 +119,7 @@ def start_host(binary, app_args, workdir):
         extra = ["--registrations-per-client", "1000"]
     log = open(os.path.join(workdir, "host.log"), "w")
     proc = subprocess.Popen(
-        [binary, "up", "--manifest", MANIFEST, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+        [binary, "up", "--manifest", manifest, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
          *app_args, *extra],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     proc.admin = None
@@ -145,10 +148,10 @@ def products_database(workdir):
     return os.path.join(workdir, path)
 
 
-def products_url(binary, app_args):
+def products_url(binary, app_args, manifest=MANIFEST):
     """The products service's own Postgres URL (its role, `search_path` its schema), as
     `shop migrate --print-urls` gives it."""
-    out = subprocess.run([binary, "migrate", "--manifest", MANIFEST, *app_args, "--print-urls"], env=host_env(),
+    out = subprocess.run([binary, "migrate", "--manifest", manifest, *app_args, "--print-urls"], env=host_env(),
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"^SPIN_VARIABLE_PRODUCTS_DATABASE=(\S+)$", out, re.M)
     if not m:
@@ -410,7 +413,7 @@ def bench_baseline(base, workdir, args, ids, database):
         proc.wait()
 
 
-def bench_engine(engine, args, system, binary):
+def bench_engine(engine, args, system, binary, manifest=MANIFEST):
     """The scenarios on one engine, on a fresh host `binary`: rows (engine, system, label, req/s,
     orders/s, p50, p99, failed, socket errors, RSS KiB, peak KiB), the native baseline's included."""
     workdir = tempfile.mkdtemp(prefix=f"shop-bench-{engine}-")
@@ -418,14 +421,14 @@ def bench_engine(engine, args, system, binary):
     if engine == "postgres":
         url, cleanup = fresh_postgres()
         app_args = ["--database-url", url]
-    proc, base, staff = start_host(binary, app_args, workdir)
+    proc, base, staff = start_host(binary, app_args, workdir, manifest)
     try:
         rows, baseline = [], []
         if args.scenario in ("products", "all"):
             ids = seed(base, staff, args.products)
             rows += product_loads(base, workdir, args, ids)
             if args.baseline and system == "host":
-                database = (["--database-url", products_url(binary, app_args)] if engine == "postgres"
+                database = (["--database-url", products_url(binary, app_args, manifest)] if engine == "postgres"
                             else ["--database", products_database(workdir)])
                 baseline = bench_baseline(base, workdir, args, ids, database)
         if args.scenario in ("login", "all"):
@@ -490,6 +493,8 @@ def main():
     ap.add_argument("--host-binary", help="the shop binary to run (default: target/release/shop); implies --no-build")
     ap.add_argument("--compare-binary", metavar="PATH",
                     help="a second shop binary (e.g. an earlier build) run beside the first in the same run, with the ratio of the two")
+    ap.add_argument("--compare-manifest", metavar="SPIN_TOML",
+                    help="the compared side runs this app (another build of the components); with or without --compare-binary")
     ap.add_argument("--rounds", type=int, default=1,
                     help="with --compare-binary: runs of each binary per engine, alternating which goes first (default 1)")
     ap.add_argument("--baseline", action="store_true",
@@ -498,12 +503,15 @@ def main():
     host = os.path.abspath(args.host_binary) if args.host_binary else HOST_BINARY
     if args.host_binary:
         args.no_build = True
-    binaries = [("host", host)]
-    if args.compare_binary:
-        compare = os.path.abspath(args.compare_binary)
+    binaries = [("host", host, MANIFEST)]
+    if args.compare_binary or args.compare_manifest:
+        compare = os.path.abspath(args.compare_binary) if args.compare_binary else host
         if not os.access(compare, os.X_OK):
             sys.exit(f"--compare-binary {compare} is not an executable")
-        binaries.append(("compare", compare))
+        manifest = os.path.abspath(args.compare_manifest) if args.compare_manifest else MANIFEST
+        if not os.path.isfile(manifest):
+            sys.exit(f"--compare-manifest {manifest} is not a file")
+        binaries.append(("compare", compare, manifest))
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
     if args.baseline and args.scenario not in ("products", "all"):
@@ -513,12 +521,12 @@ def main():
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
     rows = []
     for engine in engines:
-        for turn in range(args.rounds if args.compare_binary else 1):
-            for system, binary in (binaries if turn % 2 == 0 else binaries[::-1]):
-                rows += bench_engine(engine, args, system, binary)
+        for turn in range(args.rounds if len(binaries) > 1 else 1):
+            for system, binary, manifest in (binaries if turn % 2 == 0 else binaries[::-1]):
+                rows += bench_engine(engine, args, system, binary, manifest)
     print(f"\n{args.duration}s per run, load generator and host on this machine ({os.cpu_count()} cores); RSS of the host after the engine's runs")
-    for system, binary in binaries:
-        print(f"{system}: {binary}")
+    for system, binary, manifest in binaries:
+        print(f"{system}: {binary}" + (f" with {manifest}" if manifest != MANIFEST else ""))
     if any(r[1] == "native" for r in rows):
         print("native: tools/native-baseline on the host's products database (rusqlite on SQLite, sqlx on Postgres), its RSS after its runs")
     print(f"{'engine':9} {'system':8} {'request':38} {'req/s':>9} {'orders/s':>9} {'p50':>9} {'p99':>9} {'failed':>7} {'RSS MiB':>8} {'peak MiB':>8}")
@@ -528,7 +536,7 @@ def main():
         print(f"{engine:9} {system:8} {label:38} {rate} {placed} {p50:>9} {p99:>9} {failed:7d} {rss / 1024:8.1f} {hwm / 1024:8.1f}"
               + (f"  socket errors: {sock}" if sock else ""))
     print_ratios(rows, "host", "native", "shop host vs native baseline on the same database, same wrk loads")
-    print_ratios(rows, "host", "compare", "host vs compare binary, same loads, same run")
+    print_ratios(rows, "host", "compare", "host vs compare build, same loads, same run")
 
 
 if __name__ == "__main__":
