@@ -120,25 +120,7 @@ impl SqliteDatabases {
 pub(crate) mod tests {
     use super::*;
 
-    /// A fresh folder under the system's temp dir, removed at the end of the test.
-    pub(crate) struct TempDir(pub(crate) PathBuf);
-
-    impl TempDir {
-        pub(crate) fn new() -> Self {
-            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("shop-sqlite-test-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            Self(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    pub(crate) use crate::capabilities::sqlite::temp_dir::TempDir;
 
     /// `products`, in a nested folder that opening it creates.
     pub(crate) async fn databases(dir: &TempDir) -> SqliteDatabases {

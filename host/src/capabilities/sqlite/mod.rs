@@ -35,6 +35,8 @@ mod host;
 mod pool;
 mod raw;
 mod statement;
+#[cfg(test)]
+mod temp_dir;
 
 pub use connection::Connection;
 pub use databases::SqliteDatabases;

@@ -844,7 +844,8 @@ fn column_value(stmt: *mut ffi::sqlite3_stmt, index: c_int) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::sqlite::databases::tests::TempDir;
+
+    use crate::capabilities::sqlite::temp_dir::TempDir;
 
     fn open(dir: &TempDir) -> RawConnection {
         std::fs::create_dir_all(&dir.0).unwrap();
