@@ -62,7 +62,8 @@ const KEPT_IDLE: Duration = Duration::from_secs(10);
 /// ended in the middle of a statement is closed instead (`connection.rs`), which is the case
 /// that ping guards against. Requests wait for a permit of the service's own (as many as its
 /// connections), not in sqlx's pool, which never gets the kept connections back and so could
-/// not hand them on.
+/// not hand them on; with a permit, a request waits in sqlx's pool only in the moment a
+/// connection is given back while it looks, and that connection wakes it.
 pub(crate) struct ServicePool {
     /// The `postgres://` URL: the service's role and database.
     pub(crate) address: Box<str>,
@@ -77,6 +78,8 @@ pub(crate) struct ServicePool {
     acquire_timeout: Duration,
     /// Connections given back, newest last, with when.
     kept: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    /// Wakes a request waiting in sqlx's pool when a connection is given back.
+    given_back: tokio::sync::Notify,
 }
 
 /// A request's right to hold one of its service's connections, given back with it.
@@ -101,6 +104,7 @@ impl ServicePool {
             permits: Arc::new(Semaphore::new(connections as usize)),
             acquire_timeout,
             kept: Mutex::new(Vec::new()),
+            given_back: tokio::sync::Notify::new(),
         }
     }
 
@@ -115,13 +119,27 @@ impl ServicePool {
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)?
                 .map_err(|_| sqlx::Error::PoolClosed)?;
-        // A connection is given back before its permit: with a permit, either one is kept or
-        // sqlx's pool, which counts the kept ones as taken, has room for one more.
-        let conn = match self.take_kept() {
-            Some(conn) => conn,
-            None => acquire(&self.pool, &self.address, heal).await?,
-        };
-        Ok((conn, permit))
+        loop {
+            if let Some(conn) = self.take_kept() {
+                return Ok((conn, permit));
+            }
+            let given_back = self.given_back.notified();
+            tokio::pin!(given_back);
+            // Listening from here on: a connection given back after the look below wakes it.
+            given_back.as_mut().enable();
+            if let Some(conn) = self.take_kept() {
+                return Ok((conn, permit));
+            }
+            // With a permit, sqlx's pool has room for one more connection, unless one was given
+            // back (and kept) since the look above: then the kept one is taken instead.
+            tokio::select! {
+                biased;
+                acquired = acquire(&self.pool, &self.address, heal) => {
+                    return acquired.map(|conn| (conn, permit));
+                }
+                () = &mut given_back => {}
+            }
+        }
     }
 
     /// Keeps a connection whose session holds nothing of its request for the next request
@@ -131,6 +149,7 @@ impl ServicePool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((conn, Instant::now()));
+        self.given_back.notify_waiters();
         self.let_go_of_idle();
     }
 
