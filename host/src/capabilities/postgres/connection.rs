@@ -7,29 +7,25 @@
 //! is what the bindings name as the `connection` resource, so it does not use them.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capabilities::postgres::pools::{
-    reset_session, roll_back, Heal, Permit, ServicePool, SessionLocks,
-};
+use crate::capabilities::postgres::pools::{reset_session, roll_back, Heal, SessionLocks};
 use crate::capabilities::postgres::transactions::closes_transaction;
 
+use crate::telemetry::{metrics, StatementCounters};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
 use sqlx::Postgres;
 
 /// A guest's open Postgres connection: the resource behind `spin:postgres`'s `connection`.
 pub struct Connection {
-    /// The pool of the component's own database, where the connection comes from and goes
-    /// back to; with its role's statement counters and whether it may take session locks.
-    pub(crate) service: Arc<ServicePool>,
-    /// What sets the role's password back if it was changed.
+    /// The pool of the component's own database, where the connection comes from.
+    pub(crate) pool: PgPool,
+    /// That database's address, and what sets its role's password back if it was changed.
+    pub(crate) address: String,
     pub(crate) heal: Option<Heal>,
     /// Taken from the pool on the first statement, kept until the resource is dropped.
     pub(crate) conn: Option<PoolConnection<Postgres>>,
-    /// The permit that lets it hold `conn`, let go once `conn` is given back or closed.
-    pub(crate) permit: Option<Permit>,
     /// Set once a statement may have opened a transaction, cleared by a successful COMMIT.
     pub(crate) transaction_may_be_open: bool,
     /// Set once a statement may have left state in the session (by its words). Where the role
@@ -40,16 +36,30 @@ pub struct Connection {
     /// The statement running now and when it started: still set when the resource goes means
     /// its request ended in the middle of it (a deadline, a client gone).
     pub(crate) in_flight: Option<(String, Instant)>,
+    /// The database's statement counters, labelled with the address's role.
+    pub(crate) statements: StatementCounters,
+    /// Whether its role may take session advisory locks, which decides how it is reset.
+    pub(crate) session_locks: SessionLocks,
 }
 
 impl Connection {
-    /// A connection that takes one from `service` on its first statement.
-    pub(crate) fn new(service: Arc<ServicePool>, heal: Option<Heal>) -> Self {
+    /// A connection that takes one from `pool` on its first statement.
+    pub(crate) fn new(
+        pool: PgPool,
+        address: String,
+        heal: Option<Heal>,
+        session_locks: SessionLocks,
+    ) -> Self {
+        let role = url::Url::parse(&address)
+            .map(|url| url.username().to_owned())
+            .unwrap_or_default();
         Self {
-            service,
+            statements: metrics().statements("postgres", &role),
+            session_locks,
+            pool,
+            address,
             heal,
             conn: None,
-            permit: None,
             transaction_may_be_open: false,
             session_may_change: false,
             in_flight: None,
@@ -122,20 +132,16 @@ impl Drop for Connection {
             // The connection is in the middle of a statement: it serves no one again, and the
             // server stops the statement (its own statement_timeout would, later).
             drop(conn.detach());
-            let pool = self.service.pool.clone();
+            let pool = self.pool.clone();
             runtime.spawn(cancel_on_server(pool, statement, started));
             return;
         }
-        let revoked = self.service.session_locks == SessionLocks::Revoked;
+        let revoked = self.session_locks == SessionLocks::Revoked;
         if revoked && !self.session_may_change && !self.transaction_may_be_open {
-            // Nothing of the request stays in the session: back to the service as it is.
-            self.service.give_back(conn);
+            // Nothing of the request stays in the session: back to the pool as it is.
             return;
         }
         let whole = !revoked || self.session_may_change;
-        let service = self.service.clone();
-        // The permit stays taken until the reset is over.
-        let permit = self.permit.take();
         runtime.spawn(async move {
             let mut conn = conn;
             // What one request left in its session (a transaction, settings, advisory locks,
@@ -147,12 +153,9 @@ impl Drop for Connection {
             } else {
                 roll_back(&mut conn).await
             };
-            if reset {
-                service.give_back(conn);
-            } else {
+            if !reset {
                 conn.close_on_drop();
             }
-            drop(permit);
         });
     }
 }

@@ -9,7 +9,7 @@ use crate::capabilities::postgres::bindings::spin::postgres::postgres::{
 use crate::capabilities::postgres::codec::{bind, row_values, Kind};
 use crate::capabilities::postgres::connection::Connection;
 use crate::capabilities::postgres::error::error;
-use crate::capabilities::postgres::pools::PostgresPools;
+use crate::capabilities::postgres::pools::{acquire, PostgresPools};
 use crate::capabilities::postgres::transactions::{may_change_session, opens_transaction};
 use crate::telemetry::statement_span;
 
@@ -57,7 +57,7 @@ impl Connection {
         &mut self,
         statement: &str,
     ) -> Result<&mut PoolConnection<Postgres>, wit::Error> {
-        self.service.statements.count(statement);
+        self.statements.count(statement);
         if opens_transaction(statement) {
             self.transaction_may_be_open = true;
         }
@@ -67,12 +67,9 @@ impl Connection {
         match &mut self.conn {
             Some(conn) => Ok(conn),
             slot @ None => {
-                let (conn, permit) = self
-                    .service
-                    .acquire(self.heal.as_ref())
+                let conn = acquire(&self.pool, &self.address, self.heal.as_ref())
                     .await
                     .map_err(error)?;
-                self.permit = Some(permit);
                 Ok(slot.insert(conn))
             }
         }
@@ -86,43 +83,15 @@ impl Connection {
         self.in_flight = Some((statement.to_owned(), std::time::Instant::now()));
         let result = self.query_unwatched(statement, params).await;
         self.in_flight = None;
-        let too_large = matches!(
-            &result,
-            Err(wit::Error::QueryFailed(wit::QueryError::Text(message)))
-                if message.starts_with(TOO_LARGE)
-        );
-        if too_large {
-            // Its read buffer grew to the answer's size: let it go, rather than keep it.
-            self.close_connection();
-        }
-        self.close_if_broken(&result);
-        result
-    }
-
-    /// Closes the connection after a failure that was not the database's answer to the
-    /// statement (the server gone, TLS, the protocol) or that ended its session (a FATAL
-    /// error: the backend was terminated): it is given back to no one, and a next statement
-    /// takes another. Kept connections are not checked as they go back (`pools.rs`), so this
-    /// is what keeps a dead one from serving request after request.
-    fn close_if_broken<T>(&mut self, result: &Result<T, wit::Error>) {
-        let broken = match result {
-            Err(wit::Error::ConnectionFailed(_)) => true,
-            Err(wit::Error::QueryFailed(wit::QueryError::DbError(db))) => {
-                db.severity == "FATAL" || db.severity == "PANIC"
+        if let Err(wit::Error::QueryFailed(wit::QueryError::Text(message))) = &result {
+            if message.starts_with(TOO_LARGE) {
+                // Its read buffer grew to the answer's size: let it go, rather than keep it.
+                if let Some(conn) = self.conn.take() {
+                    drop(conn.detach());
+                }
             }
-            _ => false,
-        };
-        if broken {
-            self.close_connection();
         }
-    }
-
-    /// Lets the connection go (closed, not given back) with its permit.
-    fn close_connection(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            drop(conn.detach());
-            self.permit = None;
-        }
+        result
     }
 
     async fn query_unwatched(
@@ -178,7 +147,6 @@ impl Connection {
         self.in_flight = Some((statement.to_owned(), std::time::Instant::now()));
         let result = self.execute_unwatched(statement, params).await;
         self.in_flight = None;
-        self.close_if_broken(&result);
         result
     }
 
@@ -261,16 +229,21 @@ impl wit::HostConnection for PostgresView<'_> {
         if let Err(reason) = check_address_allowed(&address, self.allowed_outbound_hosts) {
             return Ok(Err(wit::Error::ConnectionFailed(reason)));
         }
-        let service = match self.pools.find(&address) {
-            Some(service) => service.clone(),
+        let pool = match self.pools.find(&address) {
+            Some(pool) => pool.clone(),
             None => match self.pools.pool(&address).await {
-                Ok(service) => service,
+                Ok(pool) => pool,
                 Err(e) => return Ok(Err(wit::Error::ConnectionFailed(e.to_string()))),
             },
         };
         Ok(self
             .table
-            .push(Connection::new(service, self.pools.heal().cloned()))
+            .push(Connection::new(
+                pool,
+                address.clone(),
+                self.pools.heal().cloned(),
+                self.pools.session_locks(&address),
+            ))
             .map_err(|e| wit::Error::ConnectionFailed(format!("too many connections: {e}"))))
     }
 
@@ -748,7 +721,7 @@ mod tests {
 
         // Seen from another connection: 2 was rolled back, 3 was committed on its own.
         let other = PostgresPools::new(1);
-        let pool = other.pool(&address).await.unwrap().pool.clone();
+        let pool = other.pool(&address).await.unwrap();
         other.check_address(&address).await.unwrap();
         let values: Vec<i64> = sqlx::query_scalar("SELECT a FROM t ORDER BY a")
             .fetch_all(&pool)
@@ -756,97 +729,6 @@ mod tests {
             .unwrap();
         assert_eq!(values, [1, 3]);
         pool.close().await;
-        drop_schema(&schema).await;
-    }
-
-    #[tokio::test]
-    async fn a_connection_given_back_serves_the_next_request_and_wakes_one_waiting() {
-        let Some((schema, address)) = test_schema().await else {
-            return;
-        };
-        // One connection for the service: a second request must wait for the first's.
-        let mut guest = Guest::new(1);
-        let conn = guest.open(&address).await.unwrap();
-        let backend = |rows: RowSet| match &rows.rows[0][0] {
-            DbValue::Int32(pid) => *pid,
-            other => panic!("not a pid: {other:?}"),
-        };
-        let first = backend(
-            guest
-                .query(&conn, "SELECT pg_backend_pid()", vec![])
-                .await
-                .unwrap(),
-        );
-        let service = guest.pools.find(&address).unwrap().clone();
-        let waiting = tokio::spawn({
-            let service = service.clone();
-            async move {
-                let (mut conn, permit) = service.acquire(None).await?;
-                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                service.give_back(conn);
-                drop(permit);
-                Ok::<_, sqlx::Error>(pid)
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // The first request ends: its connection (reset, as the role may take session locks)
-        // goes to the waiting request, not through sqlx's pool.
-        guest.close(conn).await;
-        let second = waiting
-            .await
-            .unwrap()
-            .expect("the waiting request gets the connection");
-        assert_eq!(second, first, "the same backend serves the next request");
-        // Kept by the service, not idle in sqlx's pool (which would ping it).
-        assert_eq!(service.pool.num_idle(), 0);
-        assert_eq!(service.num_idle(), 1);
-        let conn = guest.open(&address).await.unwrap();
-        let third = guest
-            .query(&conn, "SELECT pg_backend_pid()", vec![])
-            .await
-            .unwrap();
-        assert_eq!(backend(third), first);
-        guest.close(conn).await;
-        drop_schema(&schema).await;
-    }
-
-    #[tokio::test]
-    async fn a_connection_whose_backend_died_serves_no_later_request() {
-        let Some((schema, address)) = test_schema().await else {
-            return;
-        };
-        let mut guest = Guest::new(1);
-        let conn = guest.open(&address).await.unwrap();
-        let rows = guest
-            .query(&conn, "SELECT pg_backend_pid()", vec![])
-            .await
-            .unwrap();
-        let DbValue::Int32(pid) = rows.rows[0][0] else {
-            panic!("not a pid: {:?}", rows.rows[0][0]);
-        };
-        // The server ends the backend (an operator, a restart) while the request holds it.
-        let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(TEST_DATABASE)
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .execute(&mut other)
-            .await
-            .unwrap();
-        assert!(guest.query(&conn, "SELECT 1", vec![]).await.is_err());
-        // Closed at once, with its permit: not given back as the request ends (no reset, for a
-        // role without session locks, would find it dead).
-        let resource = guest.table.get(&conn).unwrap();
-        assert!(resource.conn.is_none() && resource.permit.is_none());
-        guest.close(conn).await;
-        // The next requests get a live connection, not the dead one back.
-        for _ in 0..2 {
-            let conn = guest.open(&address).await.unwrap();
-            guest.query(&conn, "SELECT 1", vec![]).await.unwrap();
-            guest.close(conn).await;
-        }
         drop_schema(&schema).await;
     }
 

@@ -2,16 +2,12 @@
 //! request may have changed before its connection serves another request.
 
 use std::str::FromStr as _;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use anyhow::Result;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor as _, Postgres};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::telemetry::{metrics, StatementCounters};
+use sqlx::Executor as _;
 
 /// How many distinct addresses may get a pool: guests choose addresses, so this is bounded.
 const MAX_ADDRESSES: usize = 32;
@@ -34,11 +30,11 @@ fn is_bad_password(error: &sqlx::Error) -> bool {
 }
 
 /// A connection of `pool` (for `address`), healing a refused password once through `heal`.
-async fn acquire(
+pub(crate) async fn acquire(
     pool: &PgPool,
     address: &str,
     heal: Option<&Heal>,
-) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, sqlx::Error> {
     match pool.acquire().await {
         Err(error) if is_bad_password(&error) => match heal {
             Some(heal) if heal(address.to_owned()).await => pool.acquire().await,
@@ -48,174 +44,13 @@ async fn acquire(
     }
 }
 
-/// How long a connection a request gave back stays with its service before it goes back to
-/// sqlx's pool (which closes what sits idle there).
-const KEPT_IDLE: Duration = Duration::from_secs(10);
-
-/// One address's pool, with what is known of its role from the moment it was made, and the
-/// connections requests gave back clean.
-///
-/// sqlx's pool checks every connection given back to it with a round trip to the server (its
-/// "ping"), a wake-up of the server's backend for every request of every service. A connection
-/// whose request left nothing in its session (or whose reset succeeded) is therefore kept
-/// here, out of sqlx's hands, for the next request of the same service; one whose request
-/// ended in the middle of a statement is closed instead (`connection.rs`), which is the case
-/// that ping guards against. Requests wait for a permit of the service's own (as many as its
-/// connections), not in sqlx's pool, which never gets the kept connections back and so could
-/// not hand them on; with a permit, a request waits in sqlx's pool only in the moment a
-/// connection is given back while it looks, and that connection wakes it.
-pub(crate) struct ServicePool {
-    /// The `postgres://` URL: the service's role and database.
-    pub(crate) address: Box<str>,
-    pub(crate) pool: PgPool,
-    /// Whether the role may take session advisory locks, which decides how it is reset.
-    pub(crate) session_locks: SessionLocks,
-    /// Its statement counters, labelled with the role.
-    pub(crate) statements: StatementCounters,
-    /// One per connection a request may hold at once.
-    permits: Arc<Semaphore>,
-    /// How long a request waits for a permit.
-    acquire_timeout: Duration,
-    /// Connections given back, newest last, with when.
-    kept: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
-    /// Wakes a request waiting in sqlx's pool when a connection is given back.
-    given_back: tokio::sync::Notify,
-}
-
-/// A request's right to hold one of its service's connections, given back with it.
-pub(crate) type Permit = OwnedSemaphorePermit;
-
-impl ServicePool {
-    fn new(
-        address: &str,
-        pool: PgPool,
-        session_locks: SessionLocks,
-        connections: u32,
-        acquire_timeout: Duration,
-    ) -> Self {
-        let role = url::Url::parse(address)
-            .map(|url| url.username().to_owned())
-            .unwrap_or_default();
-        Self {
-            address: address.into(),
-            pool,
-            session_locks,
-            statements: metrics().statements("postgres", &role),
-            permits: Arc::new(Semaphore::new(connections as usize)),
-            acquire_timeout,
-            kept: Mutex::new(Vec::new()),
-            given_back: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// A connection for a request, and its permit: the connection given back last, or one of
-    /// sqlx's pool (healing a refused password once through `heal`).
-    pub(crate) async fn acquire(
-        &self,
-        heal: Option<&Heal>,
-    ) -> Result<(PoolConnection<Postgres>, Permit), sqlx::Error> {
-        let permit =
-            tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)?
-                .map_err(|_| sqlx::Error::PoolClosed)?;
-        loop {
-            if let Some(conn) = self.take_kept() {
-                return Ok((conn, permit));
-            }
-            let given_back = self.given_back.notified();
-            tokio::pin!(given_back);
-            // Listening from here on: a connection given back after the look below wakes it.
-            given_back.as_mut().enable();
-            if let Some(conn) = self.take_kept() {
-                return Ok((conn, permit));
-            }
-            // With a permit, sqlx's pool has room for one more connection, unless one was given
-            // back (and kept) since the look above: then the kept one is taken instead.
-            tokio::select! {
-                biased;
-                acquired = acquire(&self.pool, &self.address, heal) => {
-                    return acquired.map(|conn| (conn, permit));
-                }
-                () = &mut given_back => {}
-            }
-        }
-    }
-
-    /// Keeps a connection whose session holds nothing of its request for the next request
-    /// (whose permit the caller then drops).
-    pub(crate) fn give_back(&self, conn: PoolConnection<Postgres>) {
-        self.kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((conn, Instant::now()));
-        self.given_back.notify_waiters();
-        self.let_go_of_idle();
-    }
-
-    /// Gives the connections kept longer than [`KEPT_IDLE`] back to sqlx's pool, which closes
-    /// those that stay idle there.
-    fn let_go_of_idle(&self) {
-        let now = Instant::now();
-        let stale = {
-            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            // The oldest are first.
-            let stale = kept
-                .iter()
-                .take_while(|(_, since)| now.duration_since(*since) > KEPT_IDLE)
-                .count();
-            kept.drain(..stale).collect::<Vec<_>>()
-        };
-        drop(stale);
-    }
-
-    /// Lets go of idle kept connections every [`KEPT_IDLE`] while the pool lives, so that a
-    /// service that gets no more requests holds no connection of the server's for long.
-    fn let_go_of_idle_in_background(service: &Arc<Self>) {
-        let service = Arc::downgrade(service);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(KEPT_IDLE).await;
-                match service.upgrade() {
-                    Some(service) => service.let_go_of_idle(),
-                    None => return,
-                }
-            }
-        });
-    }
-
-    /// The connection given back last, if one was lately.
-    fn take_kept(&self) -> Option<PoolConnection<Postgres>> {
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let (conn, since) = kept.pop()?;
-        if since.elapsed() > KEPT_IDLE {
-            // Idle too long (the server may have let it go), and all the others are older.
-            let stale = std::mem::take(&mut *kept);
-            drop(kept);
-            drop((conn, stale));
-            return None;
-        }
-        Some(conn)
-    }
-
-    /// How many connections sit idle: in sqlx's pool or kept here.
-    pub(crate) fn num_idle(&self) -> usize {
-        self.pool.num_idle()
-            + self
-                .kept
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len()
-    }
-}
-
 /// The Postgres pools, one per distinct address, made on first use and kept.
 ///
 /// Looking a pool up takes no lock: pools live in write-once slots filled in order.
 pub struct PostgresPools {
     max_connections: u32,
     acquire_timeout: Duration,
-    slots: [OnceLock<Arc<ServicePool>>; MAX_ADDRESSES],
+    slots: [OnceLock<(Box<str>, PgPool, SessionLocks)>; MAX_ADDRESSES],
     /// Serialises the making of new pools (never taken to look one up).
     making: tokio::sync::Mutex<()>,
     /// Sets a service role's password back, when the host provisioned the roles.
@@ -266,8 +101,8 @@ impl PostgresPools {
     /// Checks that the pool of `address` answers a `SELECT 1`, if it has been made.
     pub async fn check_address(&self, address: &str) -> Result<()> {
         match self.find(address) {
-            Some(service) => sqlx::query("SELECT 1")
-                .execute(&service.pool)
+            Some(pool) => sqlx::query("SELECT 1")
+                .execute(pool)
                 .await
                 .map(drop)
                 .map_err(Into::into),
@@ -276,13 +111,13 @@ impl PostgresPools {
     }
 
     /// The pool of `address` (a `postgres://` URL), connecting it the first time.
-    pub(crate) async fn pool(&self, address: &str) -> Result<Arc<ServicePool>, sqlx::Error> {
-        if let Some(service) = self.find(address) {
-            return Ok(service.clone());
+    pub async fn pool(&self, address: &str) -> Result<PgPool, sqlx::Error> {
+        if let Some(pool) = self.find(address) {
+            return Ok(pool.clone());
         }
         let _making = self.making.lock().await;
-        if let Some(service) = self.find(address) {
-            return Ok(service.clone());
+        if let Some(pool) = self.find(address) {
+            return Ok(pool.clone());
         }
         let Some(slot) = self.slots.iter().find(|slot| slot.get().is_none()) else {
             return Err(sqlx::Error::Configuration(
@@ -321,7 +156,6 @@ impl PostgresPools {
         let session_locks = session_locks(&mut probe).await;
         let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
-            // Requests wait for the service's permits (`ServicePool`), one per connection.
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
             // A returned connection is checked as it goes back; checking it again on every
@@ -330,25 +164,27 @@ impl PostgresPools {
             // Several hosts share one server's connection limit: give back what sits idle.
             .idle_timeout(Some(std::time::Duration::from_secs(30)))
             .connect_lazy_with(options);
-        let service = Arc::new(ServicePool::new(
-            address,
-            pool,
-            session_locks,
-            self.max_connections,
-            self.acquire_timeout,
-        ));
-        ServicePool::let_go_of_idle_in_background(&service);
-        let _ = slot.set(service.clone());
-        Ok(service)
+        let _ = slot.set((address.into(), pool.clone(), session_locks));
+        Ok(pool)
     }
 
     /// The pool of `address`, if it has been made.
-    pub(crate) fn find(&self, address: &str) -> Option<&Arc<ServicePool>> {
+    pub(crate) fn find(&self, address: &str) -> Option<&PgPool> {
         // Slots fill in order: the first empty one ends the search.
         self.slots
             .iter()
             .map_while(|slot| slot.get())
-            .find(|service| *service.address == *address)
+            .find(|(known, _, _)| **known == *address)
+            .map(|(_, pool, _)| pool)
+    }
+
+    /// Whether the role of `address` may take session advisory locks (unknown: may).
+    pub(crate) fn session_locks(&self, address: &str) -> SessionLocks {
+        self.slots
+            .iter()
+            .map_while(|slot| slot.get())
+            .find(|(known, _, _)| **known == *address)
+            .map_or(SessionLocks::Granted, |(_, _, locks)| *locks)
     }
 }
 
