@@ -42,13 +42,13 @@ impl Databases {
                 idle: pool.num_idle(),
             });
         }
-        let pool = self
+        let service = self
             .postgres
             .find(component.postgres_database.as_deref()?)?;
         Some(PoolUsage {
             engine: "postgres",
-            size: pool.size(),
-            idle: pool.num_idle(),
+            size: service.pool.size(),
+            idle: service.num_idle(),
         })
     }
 }

@@ -7,25 +7,28 @@
 //! is what the bindings name as the `connection` resource, so it does not use them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::capabilities::postgres::pools::{reset_session, roll_back, Heal, SessionLocks};
+use crate::capabilities::postgres::pools::{
+    reset_session, roll_back, Heal, Permit, ServicePool, SessionLocks,
+};
 use crate::capabilities::postgres::transactions::closes_transaction;
 
-use crate::telemetry::{metrics, StatementCounters};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgPool;
 use sqlx::Postgres;
 
 /// A guest's open Postgres connection: the resource behind `spin:postgres`'s `connection`.
 pub struct Connection {
-    /// The pool of the component's own database, where the connection comes from.
-    pub(crate) pool: PgPool,
-    /// That database's address, and what sets its role's password back if it was changed.
-    pub(crate) address: String,
+    /// The pool of the component's own database, where the connection comes from and goes
+    /// back to; with its role's statement counters and whether it may take session locks.
+    pub(crate) service: Arc<ServicePool>,
+    /// What sets the role's password back if it was changed.
     pub(crate) heal: Option<Heal>,
     /// Taken from the pool on the first statement, kept until the resource is dropped.
     pub(crate) conn: Option<PoolConnection<Postgres>>,
+    /// The permit that lets it hold `conn`, let go once `conn` is given back or closed.
+    pub(crate) permit: Option<Permit>,
     /// Set once a statement may have opened a transaction, cleared by a successful COMMIT.
     pub(crate) transaction_may_be_open: bool,
     /// Set once a statement may have left state in the session (by its words). Where the role
@@ -36,30 +39,16 @@ pub struct Connection {
     /// The statement running now and when it started: still set when the resource goes means
     /// its request ended in the middle of it (a deadline, a client gone).
     pub(crate) in_flight: Option<(String, Instant)>,
-    /// The database's statement counters, labelled with the address's role.
-    pub(crate) statements: StatementCounters,
-    /// Whether its role may take session advisory locks, which decides how it is reset.
-    pub(crate) session_locks: SessionLocks,
 }
 
 impl Connection {
-    /// A connection that takes one from `pool` on its first statement.
-    pub(crate) fn new(
-        pool: PgPool,
-        address: String,
-        heal: Option<Heal>,
-        session_locks: SessionLocks,
-    ) -> Self {
-        let role = url::Url::parse(&address)
-            .map(|url| url.username().to_owned())
-            .unwrap_or_default();
+    /// A connection that takes one from `service` on its first statement.
+    pub(crate) fn new(service: Arc<ServicePool>, heal: Option<Heal>) -> Self {
         Self {
-            statements: metrics().statements("postgres", &role),
-            session_locks,
-            pool,
-            address,
+            service,
             heal,
             conn: None,
+            permit: None,
             transaction_may_be_open: false,
             session_may_change: false,
             in_flight: None,
@@ -87,8 +76,15 @@ const CANCELLED_KEPT: usize = 256;
 /// (cancels run one at a time, so that two never pick the same). Its role may cancel only its
 /// own backends, so at worst this stops an identical statement of the same service that has
 /// run at least as long.
-async fn cancel_on_server(pool: PgPool, statement: String, started: Instant) {
+async fn cancel_on_server(service: Arc<ServicePool>, statement: String, started: Instant) {
     let mut cancelled = CANCELLED.lock().await;
+    let mut borrowed = match service.borrow().await {
+        Ok(borrowed) => borrowed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot cancel a statement that outlived its request");
+            return;
+        }
+    };
     let ran_for = started.elapsed().as_secs_f64();
     let recent: Vec<i32> = cancelled.iter().copied().collect();
     let stopped = sqlx::query_scalar::<_, i32>(
@@ -103,8 +99,11 @@ async fn cancel_on_server(pool: PgPool, statement: String, started: Instant) {
     .bind(&statement)
     .bind(ran_for * 0.9)
     .bind(&recent)
-    .fetch_optional(&pool)
+    .fetch_optional(borrowed.conn())
     .await;
+    if stopped.is_err() {
+        borrowed.close();
+    }
     match stopped {
         Ok(Some(pid)) => {
             if cancelled.len() >= CANCELLED_KEPT {
@@ -132,16 +131,19 @@ impl Drop for Connection {
             // The connection is in the middle of a statement: it serves no one again, and the
             // server stops the statement (its own statement_timeout would, later).
             drop(conn.detach());
-            let pool = self.pool.clone();
-            runtime.spawn(cancel_on_server(pool, statement, started));
+            runtime.spawn(cancel_on_server(self.service.clone(), statement, started));
             return;
         }
-        let revoked = self.session_locks == SessionLocks::Revoked;
+        let revoked = self.service.session_locks == SessionLocks::Revoked;
         if revoked && !self.session_may_change && !self.transaction_may_be_open {
-            // Nothing of the request stays in the session: back to the pool as it is.
+            // Nothing of the request stays in the session: back to the service as it is.
+            self.service.give_back(conn);
             return;
         }
         let whole = !revoked || self.session_may_change;
+        let service = self.service.clone();
+        // The permit stays taken until the reset is over.
+        let permit = self.permit.take();
         runtime.spawn(async move {
             let mut conn = conn;
             // What one request left in its session (a transaction, settings, advisory locks,
@@ -153,9 +155,12 @@ impl Drop for Connection {
             } else {
                 roll_back(&mut conn).await
             };
-            if !reset {
+            if reset {
+                service.give_back(conn);
+            } else {
                 conn.close_on_drop();
             }
+            drop(permit);
         });
     }
 }

@@ -9,7 +9,7 @@ use crate::capabilities::postgres::bindings::spin::postgres::postgres::{
 use crate::capabilities::postgres::codec::{bind, row_values, Kind};
 use crate::capabilities::postgres::connection::Connection;
 use crate::capabilities::postgres::error::error;
-use crate::capabilities::postgres::pools::{acquire, PostgresPools};
+use crate::capabilities::postgres::pools::PostgresPools;
 use crate::capabilities::postgres::transactions::{may_change_session, opens_transaction};
 use crate::telemetry::statement_span;
 
@@ -57,7 +57,7 @@ impl Connection {
         &mut self,
         statement: &str,
     ) -> Result<&mut PoolConnection<Postgres>, wit::Error> {
-        self.statements.count(statement);
+        self.service.statements.count(statement);
         if opens_transaction(statement) {
             self.transaction_may_be_open = true;
         }
@@ -67,9 +67,12 @@ impl Connection {
         match &mut self.conn {
             Some(conn) => Ok(conn),
             slot @ None => {
-                let conn = acquire(&self.pool, &self.address, self.heal.as_ref())
+                let (conn, permit) = self
+                    .service
+                    .acquire(self.heal.as_ref())
                     .await
                     .map_err(error)?;
+                self.permit = Some(permit);
                 Ok(slot.insert(conn))
             }
         }
@@ -83,15 +86,43 @@ impl Connection {
         self.in_flight = Some((statement.to_owned(), std::time::Instant::now()));
         let result = self.query_unwatched(statement, params).await;
         self.in_flight = None;
-        if let Err(wit::Error::QueryFailed(wit::QueryError::Text(message))) = &result {
-            if message.starts_with(TOO_LARGE) {
-                // Its read buffer grew to the answer's size: let it go, rather than keep it.
-                if let Some(conn) = self.conn.take() {
-                    drop(conn.detach());
-                }
-            }
+        let too_large = matches!(
+            &result,
+            Err(wit::Error::QueryFailed(wit::QueryError::Text(message)))
+                if message.starts_with(TOO_LARGE)
+        );
+        if too_large {
+            // Its read buffer grew to the answer's size: let it go, rather than keep it.
+            self.close_connection();
         }
+        self.close_if_broken(&result);
         result
+    }
+
+    /// Closes the connection after a failure that was not the database's answer to the
+    /// statement (the server gone, TLS, the protocol) or that ended its session (a FATAL
+    /// error: the backend was terminated): it is given back to no one, and a next statement
+    /// takes another. Kept connections are not checked as they go back (`pools.rs`), so this
+    /// is what keeps a dead one from serving request after request.
+    fn close_if_broken<T>(&mut self, result: &Result<T, wit::Error>) {
+        let broken = match result {
+            Err(wit::Error::ConnectionFailed(_)) => true,
+            Err(wit::Error::QueryFailed(wit::QueryError::DbError(db))) => {
+                db.severity == "FATAL" || db.severity == "PANIC"
+            }
+            _ => false,
+        };
+        if broken {
+            self.close_connection();
+        }
+    }
+
+    /// Lets the connection go (closed, not given back) with its permit.
+    fn close_connection(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+            self.permit = None;
+        }
     }
 
     async fn query_unwatched(
@@ -147,6 +178,7 @@ impl Connection {
         self.in_flight = Some((statement.to_owned(), std::time::Instant::now()));
         let result = self.execute_unwatched(statement, params).await;
         self.in_flight = None;
+        self.close_if_broken(&result);
         result
     }
 
@@ -229,21 +261,16 @@ impl wit::HostConnection for PostgresView<'_> {
         if let Err(reason) = check_address_allowed(&address, self.allowed_outbound_hosts) {
             return Ok(Err(wit::Error::ConnectionFailed(reason)));
         }
-        let pool = match self.pools.find(&address) {
-            Some(pool) => pool.clone(),
+        let service = match self.pools.find(&address) {
+            Some(service) => service.clone(),
             None => match self.pools.pool(&address).await {
-                Ok(pool) => pool,
+                Ok(service) => service,
                 Err(e) => return Ok(Err(wit::Error::ConnectionFailed(e.to_string()))),
             },
         };
         Ok(self
             .table
-            .push(Connection::new(
-                pool,
-                address.clone(),
-                self.pools.heal().cloned(),
-                self.pools.session_locks(&address),
-            ))
+            .push(Connection::new(service, self.pools.heal().cloned()))
             .map_err(|e| wit::Error::ConnectionFailed(format!("too many connections: {e}"))))
     }
 
@@ -407,6 +434,18 @@ mod tests {
         ) -> Result<u64, wit::Error> {
             let conn = Resource::new_borrow(conn.rep());
             self.view().execute(conn, sql.into(), params).await.unwrap()
+        }
+
+        /// The server's process behind `conn`.
+        async fn backend_pid(&mut self, conn: &Resource<Connection>) -> i32 {
+            let rows = self
+                .query(conn, "SELECT pg_backend_pid()", vec![])
+                .await
+                .unwrap();
+            match rows.rows[0][0] {
+                DbValue::Int32(pid) => pid,
+                ref other => panic!("not a pid: {other:?}"),
+            }
         }
 
         async fn close(&mut self, conn: Resource<Connection>) {
@@ -721,14 +760,120 @@ mod tests {
 
         // Seen from another connection: 2 was rolled back, 3 was committed on its own.
         let other = PostgresPools::new(1);
-        let pool = other.pool(&address).await.unwrap();
+        let service = other.pool(&address).await.unwrap();
         other.check_address(&address).await.unwrap();
+        let mut borrowed = service.borrow().await.unwrap();
         let values: Vec<i64> = sqlx::query_scalar("SELECT a FROM t ORDER BY a")
-            .fetch_all(&pool)
+            .fetch_all(borrowed.conn())
             .await
             .unwrap();
         assert_eq!(values, [1, 3]);
-        pool.close().await;
+        drop(borrowed);
+        drop_schema(&schema).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_back_serves_the_next_request_and_wakes_one_waiting() {
+        let Some((schema, address)) = test_schema().await else {
+            return;
+        };
+        // One connection for the service: a second request must wait for the first's.
+        let mut guest = Guest::new(1);
+        let conn = guest.open(&address).await.unwrap();
+        let first = guest.backend_pid(&conn).await;
+        let service = guest.pools.find(&address).unwrap().clone();
+        let waiting = tokio::spawn({
+            let service = service.clone();
+            async move {
+                let mut borrowed = service.borrow().await?;
+                let pid = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                    .fetch_one(borrowed.conn())
+                    .await;
+                pid
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The first request ends: its connection (reset, as the role may take session locks)
+        // goes to the waiting request, not through sqlx's pool.
+        guest.close(conn).await;
+        let second = waiting
+            .await
+            .unwrap()
+            .expect("the waiting request gets the connection");
+        assert_eq!(second, first, "the same backend serves the next request");
+        // Kept by the service, not idle in sqlx's pool (which would ping it).
+        assert_eq!(service.pool.num_idle(), 0);
+        assert_eq!(service.num_idle(), 1);
+        let conn = guest.open(&address).await.unwrap();
+        assert_eq!(guest.backend_pid(&conn).await, first);
+        guest.close(conn).await;
+        drop_schema(&schema).await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_backend_died_serves_no_later_request() {
+        let Some((schema, address)) = test_schema().await else {
+            return;
+        };
+        let mut guest = Guest::new(1);
+        let conn = guest.open(&address).await.unwrap();
+        let pid = guest.backend_pid(&conn).await;
+        // The server ends the backend (an operator, a restart) while the request holds it.
+        terminate_backend(pid).await;
+        assert!(guest.query(&conn, "SELECT 1", vec![]).await.is_err());
+        // Closed at once, with its permit: not given back as the request ends (no reset, for a
+        // role without session locks, would find it dead).
+        let resource = guest.table.get(&conn).unwrap();
+        assert!(resource.conn.is_none() && resource.permit.is_none());
+        guest.close(conn).await;
+        // The next requests get a live connection, not the dead one back.
+        for _ in 0..2 {
+            let conn = guest.open(&address).await.unwrap();
+            guest.query(&conn, "SELECT 1", vec![]).await.unwrap();
+            guest.close(conn).await;
+        }
+        drop_schema(&schema).await;
+    }
+
+    /// Ends the server's backend `pid`, as an operator or a restart of the server would.
+    async fn terminate_backend(pid: i32) {
+        let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(TEST_DATABASE)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut other)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_health_check_answers_while_the_service_keeps_its_connections() {
+        let Some((schema, address)) = test_schema().await else {
+            return;
+        };
+        // One connection, which the service keeps once its request has ended.
+        let mut guest = Guest::new(1);
+        let conn = guest.open(&address).await.unwrap();
+        let pid = guest.backend_pid(&conn).await;
+        guest.close(conn).await;
+        let service = guest.pools.find(&address).unwrap().clone();
+        let kept = tokio::time::timeout(Duration::from_secs(5), async {
+            while service.num_idle() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        kept.await.expect("the reset gives the connection back");
+        assert_eq!(service.pool.num_idle(), 0, "sqlx's pool has none to give");
+        // The check takes the kept one (waiting on sqlx's pool, it timed out: a 503).
+        guest.pools.check_address(&address).await.unwrap();
+        // A kept connection the server let go of does not fail the check: a new one answers.
+        terminate_backend(pid).await;
+        guest.pools.check_address(&address).await.unwrap();
+        // And the requests go on.
+        let conn = guest.open(&address).await.unwrap();
+        assert_ne!(guest.backend_pid(&conn).await, pid);
+        guest.close(conn).await;
         drop_schema(&schema).await;
     }
 
