@@ -250,41 +250,28 @@ pub struct StatementCounters {
     control: IntCounter,
 }
 
-impl StatementCounters {
-    /// Counts one statement by its first word: transaction control (BEGIN, COMMIT...), a write
-    /// (INSERT, UPDATE, DELETE, REPLACE, MERGE, or a WITH whose words hold one of them), or
-    /// else a read.
-    pub fn count(&self, statement: &str) {
-        let word = super::spans::first_word(statement);
-        let is = |words: &[&str]| words.iter().any(|w| word.eq_ignore_ascii_case(w));
-        if is(&[
-            "BEGIN",
-            "START",
-            "COMMIT",
-            "END",
-            "ROLLBACK",
-            "SAVEPOINT",
-            "RELEASE",
-        ]) {
-            self.control.inc();
-        } else if is(WRITES) || (is(&["WITH"]) && writes_in_with(statement)) {
-            self.write.inc();
-        } else {
-            self.read.inc();
-        }
-    }
+/// What a statement is, for its counter: the engine's capability reads it from the words it
+/// scans anyway (SQLite's statement shape, Postgres's effects), skipping quotes and comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// A query, or anything that neither writes rows nor controls a transaction.
+    Read,
+    /// INSERT, UPDATE, DELETE, REPLACE, MERGE, or a WITH holding one of them.
+    Write,
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT and the like.
+    Transaction,
 }
 
-/// The first words of a statement that writes.
-const WRITES: &[&str] = &["INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE"];
-
-/// Whether a statement that starts with WITH writes: one of [`WRITES`] among its words
-/// (`WITH taken AS (UPDATE ...) INSERT ...`). A metric's guess: a quoted `'update'` counts
-/// too (the host's SQL scanner is a layer above telemetry).
-fn writes_in_with(statement: &str) -> bool {
-    statement
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|word| WRITES.iter().any(|w| word.eq_ignore_ascii_case(w)))
+impl StatementCounters {
+    /// Counts one statement of `kind`.
+    pub fn count(&self, kind: StatementKind) {
+        match kind {
+            StatementKind::Read => &self.read,
+            StatementKind::Write => &self.write,
+            StatementKind::Transaction => &self.control,
+        }
+        .inc();
+    }
 }
 
 impl Metrics {
@@ -441,17 +428,17 @@ mod tests {
     }
 
     #[test]
-    fn statements_are_counted_as_reads_writes_or_transaction_control() {
+    fn statements_are_counted_by_kind() {
         let counters = metrics().statements("unit-engine", "unit-counted");
-        for statement in [
-            "BEGIN",
-            "  commit",
-            "INSERT INTO t VALUES (1)",
-            "WITH taken AS (UPDATE p SET s = s - 1 RETURNING id) INSERT INTO r SELECT id FROM taken",
-            "WITH x AS (SELECT updated_at FROM t) SELECT * FROM x",
-            "SELECT 1",
+        for kind in [
+            StatementKind::Transaction,
+            StatementKind::Transaction,
+            StatementKind::Write,
+            StatementKind::Write,
+            StatementKind::Read,
+            StatementKind::Read,
         ] {
-            counters.count(statement);
+            counters.count(kind);
         }
         let text = metrics().render([]);
         for (kind, count) in [("transaction", 2), ("write", 2), ("read", 2)] {

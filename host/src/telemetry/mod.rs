@@ -10,7 +10,7 @@ mod spans;
 
 pub use export::{init, Telemetry, OTLP_ENDPOINT};
 pub use metrics::{
-    metrics, FailureReason, LinkMetrics, Metrics, PoolUsage, StatementCounters, VersionMetrics,
-    VERSION_LABEL_DIGITS,
+    metrics, FailureReason, LinkMetrics, Metrics, PoolUsage, StatementCounters, StatementKind,
+    VersionMetrics, VERSION_LABEL_DIGITS,
 };
 pub use spans::{continue_trace, link_span, record_status, request_span, statement_span, SPANS};

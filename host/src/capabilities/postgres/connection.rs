@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::capabilities::postgres::pools::{
     reset_session, roll_back, Heal, Permit, ServicePool, SessionLocks,
 };
-use crate::capabilities::postgres::transactions::closes_transaction;
+use crate::capabilities::postgres::transactions::Effects;
 
 use sqlx::pool::PoolConnection;
 use sqlx::Postgres;
@@ -55,9 +55,10 @@ impl Connection {
         }
     }
 
-    /// Notes that `statement` succeeded: one that ends the transaction leaves none open.
-    pub(crate) fn after_success(&mut self, statement: &str) {
-        if closes_transaction(statement) {
+    /// Notes that a statement with `effects` succeeded: one that ends the transaction leaves
+    /// none open.
+    pub(crate) fn after_success(&mut self, effects: Effects) {
+        if effects.closes_transaction {
             self.transaction_may_be_open = false;
         }
     }

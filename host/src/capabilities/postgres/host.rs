@@ -10,7 +10,7 @@ use crate::capabilities::postgres::codec::{bind, row_values, Kind};
 use crate::capabilities::postgres::connection::Connection;
 use crate::capabilities::postgres::error::error;
 use crate::capabilities::postgres::pools::PostgresPools;
-use crate::capabilities::postgres::transactions::{may_change_session, opens_transaction};
+use crate::capabilities::postgres::transactions::{effects, Effects};
 use crate::telemetry::statement_span;
 
 use anyhow::Result;
@@ -52,20 +52,18 @@ impl HasData for PostgresData {
 /// The statements of a guest's connection: the half of `Connection` that speaks the
 /// interface's types (see `connection.rs`).
 impl Connection {
-    /// The pooled connection, taken on first use; `statement` may open a transaction.
+    /// The pooled connection, taken on first use, and what `statement` may do to it (open a
+    /// transaction, leave session state), noted before it runs.
     async fn connection(
         &mut self,
         statement: &str,
-    ) -> Result<&mut PoolConnection<Postgres>, wit::Error> {
-        self.service.statements.count(statement);
-        if opens_transaction(statement) {
-            self.transaction_may_be_open = true;
-        }
-        if may_change_session(statement) {
-            self.session_may_change = true;
-        }
+    ) -> Result<(&mut PoolConnection<Postgres>, Effects), wit::Error> {
+        let effects = effects(statement);
+        self.service.statements.count(effects.kind);
+        self.transaction_may_be_open |= effects.opens_transaction;
+        self.session_may_change |= effects.may_change_session;
         match &mut self.conn {
-            Some(conn) => Ok(conn),
+            Some(conn) => Ok((conn, effects)),
             slot @ None => {
                 let (conn, permit) = self
                     .service
@@ -73,7 +71,7 @@ impl Connection {
                     .await
                     .map_err(error)?;
                 self.permit = Some(permit);
-                Ok(slot.insert(conn))
+                Ok((slot.insert(conn), effects))
             }
         }
     }
@@ -130,7 +128,7 @@ impl Connection {
         statement: &str,
         params: &[ParameterValue],
     ) -> Result<RowSet, wit::Error> {
-        let conn = self.connection(statement).await?;
+        let (conn, effects) = self.connection(statement).await?;
         let prepared = (&mut **conn)
             .prepare(AssertSqlSafe(statement).into_sql_str())
             .await
@@ -165,7 +163,7 @@ impl Connection {
                 rows.push(row_values(&row, &kinds)?);
             }
         }
-        self.after_success(statement);
+        self.after_success(effects);
         Ok(RowSet { columns, rows })
     }
 
@@ -187,7 +185,7 @@ impl Connection {
         statement: &str,
         params: &[ParameterValue],
     ) -> Result<u64, wit::Error> {
-        let conn = self.connection(statement).await?;
+        let (conn, effects) = self.connection(statement).await?;
         let prepared = (&mut **conn)
             .prepare(AssertSqlSafe(statement).into_sql_str())
             .await
@@ -197,7 +195,7 @@ impl Connection {
             .execute(prepared.query_with(arguments))
             .await
             .map_err(error)?;
-        self.after_success(statement);
+        self.after_success(effects);
         Ok(done.rows_affected())
     }
 }

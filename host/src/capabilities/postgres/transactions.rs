@@ -2,82 +2,119 @@
 //! or leave state in the session, read from its words outside quotes and comments.
 
 use crate::capabilities::sql_scan::{self, Token};
+use crate::telemetry::StatementKind;
 
-/// Whether `statement` may open a transaction (BEGIN, START TRANSACTION, SAVEPOINT anywhere
-/// outside quotes and comments): at worst this costs one needless ROLLBACK at drop.
-pub(crate) fn opens_transaction(statement: &str) -> bool {
-    let mut opens = false;
-    for_each_word(statement, |word, _| {
-        if ["BEGIN", "START", "SAVEPOINT"]
-            .iter()
-            .any(|k| word.eq_ignore_ascii_case(k))
-        {
-            opens = true;
-        }
-    });
-    opens
+/// What a statement may do to its connection beyond its result, and what kind of statement it
+/// is for the statement metric: all read in one pass over its words outside quotes and comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Effects {
+    /// BEGIN, START or SAVEPOINT appears anywhere: at worst this costs one needless ROLLBACK.
+    pub(crate) opens_transaction: bool,
+    /// It is exactly COMMIT, END, ROLLBACK or ABORT (with an optional WORK or TRANSACTION),
+    /// which ends any transaction when it succeeds.
+    pub(crate) closes_transaction: bool,
+    /// It may leave state in the session for a later request: anything but a query, DML or
+    /// transaction control (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE ..., DO, LOCK), or a
+    /// statement naming a temporary object or a function that sets session state. A function
+    /// of the service's own that does so unseen reaches only the service's own later requests:
+    /// the pool is the service's role's alone.
+    pub(crate) may_change_session: bool,
+    /// Transaction control, a write (INSERT, UPDATE, DELETE, MERGE, or a WITH holding one), or
+    /// else a read.
+    pub(crate) kind: StatementKind,
 }
 
-/// Whether `statement` may leave state in the session for a later request: anything but a query,
-/// DML or transaction control (SET, RESET, LISTEN, PREPARE, DECLARE, CREATE ..., DO, LOCK), or a
-/// statement naming a temporary object or a function that sets session state. A function of the
-/// service's own that does so unseen reaches only the service's own later requests: the pool is
-/// the service's role's alone.
-pub(crate) fn may_change_session(statement: &str) -> bool {
-    const PLAIN: [&str; 15] = [
-        "SELECT",
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "WITH",
-        "VALUES",
-        "TABLE",
-        "BEGIN",
-        "START",
-        "COMMIT",
-        "END",
-        "ROLLBACK",
-        "ABORT",
-        "SAVEPOINT",
-        "RELEASE",
-    ];
-    const SESSION: [&str; 7] = [
-        "TEMP",
-        "TEMPORARY",
-        "set_config",
-        "pg_advisory_lock",
-        "pg_advisory_lock_shared",
-        "pg_try_advisory_lock",
-        "pg_try_advisory_lock_shared",
-    ];
-    let mut changes = false;
-    let mut first = true;
-    for_each_word(statement, |word, _| {
-        let is = |k: &&str| word.eq_ignore_ascii_case(k);
-        if first {
-            first = false;
-            changes |= !PLAIN.iter().any(is);
-        }
-        changes |= SESSION.iter().any(is);
-    });
-    changes
-}
+/// First words of statements that run no more than a query, DML or transaction control.
+const PLAIN: [&str; 16] = [
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "WITH",
+    "VALUES",
+    "TABLE",
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
+];
 
-/// Whether `statement` is exactly COMMIT, END, ROLLBACK or ABORT (with an optional WORK or
-/// TRANSACTION), which ends any transaction when it succeeds.
-pub(crate) fn closes_transaction(statement: &str) -> bool {
-    let mut words = 0;
-    let mut closes = true;
+/// Words that name a temporary object or a function that sets session state.
+const SESSION: [&str; 7] = [
+    "TEMP",
+    "TEMPORARY",
+    "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+];
+
+/// First words of transaction control.
+const CONTROL: [&str; 8] = [
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
+];
+
+/// Words that write rows.
+const WRITES: [&str; 4] = ["INSERT", "UPDATE", "DELETE", "MERGE"];
+
+/// What `statement` may do, read from its words outside quotes, dollar quotes and comments.
+pub(crate) fn effects(statement: &str) -> Effects {
+    let mut opens_transaction = false;
+    let mut may_change_session = false;
+    let mut closing_words = true;
+    let mut words = 0usize;
+    let mut control = false;
+    let mut first_writes = false;
+    let mut with_writes = false;
+    let mut first_is_with = false;
     let only_words = for_each_word(statement, |word, index| {
         words += 1;
-        let is = |k: &str| word.eq_ignore_ascii_case(k);
-        closes &= match index {
-            0 => is("COMMIT") || is("END") || is("ROLLBACK") || is("ABORT"),
-            1 => is("WORK") || is("TRANSACTION"),
+        let is = |k: &&str| word.eq_ignore_ascii_case(k);
+        if ["BEGIN", "START", "SAVEPOINT"].iter().any(is) {
+            opens_transaction = true;
+        }
+        may_change_session |= SESSION.iter().any(is);
+        let writes = WRITES.iter().any(is);
+        closing_words &= match index {
+            0 => ["COMMIT", "END", "ROLLBACK", "ABORT"].iter().any(is),
+            1 => ["WORK", "TRANSACTION"].iter().any(is),
             _ => false,
         };
+        if index == 0 {
+            may_change_session |= !PLAIN.iter().any(is);
+            control = CONTROL.iter().any(is);
+            first_writes = writes;
+            first_is_with = is(&"WITH");
+        } else {
+            with_writes |= writes;
+        }
     });
-    only_words && closes && words > 0
+    let kind = if control {
+        StatementKind::Transaction
+    } else if first_writes || (first_is_with && with_writes) {
+        StatementKind::Write
+    } else {
+        StatementKind::Read
+    };
+    Effects {
+        opens_transaction,
+        closes_transaction: only_words && closing_words && words > 0,
+        may_change_session,
+        kind,
+    }
 }
 
 /// Calls `f` with each word (and its index) outside quotes, dollar quotes and comments;
@@ -108,7 +145,7 @@ mod tests {
             "SELECT 'SET search_path TO x; set_config' AS text -- TEMP",
             "",
         ] {
-            assert!(!may_change_session(plain), "{plain}");
+            assert!(!effects(plain).may_change_session, "{plain}");
         }
         for stateful in [
             "SET search_path TO accounts",
@@ -124,28 +161,54 @@ mod tests {
             "DO $$ BEGIN PERFORM 1; END $$",
             "  /* c */ Set role postgres",
         ] {
-            assert!(may_change_session(stateful), "{stateful}");
+            assert!(effects(stateful).may_change_session, "{stateful}");
+        }
+    }
+
+    fn opens(statement: &str) -> bool {
+        effects(statement).opens_transaction
+    }
+
+    fn closes(statement: &str) -> bool {
+        effects(statement).closes_transaction
+    }
+
+    #[test]
+    fn statements_are_read_writes_or_transaction_control() {
+        use StatementKind::{Read, Transaction, Write};
+        for (statement, kind) in [
+            ("BEGIN", Transaction),
+            ("  commit", Transaction),
+            ("start transaction", Transaction),
+            ("INSERT INTO t VALUES (1)", Write),
+            ("merge into t using s on true when matched then delete", Write),
+            (
+                "WITH taken AS (UPDATE p SET s = s - 1 RETURNING id) INSERT INTO r SELECT id FROM taken",
+                Write,
+            ),
+            ("WITH x AS (SELECT updated_at FROM t) SELECT * FROM x", Read),
+            ("WITH x AS (SELECT 'update' FROM t) SELECT * FROM x", Read),
+            ("SELECT 1", Read),
+            ("SELECT pg_advisory_xact_lock(1)", Read),
+        ] {
+            assert_eq!(effects(statement).kind, kind, "{statement}");
         }
     }
 
     #[test]
     fn transaction_statements_are_recognised() {
-        assert!(opens_transaction("BEGIN"));
-        assert!(opens_transaction(
-            "start transaction isolation level serializable"
-        ));
-        assert!(opens_transaction("SAVEPOINT s"));
-        assert!(!opens_transaction("SELECT 'begin', \"begin\" -- begin"));
-        assert!(!opens_transaction(
-            "SELECT $$ BEGIN $$, $tag$ begin $tag$, $1"
-        ));
-        assert!(closes_transaction("COMMIT"));
-        assert!(closes_transaction("rollback work;"));
-        assert!(closes_transaction("END TRANSACTION"));
-        assert!(!closes_transaction("ROLLBACK TO SAVEPOINT s"));
-        assert!(!closes_transaction("COMMIT AND CHAIN"));
-        assert!(!closes_transaction("SELECT 1"));
-        assert!(!closes_transaction(""));
+        assert!(opens("BEGIN"));
+        assert!(opens("start transaction isolation level serializable"));
+        assert!(opens("SAVEPOINT s"));
+        assert!(!opens("SELECT 'begin', \"begin\" -- begin"));
+        assert!(!opens("SELECT $$ BEGIN $$, $tag$ begin $tag$, $1"));
+        assert!(closes("COMMIT"));
+        assert!(closes("rollback work;"));
+        assert!(closes("END TRANSACTION"));
+        assert!(!closes("ROLLBACK TO SAVEPOINT s"));
+        assert!(!closes("COMMIT AND CHAIN"));
+        assert!(!closes("SELECT 1"));
+        assert!(!closes(""));
     }
 
     fn words(sql: &str) -> (Vec<(String, usize)>, bool) {

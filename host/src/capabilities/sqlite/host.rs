@@ -54,7 +54,7 @@ impl Connection {
             .check_call(&statement, parameters.iter().map(value_size))
             .map_err(wit::Error::Io)?;
         let shape = StatementShape::scan(&statement).map_err(wit::Error::Io)?;
-        self.pool.count(&statement);
+        self.pool.count(shape.kind());
         let parameters: Vec<raw::Value> = parameters.into_iter().map(to_raw).collect();
         let conn = match &mut self.conn {
             Some(conn) => conn,

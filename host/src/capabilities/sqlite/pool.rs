@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::capabilities::sqlite::raw::{RawConnection, SqlError};
-use crate::telemetry::{metrics, StatementCounters};
+use crate::telemetry::{metrics, StatementCounters, StatementKind};
 
 /// How long a guest waits for a free connection before its statement fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,9 +144,9 @@ pub(super) struct PooledConnection {
 }
 
 impl GuestPool {
-    /// Counts a statement run on the database.
-    pub(super) fn count(&self, statement: &str) {
-        self.shared.statements.count(statement);
+    /// Counts a statement of `kind` run on the database.
+    pub(super) fn count(&self, kind: StatementKind) {
+        self.shared.statements.count(kind);
     }
 }
 

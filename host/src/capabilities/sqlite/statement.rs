@@ -2,6 +2,7 @@
 //! with Postgres ([`sql_scan`] in its SQLite dialect).
 
 use crate::capabilities::sql_scan::{self, Token};
+use crate::telemetry::StatementKind;
 
 /// What the host needs to know of a statement's text before and after running it.
 ///
@@ -89,6 +90,19 @@ impl StatementShape {
     }
 }
 
+impl StatementShape {
+    /// What it is for the statement metric: transaction control, a write, or else a read.
+    pub(super) fn kind(&self) -> StatementKind {
+        if self.controls_transaction {
+            StatementKind::Transaction
+        } else if self.modifies_rows {
+            StatementKind::Write
+        } else {
+            StatementKind::Read
+        }
+    }
+}
+
 /// `Err` for `$0` (or `$00`, ...), as the scanner reports a parameter (with its sigil): SQLite
 /// takes it as a name, but sqlx reads `$n` as a position and there is no position 0.
 fn check_parameter(parameter: &str) -> Result<(), String> {
@@ -134,6 +148,24 @@ mod tests {
             "PRAGMA user_version",
         ] {
             assert!(!shape(reads).takes_write_lock, "{reads}");
+        }
+    }
+
+    #[test]
+    fn statements_are_read_writes_or_transaction_control() {
+        use StatementKind::{Read, Transaction, Write};
+        for (statement, kind) in [
+            ("BEGIN IMMEDIATE", Transaction),
+            ("  commit", Transaction),
+            ("RELEASE a", Transaction),
+            ("INSERT INTO t VALUES (1)", Write),
+            ("replace into t values (1)", Write),
+            ("WITH x AS (SELECT 1) UPDATE t SET a = 1", Write),
+            ("WITH x AS (SELECT 'update' FROM t) SELECT * FROM x", Read),
+            ("SELECT 1", Read),
+            ("PRAGMA user_version", Read),
+        ] {
+            assert_eq!(shape(statement).kind(), kind, "{statement}");
         }
     }
 
