@@ -884,14 +884,13 @@ mod tests {
             );
         }
         let page = "SELECT id FROM t WHERE name <> $1 ORDER BY id LIMIT $2 OFFSET $3";
+        let page_of = |limit, offset| {
+            let name = Value::Text("n1".into());
+            vec![name, Value::Integer(limit), Value::Integer(offset)]
+        };
         let mut first_call = 0;
         for call in 0..4 {
-            let parameters = vec![
-                Value::Text("n1".into()),
-                Value::Integer(2),
-                Value::Integer(0),
-            ];
-            let result = run(&mut conn, page, parameters);
+            let result = run(&mut conn, page, page_of(2, 0));
             assert_eq!(result.rows.len(), 2);
             if call == 0 {
                 // Its first binding may re-prepare it once: it was prepared with none.
@@ -904,12 +903,7 @@ mod tests {
             "a LIMIT bound to the same value again"
         );
         // Another value still gets SQLite's new plan for it, and the right rows.
-        let parameters = vec![
-            Value::Text("n1".into()),
-            Value::Integer(3),
-            Value::Integer(1),
-        ];
-        let result = run(&mut conn, page, parameters);
+        let result = run(&mut conn, page, page_of(3, 1));
         assert_eq!(result.rows.len(), 3);
         assert!(matches!(result.rows[0][0], Value::Integer(3)));
     }
