@@ -24,24 +24,9 @@ pub(crate) struct Effects {
     pub(crate) kind: StatementKind,
 }
 
-/// First words of statements that run no more than a query, DML or transaction control.
-const PLAIN: [&str; 16] = [
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "MERGE",
-    "WITH",
-    "VALUES",
-    "TABLE",
-    "BEGIN",
-    "START",
-    "COMMIT",
-    "END",
-    "ROLLBACK",
-    "ABORT",
-    "SAVEPOINT",
-    "RELEASE",
+/// First words of queries and DML, which leave nothing in the session.
+const QUERIES: [&str; 8] = [
+    "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE",
 ];
 
 /// Words that name a temporary object or a function that sets session state.
@@ -55,7 +40,7 @@ const SESSION: [&str; 7] = [
     "pg_try_advisory_lock_shared",
 ];
 
-/// First words of transaction control.
+/// First words of transaction control, which leaves nothing in the session either.
 const CONTROL: [&str; 8] = [
     "BEGIN",
     "START",
@@ -94,8 +79,8 @@ pub(crate) fn effects(statement: &str) -> Effects {
             _ => false,
         };
         if index == 0 {
-            may_change_session |= !PLAIN.iter().any(is);
             control = CONTROL.iter().any(is);
+            may_change_session |= !(control || QUERIES.iter().any(is));
             first_writes = writes;
             first_is_with = is(&"WITH");
         } else {
