@@ -2,7 +2,7 @@
 //! given back to it in the same transaction as the rows that record it. Never a read then a
 //! write of stock: each move is one conditional `UPDATE`.
 
-use shop_guest::storage::{Db, Engine, Param, Row, StorageError};
+use shop_guest::storage::{Db, Engine, Param, Row, Statement, StorageError};
 use shop_guest::time::Timestamp;
 
 use crate::domain::{OrderKey, OrderLines, ReserveError, ReservedLine, Shortage, StockLine};
@@ -61,14 +61,14 @@ fn reserve_in_transaction(
     // Products are locked in id order, so that two orders never wait for each other in a cycle.
     let mut by_product: Vec<(usize, &StockLine)> = lines.lines().iter().enumerate().collect();
     by_product.sort_by_key(|(_, line)| line.product_id);
-    let mut reserved = Vec::with_capacity(by_product.len());
-    for (line_number, line) in by_product {
-        let line_number_param = Param::Int(i64::try_from(line_number).unwrap_or(i64::MAX));
-        let taken = match db.engine() {
-            // One statement takes the stock and records it: the product's row is locked for
-            // one round trip less (every buyer of a best seller waits on that lock).
-            Engine::Postgres => take_and_record(db, key, line, line_number_param, now)?,
-            Engine::Sqlite => {
+    let mut reserved = match db.engine() {
+        // One statement takes every line's stock and records it: the best seller's row, which
+        // every buyer waits for, is locked until the COMMIT that follows, not across a round
+        // trip per later line.
+        Engine::Postgres => take_and_record_all(db, key, &by_product, now)?,
+        Engine::Sqlite => {
+            let mut reserved = Vec::with_capacity(by_product.len());
+            for (line_number, line) in by_product {
                 let taken = take_stock(db, line, now)?;
                 db.execute(
                     "INSERT INTO reservations (order_key, product_id, line_number, quantity, \
@@ -77,47 +77,77 @@ fn reserve_in_transaction(
                     &[
                         key.as_str().into(),
                         Param::Int(taken.product_id),
-                        line_number_param,
+                        line_number_param(line_number),
                         Param::Int(taken.quantity),
                         taken.name.as_str().into(),
                         Param::Int(taken.price_cents),
                         now.into(),
                     ],
                 )?;
-                taken
+                reserved.push((line_number, taken));
             }
-        };
-        reserved.push((line_number, taken));
-    }
+            reserved
+        }
+    };
     reserved.sort_by_key(|(line_number, _)| *line_number);
     Ok(reserved.into_iter().map(|(_, line)| line).collect())
 }
 
-/// Postgres: takes `line.quantity` units and records them under `key` in one statement (the
-/// UPDATE's row feeds the INSERT); otherwise says why not, as [`take_stock`] does.
-fn take_and_record(
+/// A line's position in the order, as stored.
+fn line_number_param(line_number: usize) -> Param {
+    Param::Int(i64::try_from(line_number).unwrap_or(i64::MAX))
+}
+
+/// Postgres: takes every line's units and records them under `key` in one statement, locking
+/// the products in the order of `by_product` (by id: `locked` hands the UPDATE each row only
+/// once it and every row before it are locked); otherwise says why not, for the first line
+/// short, as [`take_stock`] does (the caller's transaction then rolls back what was taken).
+fn take_and_record_all(
     db: &Db,
     key: &OrderKey,
-    line: &StockLine,
-    line_number: Param,
+    by_product: &[(usize, &StockLine)],
     now: Timestamp,
-) -> Result<ReservedLine, ReserveError> {
-    let taken = db.query_one(
-        "WITH taken AS (UPDATE products SET stock = stock - $1, updated_at = $2 \
-         WHERE id = $3 AND stock >= $1 RETURNING id, name, price_cents) \
+) -> Result<Vec<(usize, ReservedLine)>, ReserveError> {
+    let mut statement =
+        Statement::new("WITH wanted (product_id, quantity, line_number) AS (VALUES ");
+    for (index, (line_number, line)) in by_product.iter().enumerate() {
+        statement.push(if index == 0 { "(" } else { ", (" });
+        // Typed here: the server infers a VALUES list's parameters as text.
+        statement.push_bind(line.product_id).push("::bigint, ");
+        statement.push_bind(line.quantity).push("::bigint, ");
+        statement
+            .push_bind(line_number_param(*line_number))
+            .push("::bigint)");
+    }
+    let now = statement.bind(now);
+    statement.push(&format!(
+        "), locked AS (SELECT id FROM products WHERE id IN (SELECT product_id FROM wanted) \
+         ORDER BY id FOR UPDATE), \
+         taken AS (UPDATE products p SET stock = p.stock - w.quantity, updated_at = {now} \
+         FROM wanted w, locked l WHERE p.id = w.product_id AND l.id = p.id \
+         AND p.stock >= w.quantity \
+         RETURNING p.id, w.quantity, w.line_number, p.name, p.price_cents) \
          INSERT INTO reservations (order_key, product_id, line_number, quantity, name, \
          price_cents, released, created_at) \
-         SELECT $4, id, $5, $1, name, price_cents, FALSE, $2 FROM taken \
-         RETURNING name, price_cents",
-        &[
-            Param::Int(line.quantity),
-            now.into(),
-            Param::Int(line.product_id),
-            key.as_str().into(),
-            line_number,
-        ],
-    )?;
-    taken_or_shortage(db, line, taken)
+         SELECT "
+    ));
+    statement.push_bind(key.as_str());
+    statement.push(&format!(
+        ", id, line_number, quantity, name, price_cents, FALSE, {now} FROM taken \
+         RETURNING product_id, line_number, name, price_cents"
+    ));
+    let mut taken = db.query_statement(&statement)?;
+    by_product
+        .iter()
+        .map(|&(line_number, line)| {
+            let stored = i64::try_from(line_number).unwrap_or(i64::MAX);
+            let row = taken
+                .iter()
+                .position(|row| row.int("line_number").is_ok_and(|n| n == stored))
+                .map(|index| taken.swap_remove(index));
+            Ok((line_number, taken_or_shortage(db, line, row)?))
+        })
+        .collect()
 }
 
 /// Takes `line.quantity` units if the product has them; otherwise says why not (the caller's
