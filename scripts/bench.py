@@ -422,6 +422,7 @@ def bench_engine(engine, args, system, binary, manifest=MANIFEST):
         url, cleanup = fresh_postgres()
         app_args = ["--database-url", url]
     proc, base, staff = start_host(binary, app_args, workdir, manifest)
+    failed = False
     try:
         rows, baseline = [], []
         if args.scenario in ("products", "all"):
@@ -436,11 +437,20 @@ def bench_engine(engine, args, system, binary, manifest=MANIFEST):
         if args.scenario in ("orders", "all"):
             rows += bench_orders(base, staff, args, proc)
         rss, hwm = rss_kib(proc.pid)
+        failed = any(r[5] or r[6] for r in rows)
         return [(engine, system, *r, rss, hwm) for r in rows] + [(engine, "native", *r) for r in baseline]
+    except BaseException:
+        failed = True
+        raise
     finally:
         proc.terminate()
         proc.wait()
         cleanup()
+        if failed:
+            # The host's log says why a request failed: keep it past the run.
+            kept = tempfile.mkdtemp(prefix=f"shop-bench-failed-{engine}-")
+            shutil.copy(os.path.join(workdir, "host.log"), kept)
+            print(f"a request failed: the host's log is kept in {kept}/host.log")
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -86,6 +86,11 @@ pub(super) enum SqlError {
 /// blocking thread: a lookup by key takes some microseconds, so only a scan gets there.
 const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
+/// How long a write inside a transaction may stall on the calling thread (on the disk, say)
+/// before it is stopped: its budget is the thread's own CPU time, not the clock (see
+/// [`RawConnection::run_inline`]), and this bounds the rest.
+const INLINE_STALL: Duration = Duration::from_millis(100);
+
 /// How many virtual machine steps SQLite takes between two looks at the budget.
 const BUDGET_CHECK_STEPS: c_int = 1000;
 
@@ -172,12 +177,17 @@ pub(super) struct RawConnection {
 #[derive(Default)]
 struct Budget {
     until: Option<Instant>,
+    /// The calling thread's CPU time at which to stop (see [`thread_cpu_time`]).
+    cpu_until: Option<Duration>,
     cancelled: Option<Arc<AtomicBool>>,
 }
 
 impl Budget {
     fn spent(&self) -> bool {
         self.until.is_some_and(|until| Instant::now() >= until)
+            || self
+                .cpu_until
+                .is_some_and(|until| thread_cpu_time().is_some_and(|spent| spent >= until))
             || self
                 .cancelled
                 .as_ref()
@@ -283,13 +293,23 @@ impl RawConnection {
             return Err(NotInline::Blocking);
         }
         let in_transaction = self.in_transaction();
-        self.set_mode(Some(Instant::now() + INLINE_BUDGET), None);
+        if !reads_only && in_transaction {
+            // SQLite takes the whole transaction with a write it stops, so such a write is
+            // stopped only once it has spent its budget of the thread's own CPU time: on a busy
+            // machine a thread waiting for a core spends the clock's time too, and a write of a
+            // few microseconds failed its request with it.
+            self.set_mode(Some(Instant::now() + INLINE_STALL), None);
+            self.budget.cpu_until = thread_cpu_time().map(|now| now + INLINE_BUDGET);
+        } else {
+            self.set_mode(Some(Instant::now() + INLINE_BUDGET), None);
+        }
         let mut result = QueryResult {
             columns: Vec::new(),
             rows: Vec::new(),
         };
         let ran = self.run_statement(statement, parameters, 0, &mut result);
         self.budget.until = None;
+        self.budget.cpu_until = None;
         match ran {
             Ok(_) => Ok(result),
             // A write SQLite stopped inside a transaction may take the whole transaction with
@@ -568,7 +588,11 @@ impl RawConnection {
                 .saturating_duration_since(Instant::now())
                 .min(BUSY_TIMEOUT),
         };
-        *self.budget = Budget { until, cancelled };
+        *self.budget = Budget {
+            until,
+            cpu_until: None,
+            cancelled,
+        };
         let wait = wait.as_millis() as c_int;
         // SAFETY: `db` is open.
         unsafe { ffi::sqlite3_busy_timeout(self.db.as_ptr(), wait) };
@@ -673,6 +697,22 @@ fn must_wait(code: c_int) -> bool {
         code & 0xff,
         ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED | ffi::SQLITE_INTERRUPT
     )
+}
+
+/// The CPU time the calling thread has used; `None` where the clock cannot be read.
+fn thread_cpu_time() -> Option<Duration> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec to write to.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (read == 0).then(|| {
+        Duration::new(
+            u64::try_from(now.tv_sec).unwrap_or(0),
+            u32::try_from(now.tv_nsec).unwrap_or(0),
+        )
+    })
 }
 
 /// SQLite's progress handler: non-zero (stop the statement) once an inline statement's budget
@@ -906,6 +946,56 @@ mod tests {
         let result = run(&mut conn, page, page_of(3, 1));
         assert_eq!(result.rows.len(), 3);
         assert!(matches!(result.rows[0][0], Value::Integer(3)));
+    }
+
+    /// Sleeps 5 ms, as a thread does that waits for a core on a busy machine, and answers 1.
+    unsafe extern "C" fn pause(
+        context: *mut ffi::sqlite3_context,
+        _count: c_int,
+        _values: *mut *mut ffi::sqlite3_value,
+    ) {
+        std::thread::sleep(Duration::from_millis(5));
+        // SAFETY: the context SQLite passed.
+        unsafe { ffi::sqlite3_result_int(context, 1) };
+    }
+
+    #[test]
+    fn a_write_in_a_transaction_that_waits_for_a_core_is_not_stopped() {
+        let dir = TempDir::new();
+        let mut conn = open(&dir);
+        // SAFETY: `db` is open; the name is NUL-terminated; `pause` takes no data.
+        let made = unsafe {
+            ffi::sqlite3_create_function_v2(
+                conn.db.as_ptr(),
+                c"pause".as_ptr(),
+                0,
+                ffi::SQLITE_UTF8,
+                ptr::null_mut(),
+                Some(pause),
+                None,
+                None,
+                None,
+            )
+        };
+        assert_eq!(made, ffi::SQLITE_OK);
+        // The host's authorizer refuses functions it does not know: off for this test only.
+        // SAFETY: `db` is open.
+        unsafe { ffi::sqlite3_set_authorizer(conn.db.as_ptr(), None, ptr::null_mut()) };
+        run(&mut conn, "CREATE TABLE t (a INTEGER)", vec![]);
+        run(&mut conn, "BEGIN IMMEDIATE", vec![]);
+        // The clock passes the inline budget in the pause, and the rows after it give the
+        // budget thousands of steps to be looked at in: the write goes on, in its transaction.
+        let write = "INSERT INTO t WITH RECURSIVE c(x) AS \
+                     (SELECT pause() UNION ALL SELECT x + 1 FROM c WHERE x < 300) SELECT x FROM c";
+        match conn.run_inline(write, &[], true) {
+            Ok(_) => {}
+            Err(NotInline::Failed(error)) => panic!("the write failed: {error:?}"),
+            Err(NotInline::Blocking) => panic!("the write was sent to a blocking thread"),
+        }
+        assert!(conn.in_transaction(), "the transaction is still open");
+        run(&mut conn, "COMMIT", vec![]);
+        let count = run(&mut conn, "SELECT count(*) FROM t", vec![]);
+        assert!(matches!(count.rows[0][0], Value::Integer(300)));
     }
 
     #[test]
