@@ -8,10 +8,13 @@
 //! goes away (the guest drops it or its store ends) with a transaction still open, the
 //! transaction is rolled back before the connection returns to the pool.
 //!
-//! A statement that only reads runs on the guest's own thread, within a budget of a few
-//! milliseconds and without waiting for a lock: no thread hop on the catalogue's reads.
-//! Writes, transaction control, and a read that would wait or overruns its budget run on a
-//! blocking thread, waiting up to 5 s for another connection's lock.
+//! A statement that only reads runs on the guest's own thread, within a budget of 2 ms and
+//! without waiting for a lock: no thread hop on the catalogue's reads. Writes, BEGIN and COMMIT
+//! of a connection that holds its database's write turn run there too; a write inside a
+//! transaction has 2 ms of the thread's own CPU time, not of the clock, since SQLite takes the
+//! whole transaction with a write it stops. A read that would wait or overruns its budget, and
+//! a statement that meets another process's lock, run on a blocking thread, waiting up to 5 s
+//! for that lock.
 //!
 //! Every pooled connection is confined to its own file when it is opened (see `authorizer.rs`):
 //! no other database can be attached (so no `ATTACH`, `VACUUM` or `VACUUM INTO`), no extension
