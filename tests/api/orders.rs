@@ -488,15 +488,8 @@ async fn staff_move_orders_through_the_flow(app: TestApp) {
     assert_eq!(app.stock_of(id).await, 8);
 }
 
-/// `buyers` users each put one unit in their cart, then all order at once.
-async fn race(app: &TestApp, stock: i64, buyers: usize) {
-    let (id, _) = product(app, "9.99", stock).await;
-    let mut tokens = Vec::new();
-    for _ in 0..buyers {
-        let token = user_token(fresh_user_id());
-        app.add_to_cart(&token, id, 1).await;
-        tokens.push(token);
-    }
+/// The carts of `tokens` placed all at once (no Idempotency-Key): the answers, as they came.
+async fn place_all(app: &TestApp, tokens: Vec<String>) -> Vec<Answer> {
     let mut orders = tokio::task::JoinSet::new();
     for token in tokens {
         let app = TestApp {
@@ -506,9 +499,24 @@ async fn race(app: &TestApp, stock: i64, buyers: usize) {
         };
         orders.spawn(async move { place(&app, &token, None).await });
     }
-    let (mut made, mut refused) = (0, 0);
+    let mut answers = Vec::new();
     while let Some(answer) = orders.join_next().await {
-        let answer = answer.unwrap();
+        answers.push(answer.unwrap());
+    }
+    answers
+}
+
+/// `buyers` users each put one unit in their cart, then all order at once.
+async fn race(app: &TestApp, stock: i64, buyers: usize) {
+    let (id, _) = product(app, "9.99", stock).await;
+    let mut tokens = Vec::new();
+    for _ in 0..buyers {
+        let token = user_token(fresh_user_id());
+        app.add_to_cart(&token, id, 1).await;
+        tokens.push(token);
+    }
+    let (mut made, mut refused) = (0, 0);
+    for answer in place_all(app, tokens).await {
         match answer.status {
             201 => made += 1,
             409 => refused += 1,
@@ -546,17 +554,7 @@ async fn buyers_of_overlapping_products_all_get_theirs(app: TestApp) {
         }
         tokens.push(token);
     }
-    let mut orders = tokio::task::JoinSet::new();
-    for token in tokens {
-        let app = TestApp {
-            base: app.base.clone(),
-            engine: app.engine,
-            client: app.client.clone(),
-        };
-        orders.spawn(async move { place(&app, &token, None).await });
-    }
-    while let Some(answer) = orders.join_next().await {
-        let answer = answer.unwrap();
+    for answer in place_all(&app, tokens).await {
         assert_eq!(answer.status, 201, "{:?}", answer.body);
     }
     for id in ids {
@@ -579,19 +577,8 @@ async fn concurrent_placements_of_one_cart(app: &TestApp, placements: usize) {
     let (id, _) = product(app, "4.00", 10).await;
     let token = user_token(fresh_user_id());
     app.add_to_cart(&token, id, 2).await;
-    let mut answers = tokio::task::JoinSet::new();
-    for _ in 0..placements {
-        let app = TestApp {
-            base: app.base.clone(),
-            engine: app.engine,
-            client: app.client.clone(),
-        };
-        let token = token.clone();
-        answers.spawn(async move { place(&app, &token, None).await });
-    }
     let mut made = Vec::new();
-    while let Some(answer) = answers.join_next().await {
-        let answer = answer.unwrap();
+    for answer in place_all(app, vec![token.clone(); placements]).await {
         match answer.status {
             201 => made.push(answer.body["id"].as_i64().unwrap()),
             400 => assert_eq!(
