@@ -488,6 +488,34 @@ async fn staff_move_orders_through_the_flow(app: TestApp) {
     assert_eq!(app.stock_of(id).await, 8);
 }
 
+/// A cart of more products than one statement takes (70 lines: the reservation, the order's
+/// items and the clearing of the cart each take two statements) orders whole: every line
+/// reserved and written in the cart's order, every stock taken once, the cart left empty.
+async fn a_cart_of_seventy_products_orders_whole(app: TestApp) {
+    let token = user_token(fresh_user_id());
+    let mut ids = Vec::new();
+    for _ in 0..70 {
+        let (id, _) = product(&app, "1.25", 3).await;
+        app.add_to_cart(&token, id, 2).await;
+        ids.push(id);
+    }
+    let placed = place(&app, &token, None).await;
+    assert_eq!(placed.status, 201, "{:?}", placed.body);
+    let ordered: Vec<i64> = placed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["product_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ordered, ids, "every line, in the cart's order");
+    assert_eq!(placed.body["total_amount"], "175.00");
+    for id in ids {
+        assert_eq!(app.stock_of(id).await, 1, "product {id}");
+    }
+    let cart = app.get("/api/carts/", Some(&token)).await;
+    assert_eq!(cart.body["items"], json!([]), "{:?}", cart.body);
+}
+
 /// The carts of `tokens` placed all at once (no Idempotency-Key): the answers, as they came.
 async fn place_all(app: &TestApp, tokens: Vec<String>) -> Vec<Answer> {
     let mut orders = tokio::task::JoinSet::new();
@@ -874,6 +902,7 @@ e2e!(
     fifty_buyers_for_ten_units,
     two_hundred_buyers_for_one_unit,
     buyers_of_overlapping_products_all_get_theirs,
+    a_cart_of_seventy_products_orders_whole,
     five_placements_of_one_cart_make_one_order,
     twenty_placements_of_one_cart_make_one_order,
     methods_and_paths,

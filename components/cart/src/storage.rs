@@ -2,7 +2,7 @@
 //! Every change is one statement the unique keys make safe under concurrency: no read of a
 //! quantity is ever written back.
 
-use shop_guest::storage::{Db, Param, Row, Statement, StorageError};
+use shop_guest::storage::{Db, Param, Row, Statement, StorageError, LINES_PER_STATEMENT};
 use shop_guest::time::Timestamp;
 
 use crate::domain::{Cart, CartItem};
@@ -131,13 +131,23 @@ pub fn remove(db: &Db, cart_id: i64, product_id: i64) -> Result<bool, StorageErr
     )? > 0)
 }
 
-/// Removes, in one statement, each of the user's lines of an `ordered` product that still
-/// holds the `(product id, quantity)` units an order took (a line changed since keeps what it
-/// holds); answers whether any went.
+/// Removes, in one statement per [`LINES_PER_STATEMENT`] lines, each of the user's lines of an
+/// `ordered` product that still holds the `(product id, quantity)` units an order took (a line
+/// changed since keeps what it holds); answers whether any went.
 pub fn remove_ordered(db: &Db, user_id: i64, ordered: &[(i64, i64)]) -> Result<bool, StorageError> {
-    if ordered.is_empty() {
-        return Ok(false);
+    let mut removed = false;
+    for chunk in ordered.chunks(LINES_PER_STATEMENT) {
+        removed |= remove_ordered_lines(db, user_id, chunk)?;
     }
+    Ok(removed)
+}
+
+/// [`remove_ordered`] for at most [`LINES_PER_STATEMENT`] lines, in one statement.
+fn remove_ordered_lines(
+    db: &Db,
+    user_id: i64,
+    ordered: &[(i64, i64)],
+) -> Result<bool, StorageError> {
     let mut statement = Statement::new(
         "DELETE FROM cart_items WHERE cart_id = (SELECT id FROM carts WHERE user_id = ",
     );

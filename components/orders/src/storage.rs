@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use shop_guest::history::{Action, Actor, Changes, HistoryTable};
 use shop_guest::money::Money;
 use shop_guest::paging::PageWindow;
-use shop_guest::storage::{Db, Param, Row, Statement, StorageError};
+use shop_guest::storage::{Db, Param, Row, Statement, StorageError, LINES_PER_STATEMENT};
 use shop_guest::time::Timestamp;
 
 use crate::domain::{
@@ -167,16 +167,26 @@ pub fn insert(db: &Db, new: &NewOrder<'_>, now: Timestamp) -> Result<Option<Orde
     })
 }
 
-/// Writes the order's items in one statement (one row per line, in line order) and answers
-/// them as written, in that order.
+/// Writes the order's items, one statement per [`LINES_PER_STATEMENT`] lines (one row per line,
+/// in line order), and answers them as written, in that order.
 fn insert_items(
     db: &Db,
     order_id: i64,
     lines: &[OrderLine],
 ) -> Result<Vec<OrderItem>, StorageError> {
-    if lines.is_empty() {
-        return Ok(Vec::new());
+    let mut items = Vec::with_capacity(lines.len());
+    for chunk in lines.chunks(LINES_PER_STATEMENT) {
+        items.extend(insert_item_rows(db, order_id, chunk)?);
     }
+    Ok(items)
+}
+
+/// [`insert_items`] for at most [`LINES_PER_STATEMENT`] lines, in one statement.
+fn insert_item_rows(
+    db: &Db,
+    order_id: i64,
+    lines: &[OrderLine],
+) -> Result<Vec<OrderItem>, StorageError> {
     let mut statement = Statement::new(
         "INSERT INTO order_items (order_id, product_id, product_name, quantity, price_cents) \
          VALUES ",

@@ -2,7 +2,7 @@
 //! given back to it in the same transaction as the rows that record it. Never a read then a
 //! write of stock: each move is one conditional `UPDATE`.
 
-use shop_guest::storage::{Db, Engine, Param, Row, Statement, StorageError};
+use shop_guest::storage::{Db, Engine, Param, Row, Statement, StorageError, LINES_PER_STATEMENT};
 use shop_guest::time::Timestamp;
 
 use crate::domain::{OrderKey, OrderLines, ReserveError, ReservedLine, Shortage, StockLine};
@@ -64,8 +64,15 @@ fn reserve_in_transaction(
     let mut reserved = match db.engine() {
         // One statement takes every line's stock and records it: the best seller's row, which
         // every buyer waits for, is locked until the COMMIT that follows, not across a round
-        // trip per later line.
-        Engine::Postgres => take_and_record_all(db, key, &by_product, now)?,
+        // trip per later line. A cart of many products takes a statement per so many lines,
+        // still in id order.
+        Engine::Postgres => {
+            let mut reserved = Vec::with_capacity(by_product.len());
+            for chunk in by_product.chunks(LINES_PER_STATEMENT) {
+                reserved.extend(take_and_record(db, key, chunk, now)?);
+            }
+            reserved
+        }
         Engine::Sqlite => {
             let mut reserved = Vec::with_capacity(by_product.len());
             for (line_number, line) in by_product {
@@ -98,11 +105,12 @@ fn line_number_param(line_number: usize) -> Param {
     Param::Int(i64::try_from(line_number).unwrap_or(i64::MAX))
 }
 
-/// Postgres: takes every line's units and records them under `key` in one statement, locking
-/// the products in the order of `by_product` (by id: `locked` hands the UPDATE each row only
-/// once it and every row before it are locked); otherwise says why not, for the first line
-/// short, as [`take_stock`] does (the caller's transaction then rolls back what was taken).
-fn take_and_record_all(
+/// Postgres: takes the units of every line of `by_product` (at most [`LINES_PER_STATEMENT`])
+/// and records them under `key` in one statement, locking the products in the order of
+/// `by_product` (by id: `locked` hands the UPDATE each row only once it and every row before it
+/// are locked); otherwise says why not, for the first line short, as [`take_stock`] does (the
+/// caller's transaction then rolls back what was taken).
+fn take_and_record(
     db: &Db,
     key: &OrderKey,
     by_product: &[(usize, &StockLine)],

@@ -66,6 +66,12 @@ pub fn contains_pattern(text: &str) -> String {
     pattern
 }
 
+/// The most lines (of a cart, an order) one statement built from them takes; more go in further
+/// statements of the same transaction. A user's cart may hold any number of products: one
+/// statement for all of them would pass the host's 64 KiB bound on a statement's text, or
+/// SQLite's depth of an expression (a chain of `OR`s) past a few hundred.
+pub const LINES_PER_STATEMENT: usize = 64;
+
 /// A statement built piece by piece (optional filters, optional columns), numbering its
 /// parameters `$1..$n` as they are bound. Bind in the order the placeholders appear in the
 /// text: SQLite numbers `$n` parameters by first appearance, not by their digits.
