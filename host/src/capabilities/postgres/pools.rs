@@ -2,7 +2,7 @@
 //! request may have changed before its connection serves another request.
 
 use std::str::FromStr as _;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -76,8 +76,11 @@ pub(crate) struct ServicePool {
     /// How long a request waits for a permit.
     acquire_timeout: Duration,
     /// Connections given back, newest last, with when.
-    kept: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    kept: Mutex<Kept>,
 }
+
+/// Connections given back to a service, newest last, with when.
+type Kept = Vec<(PoolConnection<Postgres>, Instant)>;
 
 /// A request's right to hold one of its service's connections, given back with it.
 pub(crate) type Permit = OwnedSemaphorePermit;
@@ -124,29 +127,28 @@ impl ServicePool {
         Ok((conn, permit))
     }
 
+    /// The connections given back, newest last, with when.
+    fn kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Keeps a connection whose session holds nothing of its request for the next request
-    /// (whose permit the caller then drops).
+    /// (whose permit the caller then drops), and lets go of those idle too long, under one
+    /// lock.
     pub(crate) fn give_back(&self, conn: PoolConnection<Postgres>) {
-        self.kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((conn, Instant::now()));
-        self.let_go_of_idle();
+        let stale = {
+            let mut kept = self.kept();
+            kept.push((conn, Instant::now()));
+            take_stale(&mut kept)
+        };
+        // Given back to sqlx's pool outside the lock.
+        drop(stale);
     }
 
     /// Gives the connections kept longer than [`KEPT_IDLE`] back to sqlx's pool, which closes
     /// those that stay idle there.
     fn let_go_of_idle(&self) {
-        let now = Instant::now();
-        let stale = {
-            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            // The oldest are first.
-            let stale = kept
-                .iter()
-                .take_while(|(_, since)| now.duration_since(*since) > KEPT_IDLE)
-                .count();
-            kept.drain(..stale).collect::<Vec<_>>()
-        };
+        let stale = take_stale(&mut self.kept());
         drop(stale);
     }
 
@@ -167,7 +169,7 @@ impl ServicePool {
 
     /// The connection given back last, if one was lately.
     fn take_kept(&self) -> Option<PoolConnection<Postgres>> {
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self.kept();
         let (conn, since) = kept.pop()?;
         if since.elapsed() > KEPT_IDLE {
             // Idle too long (the server may have let it go), and all the others are older.
@@ -217,13 +219,18 @@ impl ServicePool {
 
     /// How many connections sit idle: in sqlx's pool or kept here.
     pub(crate) fn num_idle(&self) -> usize {
-        self.pool.num_idle()
-            + self
-                .kept
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len()
+        self.pool.num_idle() + self.kept().len()
     }
+}
+
+/// Takes the connections kept longer than [`KEPT_IDLE`] out of `kept` (the oldest are first).
+fn take_stale(kept: &mut Kept) -> Kept {
+    let now = Instant::now();
+    let stale = kept
+        .iter()
+        .take_while(|(_, since)| now.duration_since(*since) > KEPT_IDLE)
+        .count();
+    kept.drain(..stale).collect()
 }
 
 /// A connection the host borrowed from a service, with its permit: given back to the service
