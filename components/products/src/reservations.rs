@@ -84,7 +84,7 @@ fn reserve_in_transaction(
                     &[
                         key.as_str().into(),
                         Param::Int(taken.product_id),
-                        line_number_param(line_number),
+                        Param::Int(stored_line_number(line_number)),
                         Param::Int(taken.quantity),
                         taken.name.as_str().into(),
                         Param::Int(taken.price_cents),
@@ -101,8 +101,8 @@ fn reserve_in_transaction(
 }
 
 /// A line's position in the order, as stored.
-fn line_number_param(line_number: usize) -> Param {
-    Param::Int(i64::try_from(line_number).unwrap_or(i64::MAX))
+fn stored_line_number(line_number: usize) -> i64 {
+    i64::try_from(line_number).unwrap_or(i64::MAX)
 }
 
 /// Postgres: takes the units of every line of `by_product` (at most [`LINES_PER_STATEMENT`])
@@ -124,7 +124,7 @@ fn take_and_record(
         statement.push_bind(line.product_id).push("::bigint, ");
         statement.push_bind(line.quantity).push("::bigint, ");
         statement
-            .push_bind(line_number_param(*line_number))
+            .push_bind(stored_line_number(*line_number))
             .push("::bigint)");
     }
     let now = statement.bind(now);
@@ -142,13 +142,13 @@ fn take_and_record(
     statement.push_bind(key.as_str());
     statement.push(&format!(
         ", id, line_number, quantity, name, price_cents, FALSE, {now} FROM taken \
-         RETURNING product_id, line_number, name, price_cents"
+         RETURNING line_number, name, price_cents"
     ));
     let mut taken = db.query_statement(&statement)?;
     by_product
         .iter()
         .map(|&(line_number, line)| {
-            let stored = i64::try_from(line_number).unwrap_or(i64::MAX);
+            let stored = stored_line_number(line_number);
             let row = taken
                 .iter()
                 .position(|row| row.int("line_number").is_ok_and(|n| n == stored))
