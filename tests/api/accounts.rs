@@ -1291,12 +1291,7 @@ async fn staff_list_find_and_change_users(app: TestApp) {
     let page = list(format!("search={tag}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.body["count"], 3);
-    let found: Vec<i64> = page.body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|user| user["id"].as_i64().unwrap())
-        .collect();
+    let found = integers(&page.body["results"], "id");
     assert_eq!(found, ids, "by id");
     let first = &page.body["results"][0];
     assert_eq!(first["is_active"], true);
@@ -1465,12 +1460,7 @@ async fn history_records_each_staff_change(app: TestApp) {
     // The whole feed holds them too, newest first.
     let feed = history("page_size=100".to_owned(), Some(admin.clone())).await;
     assert_eq!(feed.status, 200);
-    let ids: Vec<i64> = feed.body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["id"].as_i64().unwrap())
-        .collect();
+    let ids = integers(&feed.body["results"], "id");
     assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
     for bad in ["object_id=x", "object_id=0", "object_id=-3"] {
         assert_field_errors(

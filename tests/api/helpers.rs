@@ -700,6 +700,17 @@ pub fn assert_detail(answer: &Answer, status: u16) {
     );
 }
 
+/// The integer `field` of every object in the JSON array `list` (ids of a page's results, the
+/// product ids of an order's items), in order.
+#[track_caller]
+pub fn integers(list: &Value, field: &str) -> Vec<i64> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not an array: {list}"))
+        .iter()
+        .map(|item| item[field].as_i64().unwrap())
+        .collect()
+}
+
 /// Asserts a 400 validation error that names each of `fields` with at least one message.
 #[track_caller]
 pub fn assert_field_errors(answer: &Answer, fields: &[&str]) {

@@ -264,12 +264,7 @@ async fn lists_and_visibility(app: TestApp) {
     let list = app.get("/api/orders/", Some(&alice_token)).await;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["count"], 3);
-    let ids: Vec<i64> = list.body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_i64().unwrap())
-        .collect();
+    let ids = integers(&list.body["results"], "id");
     assert_eq!(
         ids,
         mine.iter().rev().cloned().collect::<Vec<_>>(),
@@ -501,13 +496,11 @@ async fn a_cart_of_seventy_products_orders_whole(app: TestApp) {
     }
     let placed = place(&app, &token, None).await;
     assert_eq!(placed.status, 201, "{:?}", placed.body);
-    let ordered: Vec<i64> = placed.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["product_id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(ordered, ids, "every line, in the cart's order");
+    assert_eq!(
+        integers(&placed.body["items"], "product_id"),
+        ids,
+        "every line, in the cart's order"
+    );
     assert_eq!(placed.body["total_amount"], "175.00");
     for id in ids {
         assert_eq!(app.stock_of(id).await, 1, "product {id}");

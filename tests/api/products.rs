@@ -26,12 +26,7 @@ async fn seed(app: &TestApp, tag: &str, n: usize) -> Vec<Value> {
 }
 
 fn ids(page: &Value) -> Vec<i64> {
-    page["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
+    integers(&page["results"], "id")
 }
 
 fn is_rfc3339_utc(s: &str) -> bool {
@@ -1179,12 +1174,7 @@ async fn history_is_staff_only_paged_and_filtered(app: TestApp) {
     // The whole history holds this product's entries too, newest first.
     let all = history(&app, "products", "page_size=100").await;
     assert!(all["count"].as_i64().unwrap() >= 5, "{all}");
-    let ids: Vec<i64> = all["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_i64().unwrap())
-        .collect();
+    let ids = integers(&all["results"], "id");
     assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
     // An id nothing has matches nothing; anything but digits is a 400 naming the filter.
     for nothing in ["0", "99999999999999999999"] {
