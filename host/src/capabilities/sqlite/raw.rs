@@ -86,6 +86,13 @@ pub(super) enum SqlError {
 /// blocking thread: a lookup by key takes some microseconds, so only a scan gets there.
 const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
+/// How much of its thread's own CPU time a write inside a transaction may spend on the calling
+/// thread before it is stopped (which takes its transaction with it): as long as a guest's own
+/// code runs before it yields its thread (an epoch tick). At 2 ms a busy machine stopped one
+/// checkout write in some 30,000: a virtual machine's stolen time and interrupts can count as
+/// the thread's own, and a write of microseconds had "spent" them.
+const INLINE_WRITE_BUDGET: Duration = crate::runtime::engine::EPOCH_TICK;
+
 /// How long a write inside a transaction may stall on the calling thread (on the disk, say)
 /// before it is stopped: its budget is the thread's own CPU time, not the clock (see
 /// [`RawConnection::run_inline`]), and this bounds the rest.
@@ -293,15 +300,19 @@ impl RawConnection {
             return Err(NotInline::Blocking);
         }
         let in_transaction = self.in_transaction();
-        if !reads_only && in_transaction {
+        let started = Instant::now();
+        let write_in_transaction = !reads_only && in_transaction;
+        // Read only for such a write: a look at the clock is a system call.
+        let cpu_at_start = write_in_transaction.then(thread_cpu_time).flatten();
+        if write_in_transaction {
             // SQLite takes the whole transaction with a write it stops, so such a write is
             // stopped only once it has spent its budget of the thread's own CPU time: on a busy
             // machine a thread waiting for a core spends the clock's time too, and a write of a
             // few microseconds failed its request with it.
-            self.set_mode(Some(Instant::now() + INLINE_STALL), None);
-            self.budget.cpu_until = thread_cpu_time().map(|now| now + INLINE_BUDGET);
+            self.set_mode(Some(started + INLINE_STALL), None);
+            self.budget.cpu_until = cpu_at_start.map(|now| now + INLINE_WRITE_BUDGET);
         } else {
-            self.set_mode(Some(Instant::now() + INLINE_BUDGET), None);
+            self.set_mode(Some(started + INLINE_BUDGET), None);
         }
         let mut result = QueryResult {
             columns: Vec::new(),
@@ -315,11 +326,18 @@ impl RawConnection {
             // A write SQLite stopped inside a transaction may take the whole transaction with
             // it: run again, it would run outside the transaction its guest believes open.
             Err(failure)
-                if must_wait(failure.code)
-                    && !reads_only
-                    && in_transaction
-                    && !self.in_transaction() =>
+                if must_wait(failure.code) && write_in_transaction && !self.in_transaction() =>
             {
+                let cpu = thread_cpu_time()
+                    .zip(cpu_at_start)
+                    .map(|(now, then)| now.saturating_sub(then));
+                tracing::warn!(
+                    code = failure.code,
+                    wall = ?started.elapsed(),
+                    cpu = ?cpu,
+                    statement = %sql_head(statement),
+                    "a write inside a transaction was stopped on the request's thread"
+                );
                 Err(NotInline::Failed(SqlError::Io(
                     "interrupted: the statement ran past its time on the request's thread, \
                      and SQLite rolled its transaction back"
@@ -699,6 +717,13 @@ fn must_wait(code: c_int) -> bool {
     )
 }
 
+/// The first words of a prepared statement's text, for a log line.
+fn sql_head(statement: NonNull<ffi::sqlite3_stmt>) -> String {
+    // SAFETY: a live statement; its text lives as long as it does and is NUL-terminated.
+    let text = unsafe { CStr::from_ptr(ffi::sqlite3_sql(statement.as_ptr())) };
+    text.to_string_lossy().chars().take(80).collect()
+}
+
 /// The CPU time the calling thread has used; `None` where the clock cannot be read.
 fn thread_cpu_time() -> Option<Duration> {
     let mut now = libc::timespec {
@@ -996,6 +1021,41 @@ mod tests {
         run(&mut conn, "COMMIT", vec![]);
         let count = run(&mut conn, "SELECT count(*) FROM t", vec![]);
         assert!(matches!(count.rows[0][0], Value::Integer(300)));
+    }
+
+    #[test]
+    fn a_write_in_a_transaction_that_keeps_its_thread_busy_is_stopped_with_its_transaction() {
+        let dir = TempDir::new();
+        let mut conn = open(&dir);
+        run(&mut conn, "CREATE TABLE t (a INTEGER)", vec![]);
+        run(&mut conn, "INSERT INTO t VALUES (1)", vec![]);
+        run(&mut conn, "BEGIN IMMEDIATE", vec![]);
+        run(&mut conn, "INSERT INTO t VALUES (2)", vec![]);
+        // A hostile guest's write: far more CPU time than a write in line may spend (it counts
+        // a billion rows, and keeps none of them).
+        let write = "INSERT INTO t WITH RECURSIVE c(x) AS \
+                     (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+                     SELECT x FROM c WHERE x < 0";
+        let started = Instant::now();
+        match conn.run_inline(write, &[], true) {
+            Err(NotInline::Failed(SqlError::Io(message))) => {
+                assert!(message.starts_with("interrupted"), "{message}")
+            }
+            Err(NotInline::Failed(error)) => panic!("it failed otherwise: {error:?}"),
+            Err(NotInline::Blocking) => panic!("the write was sent to a blocking thread"),
+            Ok(_) => panic!("the write ran to its end"),
+        }
+        // Stopped near its budget, not at its end (minutes away).
+        assert!(
+            started.elapsed() < INLINE_STALL * 2,
+            "{:?}",
+            started.elapsed()
+        );
+        // SQLite took its transaction with it: the row before it is gone too, the file is as
+        // it was, and the connection is ready for the next request.
+        assert!(!conn.in_transaction());
+        let count = run(&mut conn, "SELECT count(*) FROM t", vec![]);
+        assert!(matches!(count.rows[0][0], Value::Integer(1)));
     }
 
     #[test]
