@@ -44,6 +44,7 @@ import functools
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -224,12 +225,50 @@ def seed(base, staff, n):
     return ids
 
 
+def cpu_seconds(pid):
+    """The user and system CPU seconds process `pid` has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds():
+    """The CPU seconds of this machine's Postgres server so far: its live processes (the
+    postmaster, its workers, every backend) and the backends that have ended, which the
+    postmaster reaps (its children's time)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if name == "postgres":
+            fields = rest.split()
+            # utime, stime, cutime, cstime: its own time and that of its ended children.
+            total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def load_cpu_seconds():
+    """The CPU seconds of this script's ended children (wrk runs), so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def host_counts(proc):
-    """What the host has done so far: its CPU seconds, and from its /metrics the instances made,
-    statements run and link calls, as {(metric, labels): value}."""
-    with open(f"/proc/{proc.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    counts = {("cpu seconds", ""): (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")}
+    """What the machine has done so far for the host: its CPU seconds, Postgres's and the load
+    generator's, and from its /metrics the instances made, statements run and link calls, as
+    {(metric, labels): value}."""
+    counts = {("cpu seconds", ""): cpu_seconds(proc.pid),
+              ("postgres cpu seconds", ""): postgres_cpu_seconds(),
+              ("load cpu seconds", ""): load_cpu_seconds()}
     if proc.admin:
         req = urllib.request.Request(f"{proc.admin}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         with urllib.request.urlopen(req, timeout=10) as res:
@@ -248,7 +287,13 @@ def print_order_costs(before, after, orders):
     delta = {key: after[key] - before.get(key, 0) for key in after}
     per = lambda key: delta.get(key, 0) / orders  # noqa: E731
     label = lambda labels, name: dict(re.findall(r'(\w+)="([^"]*)"', labels)).get(name, "")  # noqa: E731
-    lines = [f"host CPU {per(('cpu seconds', '')) * 1e6:.0f} us"]
+    host, server, load = (per((name, "")) for name in ("cpu seconds", "postgres cpu seconds", "load cpu seconds"))
+    lines = [f"host CPU {host * 1e6:.0f} us"]
+    if server >= 0.00005:
+        lines.append(f"Postgres server CPU {server * 1e6:.0f} us")
+    lines.append(f"wrk CPU {load * 1e6:.0f} us")
+    # What the machine's cores could place at most if the host, the server and wrk alone used them.
+    lines.append(f"ceiling of {os.cpu_count()} cores at these costs {os.cpu_count() / (host + server + load):.0f} orders/s")
     groups = {"instances": "shop_instances_total", "statements": "shop_database_statements_total",
               "link calls": "shop_link_calls_total"}
     for title, metric in groups.items():
