@@ -17,8 +17,8 @@ use crate::storage;
 /// GET /api/carts/: the caller's cart, made empty on first use.
 pub fn show(user: User) -> Result<Response, ApiError> {
     let db = Db::open(crate::SERVICE)?;
-    let cart = storage::cart_of(&db, user.id, Timestamp::now())?;
-    answer(&db, &cart, &mut Catalogue::default())
+    let (cart, lines) = storage::cart_with_lines(&db, user.id, Timestamp::now())?;
+    answer_with(&cart, &lines, &mut Catalogue::default())
 }
 
 /// POST /api/carts/add_item/: more units of a product (a new line or an existing one); 404 for
@@ -27,10 +27,9 @@ pub fn add_item(request: &ApiRequest, user: User) -> Result<Response, ApiError> 
     let add = AddItem::read(Fields::from_request(request)?)?;
     let db = Db::open(crate::SERVICE)?;
     let now = Timestamp::now();
-    let cart = storage::cart_of(&db, user.id, now)?;
+    let (cart, lines) = storage::cart_with_lines(&db, user.id, now)?;
     // One look-up for the added product and the lines the answer will show.
     let mut catalogue = Catalogue::default();
-    let lines = storage::items(&db, cart.id)?;
     catalogue.look_up(product_ids(&lines).chain([add.product_id]))?;
     let product = catalogue
         .product(add.product_id)
@@ -68,13 +67,12 @@ pub fn update_quantity(request: &ApiRequest, user: User) -> Result<Response, Api
     let change = SetQuantity::read(Fields::from_request(request)?)?;
     let db = Db::open(crate::SERVICE)?;
     let now = Timestamp::now();
-    let cart = storage::cart_of(&db, user.id, now)?;
+    let (cart, lines) = storage::cart_with_lines(&db, user.id, now)?;
     if change.quantity == 0 {
         let cart = remove_line(&db, &cart, change.product_id, now)?;
         return answer(&db, &cart, &mut Catalogue::default());
     }
     let mut catalogue = Catalogue::default();
-    let lines = storage::items(&db, cart.id)?;
     catalogue.look_up(product_ids(&lines).chain([change.product_id]))?;
     let (cart, lines) = db.transaction(|db| {
         if !storage::set_quantity(db, cart.id, change.product_id, change.quantity)? {

@@ -18,8 +18,13 @@ fn cart(row: &Row) -> Result<Cart, StorageError> {
 }
 
 fn cart_item(row: &Row) -> Result<CartItem, StorageError> {
+    line(row, "id")
+}
+
+/// A line from a row whose line id is in column `id_column`.
+fn line(row: &Row, id_column: &str) -> Result<CartItem, StorageError> {
     Ok(CartItem {
-        id: row.int("id")?,
+        id: row.int(id_column)?,
         product_id: row.int("product_id")?,
         quantity: row.int("quantity")?,
     })
@@ -36,15 +41,51 @@ pub fn cart_of(db: &Db, user_id: i64, now: Timestamp) -> Result<Cart, StorageErr
     if let Some(row) = db.query_one(&select, &[Param::Int(user_id)])? {
         return cart(&row);
     }
+    make_cart(db, user_id, now)?;
+    cart(&expect_row(
+        db.query_one(&select, &[Param::Int(user_id)])?,
+        "the cart's SELECT",
+    )?)
+}
+
+/// The user's cart, made on first use as [`cart_of`] makes it, and its lines, oldest first: one
+/// statement where the cart and then its lines took two.
+pub fn cart_with_lines(
+    db: &Db,
+    user_id: i64,
+    now: Timestamp,
+) -> Result<(Cart, Vec<CartItem>), StorageError> {
+    // One row per line, or one row with no line (NULLs) for an empty cart.
+    const SELECT: &str = "SELECT carts.id, carts.created_at, carts.updated_at, \
+         cart_items.id AS line_id, cart_items.product_id, cart_items.quantity \
+         FROM carts LEFT JOIN cart_items ON cart_items.cart_id = carts.id \
+         WHERE carts.user_id = $1 ORDER BY cart_items.created_at, cart_items.id";
+    let mut rows = db.query(SELECT, &[Param::Int(user_id)])?;
+    if rows.is_empty() {
+        make_cart(db, user_id, now)?;
+        rows = db.query(SELECT, &[Param::Int(user_id)])?;
+    }
+    let first = rows
+        .first()
+        .ok_or_else(|| StorageError::Query("the cart's SELECT returned no row".to_owned()))?;
+    let found = cart(first)?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.opt_int("line_id")?.is_some() {
+            lines.push(line(row, "line_id")?);
+        }
+    }
+    Ok((found, lines))
+}
+
+/// Makes the user's empty cart, stamped `now`, unless the user has one.
+fn make_cart(db: &Db, user_id: i64, now: Timestamp) -> Result<(), StorageError> {
     db.execute(
         "INSERT INTO carts (user_id, created_at, updated_at) VALUES ($1, $2, $2) \
          ON CONFLICT (user_id) DO NOTHING",
         &[Param::Int(user_id), now.into()],
     )?;
-    cart(&expect_row(
-        db.query_one(&select, &[Param::Int(user_id)])?,
-        "the cart's SELECT",
-    )?)
+    Ok(())
 }
 
 /// Stamps the cart as changed `now` and answers it.
