@@ -719,8 +719,13 @@ fn must_wait(code: c_int) -> bool {
 
 /// The first words of a prepared statement's text, for a log line.
 fn sql_head(statement: NonNull<ffi::sqlite3_stmt>) -> String {
-    // SAFETY: a live statement; its text lives as long as it does and is NUL-terminated.
-    let text = unsafe { CStr::from_ptr(ffi::sqlite3_sql(statement.as_ptr())) };
+    // SAFETY: a live statement.
+    let text = unsafe { ffi::sqlite3_sql(statement.as_ptr()) };
+    if text.is_null() {
+        return String::new();
+    }
+    // SAFETY: not NULL: the statement's NUL-terminated text, which lives as long as it does.
+    let text = unsafe { CStr::from_ptr(text) };
     text.to_string_lossy().chars().take(80).collect()
 }
 
@@ -1045,9 +1050,10 @@ mod tests {
             Err(NotInline::Blocking) => panic!("the write was sent to a blocking thread"),
             Ok(_) => panic!("the write ran to its end"),
         }
-        // Stopped near its budget, not at its end (minutes away).
+        // Stopped at its budget (10 ms of CPU, or the 100 ms stall on a loaded machine), not at
+        // its end, minutes away; the bound leaves room for tests running side by side.
         assert!(
-            started.elapsed() < INLINE_STALL * 2,
+            started.elapsed() < Duration::from_secs(5),
             "{:?}",
             started.elapsed()
         );
