@@ -88,10 +88,10 @@ const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
 /// How much of its thread's own CPU time a write inside a transaction may spend on the calling
 /// thread before it is stopped (which takes its transaction with it): as long as a guest's own
-/// code runs before it yields its thread (an epoch tick). At 2 ms a busy machine stopped one
-/// checkout write in some 30,000: a virtual machine's stolen time and interrupts can count as
-/// the thread's own, and a write of microseconds had "spent" them.
-const INLINE_WRITE_BUDGET: Duration = crate::runtime::engine::EPOCH_TICK;
+/// code runs before it yields its thread (an epoch tick of the runtime, 10 ms). At 2 ms a busy
+/// machine stopped one checkout write in some 30,000: a virtual machine's stolen time and
+/// interrupts can count as the thread's own, and a write of microseconds had "spent" them.
+const INLINE_WRITE_BUDGET: Duration = Duration::from_millis(10);
 
 /// How long a write inside a transaction may stall on the calling thread (on the disk, say)
 /// before it is stopped: its budget is the thread's own CPU time, not the clock (see
