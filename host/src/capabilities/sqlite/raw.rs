@@ -319,8 +319,8 @@ impl RawConnection {
             rows: Vec::new(),
         };
         let ran = self.run_statement(statement, parameters, 0, &mut result);
-        self.budget.until = None;
-        self.budget.cpu_until = None;
+        // No budget outlives its statement (the host's own statements set none).
+        *self.budget = Budget::default();
         match ran {
             Ok(_) => Ok(result),
             // A write SQLite stopped inside a transaction may take the whole transaction with
