@@ -225,35 +225,34 @@ def seed(base, staff, n):
     return ids
 
 
-def cpu_seconds(pid):
-    """The user and system CPU seconds process `pid` has used so far (0 if it is gone)."""
+def proc_stat(pid):
+    """Process `pid`'s name and the fields of /proc/<pid>/stat after it, or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            stat = f.read()
+    except OSError:
+        return None
+    name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+    return name, rest.split()
+
+
+def ticks_to_seconds(fields):
+    return sum(int(v) for v in fields) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """The user and system CPU seconds process `pid` has used so far (0 if it is gone)."""
+    stat = proc_stat(pid)
+    return ticks_to_seconds(stat[1][11:13]) if stat else 0.0
 
 
 def postgres_cpu_seconds():
     """The CPU seconds of this machine's Postgres server so far: its live processes (the
     postmaster, its workers, every backend) and the backends that have ended, which the
     postmaster reaps (its children's time)."""
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
-        if name == "postgres":
-            fields = rest.split()
-            # utime, stime, cutime, cstime: its own time and that of its ended children.
-            total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
+    stats = (proc_stat(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    # utime, stime, cutime, cstime: its own time and that of its ended children.
+    return sum(ticks_to_seconds(fields[11:15]) for name, fields in filter(None, stats) if name == "postgres")
 
 
 def load_cpu_seconds():
