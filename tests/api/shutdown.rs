@@ -106,3 +106,80 @@ async fn sigterm_answers_every_accepted_request_then_exits_0() {
         signalled.elapsed()
     );
 }
+
+/// A client that gives up on its request (a timeout, a closed tab) leaves a line in the host's
+/// log all the same: a 499 naming the request, its component and how long it had run, then,
+/// once its guest has finished (it runs to its end: a checkout ends as it would have), a line
+/// that says so. Before, such a request left no line at all, and a stalled checkout that made
+/// its client give up was invisible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_goes_away_is_logged_and_its_guest_finishes() {
+    build_components();
+    let workdir = fresh_workdir("client-gone");
+    let products = repo_root().join("target/wasm32-wasip2/release/products.wasm");
+    let manifest = write_test_manifest(&workdir, &products, &["slow"]);
+    let mut cmd = host_command(&workdir);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    let host = spawn_serving(cmd, &workdir, &manifest);
+    wait_healthy(&host.base);
+
+    let addr = host.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request =
+        format!("GET /test/slow/?ms=1500 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    // The guest is sleeping: the client closes its connection without waiting for the answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+
+    let logged = |text: &str| {
+        read_log_of(&host.log)
+            .lines()
+            .any(|line| line.contains(text))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(logged("status=499") && logged("whose client went away has finished"))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = read_log_of(&host.log);
+    let gone = log
+        .lines()
+        .find(|line| line.contains("status=499"))
+        .unwrap_or_else(|| panic!("no 499 line for the request whose client left; log:\n{log}"));
+    for part in [
+        "method=GET",
+        "path=/test/slow/",
+        "component=slow",
+        "reason=\"client went away\"",
+    ] {
+        assert!(gone.contains(part), "{part} missing from {gone:?}");
+    }
+    let finished = log
+        .lines()
+        .find(|line| line.contains("whose client went away has finished"))
+        .unwrap_or_else(|| panic!("the orphaned guest's end was not logged; log:\n{log}"));
+    assert!(finished.contains("component=slow"), "{finished:?}");
+    // The guest slept its 1.5 s to the end: it was not stopped with its request.
+    let slept = finished
+        .split("duration=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default();
+    let seconds = slept.strip_suffix('s').and_then(|s| s.parse::<f64>().ok());
+    assert!(
+        seconds.is_some_and(|seconds| seconds >= 1.4),
+        "the guest ran {slept}, not its 1.5 s: {finished:?}"
+    );
+    // One line per request: the request was not logged again as answered.
+    assert_eq!(
+        log.lines()
+            .filter(|line| line.contains("path=/test/slow/"))
+            .count(),
+        1,
+        "log:\n{log}"
+    );
+}

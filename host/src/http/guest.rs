@@ -63,6 +63,8 @@ pub async fn call_component(
     let mut guest = Unfinished {
         id: id.clone(),
         deadline,
+        started,
+        answered: false,
         run: Some(Box::pin(
             async move {
                 // The permits count guest instances: they go when the store does.
@@ -109,7 +111,10 @@ pub async fn call_component(
             }
         }
         // The guest streams the rest of its body on its own (when `guest` drops).
-        Ok(First::Head(Ok(answer))) => answered(&id, answer),
+        Ok(First::Head(Ok(answer))) => {
+            guest.answered = true;
+            answered(&id, answer)
+        }
         Ok(First::Head(Err(_))) => {
             // The outparam went without a response: the guest failed, or returned without one.
             let run = guest.run.take();
@@ -160,6 +165,10 @@ fn answered(id: &str, answer: Answer) -> Response<ResponseBody> {
 struct Unfinished {
     id: String,
     deadline: Instant,
+    started: Instant,
+    /// Whether the head of the answer went out: if not, the run is dropped because its client
+    /// went away, and its end is logged (the request's own line, a 499, was written then).
+    answered: bool,
     /// `None` once it is over, or stopped on purpose.
     run: Option<GuestRun>,
 }
@@ -170,11 +179,17 @@ impl Drop for Unfinished {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (id, deadline) = (std::mem::take(&mut self.id), self.deadline);
+        let (id, deadline, started) = (std::mem::take(&mut self.id), self.deadline, self.started);
+        let orphaned = !self.answered;
         runtime.spawn(async move {
             let streamed = (deadline + DEADLINE_GRACE).into();
             match tokio::time::timeout_at(streamed, run).await {
                 Ok(Err(err)) => log_guest_failure(&id, &err, deadline),
+                Ok(Ok(())) if orphaned => tracing::info!(
+                    component = %id,
+                    duration = ?started.elapsed(),
+                    "the guest of a request whose client went away has finished"
+                ),
                 Ok(Ok(())) => {}
                 Err(_elapsed) => {
                     metrics().guest_failure(&id, FailureReason::Deadline);

@@ -256,20 +256,27 @@ async fn handle(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let mut line = RequestLine {
+        method: &method,
+        path: &path,
+        component: "-",
+        started,
+        written: false,
+    };
     // Why the host answered without the guest, when a bound turned the request away.
     let mut refused = None;
-    let (response, component) = if !admission::is_known_method(&method) {
+    let response = if !admission::is_known_method(&method) {
         refused = Some("unknown method");
-        (method_not_implemented(&method), "-")
+        method_not_implemented(&method)
     } else if path == LIVENESS_PATH {
-        (liveness(&method), "-")
+        liveness(&method)
     } else if path == READINESS_PATH {
-        (site.readiness.answer(&site.app, &method).await, "-")
+        site.readiness.answer(&site.app, &method).await
     } else {
         match site.router.route(&path) {
             Some(matched) => {
                 let index = matched.route.component;
-                let id = site.app.components[index].config.id.as_str();
+                line.component = site.app.components[index].config.id.as_str();
                 let guest = Guest {
                     site,
                     bounds,
@@ -277,29 +284,64 @@ async fn handle(
                     client,
                     local_addr,
                 };
-                let response = match guest.serve(request, &method, &path).await {
+                match guest.serve(request, &method, &path).await {
                     Ok(response) => response,
                     Err((response, reason)) => {
                         refused = Some(reason);
                         count_unserved(&site.app, index, &response, started);
                         response
                     }
-                };
-                (response, id)
+                }
             }
-            None => (not_found(), "-"),
+            None => not_found(),
         }
     };
-    tracing::info!(
-        target: "shop::request",
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        component = %component,
-        duration = ?started.elapsed(),
-        reason = refused,
-    );
+    line.write(response.status().as_u16(), refused);
     response
+}
+
+/// A request's log line. hyper drops the request's future when its client goes away before
+/// the answer; the line is then written on drop, with nginx's 499 ("client closed request")
+/// and how long the request had run: such a request left no line before, though its guest
+/// goes on (a checkout still ends, and holds its user's claim meanwhile).
+struct RequestLine<'a> {
+    method: &'a http::Method,
+    path: &'a str,
+    /// The component routed to, once known; "-" for the host's own answers.
+    component: &'a str,
+    started: Instant,
+    written: bool,
+}
+
+/// The status logged for a request whose client went away before the answer.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl RequestLine<'_> {
+    /// Writes the line of an answered request.
+    fn write(mut self, status: u16, reason: Option<&str>) {
+        self.written = true;
+        self.emit(status, reason);
+    }
+
+    fn emit(&self, status: u16, reason: Option<&str>) {
+        tracing::info!(
+            target: "shop::request",
+            method = %self.method,
+            path = %self.path,
+            status,
+            component = %self.component,
+            duration = ?self.started.elapsed(),
+            reason,
+        );
+    }
+}
+
+impl Drop for RequestLine<'_> {
+    fn drop(&mut self) {
+        if !self.written {
+            self.emit(CLIENT_CLOSED_REQUEST, Some("client went away"));
+        }
+    }
 }
 
 /// A request routed to a component, and what it needs to get there.
