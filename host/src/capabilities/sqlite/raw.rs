@@ -564,6 +564,17 @@ impl RawConnection {
         if result.columns.is_empty() && columns > 0 {
             result.columns = (0..columns).map(|i| column_name(stmt, i)).collect();
         }
+        // SQLite counts a statement's steps over all its runs, and looks at the budget each
+        // time that count passes another BUDGET_CHECK_STEPS, also once more as a run ends,
+        // after its last step: past its COMMIT when it autocommits, which it then answers with
+        // SQLITE_INTERRUPT all the same. A kept statement of a few steps (an INSERT, a COMMIT)
+        // was looked at so now and then, always once it had done all it does, and its caller
+        // ran it again (twice-written rows, a claim that refused its own request). Counted from
+        // this run, a statement shorter than that is never stopped, and a longer one that is
+        // stopped as it ends is told from one stopped on its way by the rows it counted.
+        // SAFETY: as above; resets the statement's step counter and reads nothing.
+        unsafe { ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_VM_STEP, 1) };
+        let changes_before = self.total_changes();
         let mut budget = ResultBudget::new();
         loop {
             // SAFETY: as above.
@@ -581,9 +592,22 @@ impl RawConnection {
                     result.rows.push(values);
                 }
                 ffi::SQLITE_DONE => return Ok(used),
+                // Stopped as it ended: its rows were all stepped, its changes made (SQLite
+                // counts a statement's changes only once it ends without rolling them back).
+                code if code & 0xff == ffi::SQLITE_INTERRUPT
+                    && self.total_changes() > changes_before =>
+                {
+                    return Ok(used)
+                }
                 code => return Err(self.failure(code)),
             }
         }
+    }
+
+    /// The rows changed by the connection's statements that ended, since it was opened.
+    fn total_changes(&self) -> i64 {
+        // SAFETY: `db` is open.
+        unsafe { ffi::sqlite3_total_changes64(self.db.as_ptr()) }
     }
 
     /// The failure of a call that answered `code`, with the connection's message for it.
@@ -1089,5 +1113,175 @@ mod tests {
         let third = run(&mut conn, echo, vec![Value::Integer(8)]);
         assert!(matches!(third.rows[0][0], Value::Integer(8)));
         assert!(matches!(third.rows[0][1], Value::Null), "{:?}", third.rows);
+    }
+
+    /// Runs `sql` (kept prepared) with its budget spent before it starts, as on a request's
+    /// thread that lost its core: answers whether it succeeded.
+    fn run_with_budget_spent(conn: &mut RawConnection, sql: &str, parameters: &[Value]) -> bool {
+        let prepared = conn
+            .cached(sql)
+            .unwrap()
+            .expect("a statement the cache keeps");
+        conn.set_mode(Some(Instant::now() - Duration::from_secs(1)), None);
+        let mut result = QueryResult {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        };
+        let ran = conn.run_statement(prepared.statement, parameters, 0, &mut result);
+        *conn.budget = Budget::default();
+        prepared.done();
+        match ran {
+            Ok(_) => true,
+            Err(failure) => {
+                assert!(must_wait(failure.code), "{:?}", failure.error);
+                false
+            }
+        }
+    }
+
+    fn count(conn: &mut RawConnection, table: &str) -> i64 {
+        let rows = run(conn, &format!("SELECT COUNT(*) FROM {table}"), vec![]).rows;
+        match rows[0][0] {
+            Value::Integer(n) => n,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_kept_write_stopped_by_its_budget_has_run_whole_or_not_at_all() {
+        // SQLite looks at the budget once more as a statement ends, after its commit when it
+        // autocommits, and counts a kept statement's steps over all its runs: an INSERT of a
+        // few steps answered "interrupted" one run in 33, its row written, and the host ran it
+        // again (the checkout's claim then refused its own request for 5 s, then its user's).
+        let dir = TempDir::new();
+        let mut conn = open(&dir);
+        run(
+            &mut conn,
+            "CREATE TABLE claims (user_id INTEGER PRIMARY KEY, k TEXT NOT NULL UNIQUE)",
+            vec![],
+        );
+        let insert = "INSERT INTO claims (user_id, k) VALUES ($1, $2)";
+        for user in 0..200 {
+            let parameters = [Value::Integer(user), Value::Text(format!("key {user}"))];
+            assert!(
+                run_with_budget_spent(&mut conn, insert, &parameters),
+                "the INSERT of user {user} answered interrupted"
+            );
+        }
+        assert_eq!(count(&mut conn, "claims"), 200);
+
+        // Longer writes, alone and in a transaction: every length from a few steps to a few
+        // thousand, so that the budget is looked at on the way for some and only as they end
+        // for others. Each has written all its rows and says so, or none and says it stopped.
+        run(&mut conn, "CREATE TABLE t (x INTEGER)", vec![]);
+        let insert = "INSERT INTO t WITH RECURSIVE s(i) AS \
+                      (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $1) SELECT i FROM s";
+        let (mut stopped, mut whole) = (0, 0);
+        for in_transaction in [false, true] {
+            for rows in 1..=300 {
+                run(&mut conn, "DELETE FROM t", vec![]);
+                if in_transaction {
+                    run(&mut conn, "BEGIN IMMEDIATE", vec![]);
+                }
+                let ran = run_with_budget_spent(&mut conn, insert, &[Value::Integer(rows)]);
+                let written = count(&mut conn, "t");
+                if ran {
+                    whole += 1;
+                    assert_eq!(written, rows, "succeeded with {written} of {rows} rows");
+                } else {
+                    stopped += 1;
+                    assert_eq!(written, 0, "stopped with {written} of {rows} rows left");
+                }
+                if conn.in_transaction() {
+                    run(&mut conn, "COMMIT", vec![]);
+                }
+            }
+        }
+        // Both ends were reached: short writes run whole, long ones are stopped.
+        assert!(whole > 0 && stopped > 0, "whole {whole}, stopped {stopped}");
+    }
+
+    /// A progress handler that stops the statement on its `n`-th look (`n` counts down; 0:
+    /// never).
+    unsafe extern "C" fn stop_on_look(n: *mut c_void) -> c_int {
+        // SAFETY: the test's counter, alive while the handler is registered.
+        let n = unsafe { &mut *n.cast::<u32>() };
+        match *n {
+            0 => 0,
+            1 => {
+                *n = 0;
+                1
+            }
+            _ => {
+                *n -= 1;
+                0
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_stopped_once_it_has_ended_is_answered_as_done() {
+        // Stopped at each of the looks SQLite takes in turn (one every step here), the last of
+        // which come once the statement has ended (committed, as it autocommits): those are a
+        // success, the others a stop with nothing written, never "stopped" with its rows
+        // written.
+        let dir = TempDir::new();
+        let mut conn = open(&dir);
+        run(&mut conn, "CREATE TABLE t (x INTEGER)", vec![]);
+        let insert = "INSERT INTO t WITH RECURSIVE s(i) AS \
+                      (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 5) SELECT i FROM s";
+        let mut stopped_as_it_ended = 0;
+        for look in 1.. {
+            let mut countdown: u32 = look;
+            // SAFETY: `countdown` outlives the handler, which is put back below.
+            unsafe {
+                let countdown: *mut u32 = &mut countdown;
+                ffi::sqlite3_progress_handler(
+                    conn.db.as_ptr(),
+                    1,
+                    Some(stop_on_look),
+                    countdown.cast(),
+                );
+            }
+            let prepared = conn.cached(insert).unwrap().expect("kept");
+            let mut result = QueryResult {
+                columns: Vec::new(),
+                rows: Vec::new(),
+            };
+            let ran = conn.run_statement(prepared.statement, &[], 0, &mut result);
+            prepared.done();
+            let budget: *mut Budget = &mut *conn.budget;
+            // SAFETY: the connection's own handler and budget, as `open` registers them.
+            unsafe {
+                ffi::sqlite3_progress_handler(
+                    conn.db.as_ptr(),
+                    BUDGET_CHECK_STEPS,
+                    Some(past_budget),
+                    budget.cast(),
+                );
+            }
+            let stopped = countdown == 0;
+            let written = count(&mut conn, "t");
+            run(&mut conn, "DELETE FROM t", vec![]);
+            match ran {
+                Ok(_) => {
+                    assert_eq!(written, 5, "look {look}: succeeded with {written} rows");
+                    if stopped {
+                        stopped_as_it_ended += 1;
+                    } else {
+                        break;
+                    }
+                }
+                Err(failure) => {
+                    assert!(stopped, "look {look}: {:?}", failure.error);
+                    assert_eq!(written, 0, "look {look}: stopped with {written} rows left");
+                }
+            }
+        }
+        // SQLite may look several times once it has ended: at least one such look was met.
+        assert!(
+            stopped_as_it_ended > 0,
+            "SQLite's look after the end was not met"
+        );
     }
 }
