@@ -491,10 +491,11 @@ def bench_engine(engine, args, system, binary, manifest=MANIFEST):
         proc.wait()
         cleanup()
         if failed:
-            # The host's log says why a request failed: keep it past the run.
+            # The host's log says why a request failed, and its SQLite files what it left
+            # (a checkout's claim, say): keep the run's folder.
             kept = tempfile.mkdtemp(prefix=f"shop-bench-failed-{engine}-")
-            shutil.copy(os.path.join(workdir, "host.log"), kept)
-            print(f"a request failed: the host's log is kept in {kept}/host.log")
+            shutil.copytree(workdir, kept, dirs_exist_ok=True)
+            print(f"a request failed: the host's log and databases are kept in {kept} (host.log)")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
