@@ -1115,21 +1115,32 @@ mod tests {
         assert!(matches!(third.rows[0][1], Value::Null), "{:?}", third.rows);
     }
 
-    /// Runs `sql` (kept prepared) with its budget spent before it starts, as on a request's
-    /// thread that lost its core: answers whether it succeeded.
-    fn run_with_budget_spent(conn: &mut RawConnection, sql: &str, parameters: &[Value]) -> bool {
+    /// Runs `sql` once as a kept statement, as the host's calls do, under whatever budget and
+    /// progress handler the connection has.
+    fn run_kept(
+        conn: &mut RawConnection,
+        sql: &str,
+        parameters: &[Value],
+    ) -> Result<usize, Failure> {
         let prepared = conn
             .cached(sql)
             .unwrap()
             .expect("a statement the cache keeps");
-        conn.set_mode(Some(Instant::now() - Duration::from_secs(1)), None);
         let mut result = QueryResult {
             columns: Vec::new(),
             rows: Vec::new(),
         };
         let ran = conn.run_statement(prepared.statement, parameters, 0, &mut result);
-        *conn.budget = Budget::default();
         prepared.done();
+        ran
+    }
+
+    /// Runs `sql` (kept prepared) with its budget spent before it starts, as on a request's
+    /// thread that lost its core: answers whether it succeeded.
+    fn run_with_budget_spent(conn: &mut RawConnection, sql: &str, parameters: &[Value]) -> bool {
+        conn.set_mode(Some(Instant::now() - Duration::from_secs(1)), None);
+        let ran = run_kept(conn, sql, parameters);
+        *conn.budget = Budget::default();
         match ran {
             Ok(_) => true,
             Err(failure) => {
@@ -1243,13 +1254,7 @@ mod tests {
                     countdown.cast(),
                 );
             }
-            let prepared = conn.cached(insert).unwrap().expect("kept");
-            let mut result = QueryResult {
-                columns: Vec::new(),
-                rows: Vec::new(),
-            };
-            let ran = conn.run_statement(prepared.statement, &[], 0, &mut result);
-            prepared.done();
+            let ran = run_kept(&mut conn, insert, &[]);
             let budget: *mut Budget = &mut *conn.budget;
             // SAFETY: the connection's own handler and budget, as `open` registers them.
             unsafe {
